@@ -1,0 +1,58 @@
+# The README's commands. Each installs what is missing first (scripts/install_deps.sh is idempotent and fast when
+# everything is there).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PY := /usr/bin/python3
+MODELS ?= models
+DEMO_MODEL ?= resnet18
+DEMO_PARTS ?= 2
+CTEST_ARGS ?=
+
+.PHONY: all deps deps-models build demo test models models-large bench sanitize clean
+
+all: build
+
+deps:
+	@scripts/install_deps.sh
+
+deps-models:
+	@scripts/install_deps.sh --models
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Exports the seed's three models with random weights (mobilenet_v2, resnet18, gpt2) into $(MODELS)/.
+models: deps-models
+	@$(PY) scripts/export_models.py --out $(MODELS)
+
+# A GPT-2-large-shaped decoder (3.2 GiB, external data): the case onnxpipe exists for. Not part of `make test`.
+models-large: deps-models
+	@$(PY) scripts/export_models.py --out $(MODELS) --only gpt2_large
+
+demo: deps-models build
+	@scripts/demo.sh $(BUILD)/onnxpipe $(MODELS) $(DEMO_MODEL) $(DEMO_PARTS)
+
+test: deps-models build
+	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
+	cd $(BUILD) && ONNXPIPE_MODELS=$(abspath $(MODELS)) ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench: deps-models build
+	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
+	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/split_bench
+	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/pipeline_bench
+
+# The runtime and pipeline tests under ThreadSanitizer and AddressSanitizer (ORT itself is not instrumented).
+SANITIZED_TESTS := runtime_test pipeline_test
+sanitize: deps
+	@for kind in thread address; do \
+	  dir=$(BUILD)-$$kind; \
+	  cmake -S . -B $$dir -DONNXPIPE_SANITIZE=$$kind -DCMAKE_BUILD_TYPE=Debug >/dev/null && \
+	  cmake --build $$dir -j $(JOBS) --target $(SANITIZED_TESTS) && \
+	  (cd $$dir && ctest --output-on-failure -L unit -R 'Pipeline|Runtime') || exit 1; \
+	done
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-thread $(BUILD)-address

@@ -1,0 +1,34 @@
+#pragma once
+// Where a session runs: `cpu` (all cores), `cpu:T` (T intra-op threads), `cpu:T@C0-C1` (those threads pinned to
+// cores C0..C1, 0-based), `cuda:K` (ONNX Runtime's CUDA provider on device K).
+#include <string>
+#include <vector>
+
+namespace onnxpipe {
+
+enum class DeviceKind { CPU, CUDA };
+
+struct DeviceSpec {
+  DeviceKind kind = DeviceKind::CPU;
+  int threads = 0;         // CPU intra-op threads, the calling thread included; 0 = one per hardware thread
+  std::vector<int> cores;  // CPU cores the threads are pinned to, in order (thread i on cores[i % size]); empty: free
+  int device_id = 0;       // CUDA device
+
+  bool is_cuda() const { return kind == DeviceKind::CUDA; }
+  // Threads actually used: `threads`, or the hardware concurrency when 0.
+  int thread_count() const;
+  // The canonical text: parse_device(to_string()) == *this.
+  std::string to_string() const;
+  bool operator==(const DeviceSpec& other) const;
+};
+
+// Throws Error(USAGE) naming the text and the accepted forms; cores must exist on this machine.
+DeviceSpec parse_device(const std::string& text);
+// A comma-separated list: "cpu:1@0,cpu:1@1".
+std::vector<DeviceSpec> parse_devices(const std::string& list);
+
+// Pins the calling thread to the first core of a pinned CPU device (the thread that calls Run is one of the session's
+// intra-op threads); does nothing for other devices. Throws Error(RUNTIME) when the OS refuses.
+void pin_current_thread(const DeviceSpec& device);
+
+}  // namespace onnxpipe

@@ -1,0 +1,78 @@
+#pragma once
+// plan.json: the contract between splitting and running. Everything a runner needs to wire the pieces, and what the
+// splitter predicted, in a file a person can read and edit; Plan::load re-validates it.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "onnxpipe/tensor.h"
+
+namespace onnxpipe {
+
+// One dimension: a fixed size (value >= 0), a symbolic one (param set, value -1) or unknown (both empty).
+struct Dim {
+  int64_t value = -1;
+  std::string param;
+  bool operator==(const Dim& other) const { return value == other.value && param == other.param; }
+};
+
+// A tensor value as it crosses between pieces or enters/leaves the model.
+struct ValueDesc {
+  std::string name;
+  DType dtype = DType::UNDEFINED;
+  bool has_shape = false;  // false: rank unknown, declared without a shape
+  std::vector<Dim> dims;
+  int64_t bytes = -1;  // for the plan's --dim values; -1 when not known
+};
+
+struct PieceDesc {
+  int index = 0;
+  std::string file;           // relative to the plan directory: piece_K.onnx
+  std::string data_file;      // its external data file, or empty when the weights are inside the .onnx
+  int64_t node_count = 0;
+  int64_t weight_bytes = 0;      // all weights the piece holds
+  int64_t duplicated_bytes = 0;  // of those, the ones another piece holds too (shared weights, Constant nodes)
+  double cost = 0;               // estimated, in the balance criterion's unit, transfers in included
+  std::vector<ValueDesc> inputs;   // graph inputs and crossing values it reads
+  std::vector<ValueDesc> outputs;  // crossing values later pieces read, and the graph outputs it produces
+};
+
+// A value that travels between pieces: produced by `producer` (-1: a graph input) and read by `consumers`
+// (ascending; may skip pieces). graph_output: also an output of the whole model.
+struct CrossingValue {
+  std::string name;
+  int producer = -1;
+  std::vector<int> consumers;
+  bool graph_output = false;
+};
+
+struct Plan {
+  int format_version = 1;
+  std::string source_path;
+  std::string source_sha256;
+  std::string balance;                 // bytes | flops | time
+  std::string cost_unit;               // bytes | flops | us
+  std::map<std::string, int64_t> dims;  // symbolic dimension values used for shapes and costs
+  std::vector<ValueDesc> model_inputs;
+  std::vector<ValueDesc> model_outputs;
+  std::vector<PieceDesc> pieces;
+  std::vector<CrossingValue> values;
+  double predicted_max_cost = 0;  // the slowest piece
+  double ideal_cost = 0;          // total / N
+  double heaviest_node_cost = 0;  // no cut-only split can go under this
+
+  int parts() const { return static_cast<int>(pieces.size()); }
+
+  // Reads DIR/plan.json and checks it: pieces in order and present on disk, every piece input produced by an
+  // earlier piece or a graph input, every graph output produced by exactly one piece, consumers after producers.
+  // Throws Error(INVALID_MODEL) naming the field that is wrong.
+  static Plan load(const std::string& dir);
+  // Writes DIR/plan.json (pretty printed).
+  void save(const std::string& dir) const;
+  void validate() const;
+  std::string to_json() const;
+  static Plan from_json(const std::string& text);
+};
+
+}  // namespace onnxpipe

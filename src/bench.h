@@ -1,0 +1,151 @@
+#pragma once
+// The seed's experiment on any model and device set: run N = 1, 3, 5 ... images through each mode (sequence,
+// pipeline, replicas), `repeat` times each, and report per (mode, N) what the seed's CSV reports (same column names),
+// plus how close the run came to the physical limit: throughput against 1 / (slowest stage timed alone), latency
+// percentiles, busy and bubble fractions, bytes crossing each cut, peak memory. Every mode's outputs are compared with
+// the first mode's, image by image (atol 1e-3 like the seed).
+//
+//   Bench bench("models/resnet18.onnx", options);     // splits into a temporary directory
+//   auto columns = bench.columns();
+//   BenchSummary summary = bench.run([&](const Measurement& m) { print(bench.row(m)); });
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "onnxpipe/pipeline.h"
+#include "onnxpipe/plan.h"
+#include "onnxpipe/split.h"
+
+namespace onnxpipe::detail {
+
+// --images: "A:B:S" is Python's range(A, B, S) like the seed's range(1, maxN, stepN) ("1:81:2" is 1, 3 ... 79),
+// "A:B" steps by 1, "N" is one count; a comma list joins such items ("1,2,4,8:33:8"). Counts are >= 1, in the given
+// order. Anything else is Error(USAGE) naming the spec.
+struct ImageSweep {
+  std::vector<int> counts;
+  int max_n = 0;  // the seed's maxN: a lone range's stop, else the largest count
+  int step = 0;   // the seed's stepN: a lone range's step, else 0 (not a range)
+};
+ImageSweep parse_image_sweep(const std::string& spec);
+
+// --modes: a comma list of sequence, pipeline, replicas, each once; Error(USAGE) otherwise.
+std::vector<PipelineMode> parse_modes(const std::string& list);
+
+struct BenchOptions {
+  // One device per stage. Pipeline runs stage k on devices[k]; sequence runs the whole model on devices[0]; replicas
+  // run one whole model per device.
+  std::vector<std::string> devices = {"cpu"};
+  std::vector<PipelineMode> modes = {PipelineMode::SEQUENCE, PipelineMode::PIPELINE, PipelineMode::REPLICAS};
+  ImageSweep images = parse_image_sweep("1:81:2");
+  int repeat = 4;  // measured runs per (mode, N), averaged
+  // Seconds of unmeasured runs (the largest N), back to back, per mode before its sweep and per session before it is
+  // timed alone; one run at least. An idle core takes a few hundred milliseconds to reach its speed.
+  double warmup = 1;
+  int alone_runs = 100;  // requests timed back to back per session run by itself (the bound), median
+  int micro_batch = 0;   // > 0: the N images go as one batch, cut into micro-batches of this many rows
+  int max_inflight = 8;  // requests admitted and not yet answered
+  double atol = 1e-3;    // like the seed's assert_allclose
+  double rtol = 1e-7;
+  uint64_t seed = 0;                    // of the random images (image i uses seed + i)
+  std::map<std::string, int64_t> dims;  // symbolic dimension values of the inputs (and of the split)
+  // When the source is a model: how to split it (parts = devices; output_dir is a temporary directory). Balance
+  // TIME measured on the stage device kind unless set otherwise.
+  SplitOptions split;
+  std::string commit;      // build commit written on every row
+  std::string trace_path;  // write a Chrome trace of one run there: the last repetition of the largest N, in
+                           // pipeline mode when it is measured, else in the last mode
+  ProgressFn progress;
+};
+
+// Seconds per run (sums over the run's requests, as the seed's per-thread counters), averaged over repetitions.
+struct StageTimes {
+  double wait0 = 0;  // waiting for the run's first request
+  double wait = 0;   // waiting for requests, wait0 included
+  double copy1 = 0;  // copy in
+  double copy2 = 0;  // copy out
+  double run = 0;
+  double ttime = 0;  // from starting to wait to handing each request on
+  double wtime = 0;  // ttime - copy1 - run - copy2: waiting plus hand-off
+  double busy = 0;   // (copy1 + run + copy2) / wall time
+};
+
+// One cut between stage k and k+1, per request.
+struct CutTimes {
+  int64_t bytes = -1;       // of the values crossing it (from the plan; -1 unknown)
+  double copied_bytes = 0;  // copied into stage k+1 (0 on CPU: the hand-off is zero-copy)
+  double copy_s = 0;        // stage k+1's copy in
+};
+
+// One (mode, N), averaged over the repetitions.
+struct Measurement {
+  PipelineMode mode = PipelineMode::PIPELINE;
+  std::string mode_devices;        // what this mode ran on
+  int images = 0;                  // N
+  int requests = 0;                // per run: N, or the micro-batches
+  int sessions = 0;                // the seed's n_threads
+  double time = 0;                 // seconds per run
+  bool order = true;               // the last stage finished the requests in submission order in every run
+  std::vector<StageTimes> stages;  // pipeline mode only (the seed leaves them empty for sequence)
+  std::vector<CutTimes> cuts;      // pipeline mode only
+  double throughput = 0;           // images / s
+  double bound_throughput = 0;     // images / s: one per slowest stage's time alone; replicas: their rates summed
+  double speedup = -1;             // sequence time / time at this N; < 0 when sequence was not measured before
+  double latency_p50 = 0, latency_p90 = 0, latency_p99 = 0;  // seconds from admission to answer
+  double bubble = 0;                                         // 1 - work / (sessions * wall time)
+  double bubble_theory = 0;          // pipeline (p-1)/(m+p-1); replicas 1 - m/(R*ceil(m/R)); sequence 0
+  std::vector<int64_t> peak_memory;  // per entry of options.devices: ORT's MaxInUse bytes, -1 unknown or unused
+  double max_abs_diff = 0;           // against the first mode, image by image
+  int64_t mismatches = 0;            // elements beyond atol + rtol * |expected|
+};
+
+struct BenchSummary {
+  int rows = 0;
+  double max_abs_diff = 0;
+  std::vector<std::string> mismatches;  // "pipeline N=7 image 3 output 'y': max |diff| 0.2", the first few
+  bool verified() const { return mismatches.empty(); }
+};
+
+// A results column, for printers: csv/json carry every column, md the key ones.
+enum class ColumnType { TEXT, INT, REAL, FLAG };
+struct BenchColumn {
+  std::string name;
+  ColumnType type = ColumnType::REAL;
+  bool key = false;    // shown in the md table
+  bool fixed = false;  // the same on every row of a bench (md shows it once, above the table)
+  int decimals = -1;   // md digits after the point; -1: 4 significant digits
+};
+using BenchCell = std::variant<std::monostate, std::string, int64_t, double, bool>;  // monostate: null
+
+class Bench {
+ public:
+  // Loads the plan of a plan directory, or splits a model into a temporary directory (removed with the Bench).
+  // Error(USAGE) for bad options (device count versus parts, empty sweep...).
+  Bench(const std::string& source, BenchOptions options);
+  ~Bench();
+  Bench(const Bench&) = delete;
+  Bench& operator=(const Bench&) = delete;
+
+  const Plan& plan() const;
+  const std::string& plan_dir() const;
+  std::string plan_hash() const;  // sha256 of plan.json, 16 hex digits
+
+  // Every column, in order: the seed's (n_imgs, maxN, stepN, repN, batch_size, n_threads, name, time, order, then
+  // wait0_i ... wtime_i for each stage i), then onnxpipe's figures and the build and setup on every row.
+  std::vector<BenchColumn> columns() const;
+  // A measurement as one cell per column.
+  std::vector<BenchCell> row(const Measurement& m) const;
+
+  // Measures every mode and N, calling on_row as each (mode, N) is done. Outputs that differ are listed in the
+  // summary, not thrown: the caller prints the rows first, then fails (Error(VERIFY_MISMATCH)).
+  BenchSummary run(const std::function<void(const Measurement&)>& on_row);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace onnxpipe::detail

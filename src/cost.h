@@ -1,0 +1,32 @@
+#pragma once
+// Per-node cost models: weight bytes (the reference splitter's criterion), FLOPs from concrete shapes, and measured
+// time (ORT profiler times mapped back to nodes). All return one cost per position of Graph::order().
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph.h"
+
+namespace onnxpipe::detail {
+
+// Weight bytes each node reads (a weight read by several nodes counts for each).
+std::vector<double> weight_bytes_costs(const Graph& graph);
+
+// Floating point operations per node, from concrete shapes of its inputs and outputs (`shapes` maps value and weight
+// names to fully known shapes). Conv/ConvTranspose, Gemm/MatMul/Einsum-like, attention pieces (Softmax...),
+// elementwise, reductions, normalisations, pooling; data movement ops cost their bytes moved / 4 so nothing is free;
+// If/Loop/Scan bodies are not analysed (1 per output element); unknown ops and nodes with unknown shapes cost 1.
+std::vector<double> flops_costs(const Graph& graph, const std::map<std::string, ValueDesc>& shapes);
+// FLOPs of one node (exposed for tests).
+double node_flops(const NodeDesc& node, const std::map<std::string, ValueDesc>& shapes);
+
+// Measured microseconds per node name -> per position (nodes ORT fused away or did not report cost 0).
+std::vector<double> time_costs(const Graph& graph, const std::map<std::string, double>& us_per_node);
+
+// The cost of moving one crossing byte, in each criterion's unit, so transfers weigh in the bottleneck:
+// bytes 1, flops 10 (about 100 GFLOP/s against 10 GB/s), time 3e-4 us: a crossing tensor is written by one piece
+// and read by the next, and on CPU each side also converts its layout (NCHWc), so moving it costs about 3 GB/s; that
+// figure balanced mobilenet_v2 in 4 best on this machine (bench/split_bench).
+double transfer_cost_per_byte(const std::string& unit);
+
+}  // namespace onnxpipe::detail

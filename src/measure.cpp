@@ -1,0 +1,70 @@
+#include "measure.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "onnxpipe/error.h"
+#include "onnxpipe/verify.h"
+#include "runtime.h"
+
+namespace onnxpipe::detail {
+namespace {
+
+SessionConfig config_for(const Model& model, const std::string& device) {
+  SessionConfig config;
+  config.device = device;
+  config.optimization_level = 0;
+  config.external_data_dir = std::filesystem::path(model.graph().path).parent_path().string();
+  if (config.external_data_dir.empty()) config.external_data_dir = ".";
+  return config;
+}
+
+std::map<std::string, Tensor> random_inputs(const Model& model, const std::map<std::string, int64_t>& dims) {
+  VerifyOptions options;
+  options.dims = dims;
+  return make_inputs(model.graph().inputs, options);
+}
+
+}  // namespace
+
+std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::vector<std::string>& names) {
+  const GraphDesc& graph = model.graph();
+  std::set<std::string> declared_outputs;
+  for (const auto& output : graph.outputs) declared_outputs.insert(output.name);
+  std::vector<std::string> extra;
+  for (const auto& name : names)
+    if (!declared_outputs.count(name)) extra.push_back(name);
+  Session session = Session::from_bytes(model.serialize(extra), config_for(model, "cpu"));
+  std::vector<std::string> wanted;
+  for (const auto& output : session.outputs())
+    if (output.dtype != DType::UNDEFINED && std::find(names.begin(), names.end(), output.name) != names.end())
+      wanted.push_back(output.name);
+  std::map<std::string, ValueDesc> types;
+  if (wanted.empty()) return types;
+  for (auto& [name, tensor] : session.run(random_inputs(model, dims), wanted)) {
+    ValueDesc desc;
+    desc.name = name;
+    desc.dtype = tensor.dtype;
+    desc.has_shape = true;
+    for (int64_t d : tensor.shape) desc.dims.push_back(Dim{d, ""});
+    desc.bytes = static_cast<int64_t>(tensor.dtype == DType::STRING ? 0 : tensor.byte_size());
+    types[name] = std::move(desc);
+  }
+  return types;
+}
+
+std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::string& device, int runs) {
+  if (runs < 1) throw Error(ErrorCode::USAGE, "profile runs must be >= 1, got " + std::to_string(runs));
+  SessionConfig config = config_for(model, device);
+  // Every optimisation on, as the pieces will run: a fused node keeps the name of the node it replaces (or is named
+  // after its output), so the fused work lands there and the nodes fused away cost 0.
+  config.optimization_level = 99;
+  config.profiling = true;
+  Session session = Session::from_bytes(model.serialize(), config);
+  return session.profile_node_times(random_inputs(model, dims), runs);
+}
+
+}  // namespace onnxpipe::detail

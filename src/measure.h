@@ -1,0 +1,21 @@
+#pragma once
+// What can only be learnt by running the source model once in ONNX Runtime: the concrete type of every value (when
+// shape inference cannot tell, e.g. opsets newer than onnx 1.12 knows) and per-node time on the target device.
+#include <map>
+#include <string>
+
+#include "model_io.h"
+
+namespace onnxpipe::detail {
+
+// Concrete dtype and shape of the tensors among `names` (node outputs), from one CPU run that exposes them as
+// outputs (random inputs, symbolic dims from `dims`, unset ones 1). Non-tensor values (sequences...) are left out.
+std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::vector<std::string>& names);
+
+// Median microseconds per node name over `runs` profiled runs after a dropped warm-up, on `device`, with ORT's extended
+// graph optimisations (the fused work is timed on the node a fusion keeps).
+std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::string& device, int runs);
+
+}  // namespace onnxpipe::detail

@@ -1,0 +1,234 @@
+#include "partition.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <queue>
+#include <string>
+
+#include "onnxpipe/error.h"
+
+namespace onnxpipe::detail {
+
+namespace {
+
+// Two optima whose bottlenecks differ by less than this (relative) are equal; the tie-break decides between them.
+constexpr double TIE_TOLERANCE = 1e-9;
+
+void validate(const PartitionProblem& problem) {
+  const int n = static_cast<int>(problem.node_cost.size());
+  if (problem.transfer_cost.size() != problem.node_cost.size() + 1 ||
+      problem.crossing_bytes.size() != problem.node_cost.size() + 1)
+    throw Error(ErrorCode::INTERNAL, "partition: " + std::to_string(n) + " node costs need " + std::to_string(n + 1) +
+                                         " transfer costs and crossing bytes, got " +
+                                         std::to_string(problem.transfer_cost.size()) + " and " +
+                                         std::to_string(problem.crossing_bytes.size()));
+  auto check_costs = [](const std::vector<double>& costs, const char* what) {
+    for (size_t i = 0; i < costs.size(); ++i)
+      if (!std::isfinite(costs[i]) || costs[i] < 0)
+        throw Error(ErrorCode::INTERNAL, std::string("partition: ") + what + " " + std::to_string(i) + " is " +
+                                             std::to_string(costs[i]) + ", not a finite cost >= 0");
+  };
+  check_costs(problem.node_cost, "node cost");
+  check_costs(problem.transfer_cost, "transfer cost");
+
+  const int parts = problem.parts;
+  if (parts < 1)
+    throw Error(ErrorCode::USAGE, "cannot split into " + std::to_string(parts) + " pieces: at least 1 is needed");
+  if (parts > n)
+    throw Error(ErrorCode::USAGE, "cannot split " + std::to_string(n) + " nodes into " + std::to_string(parts) +
+                                      " pieces: at most " + std::to_string(n));
+  int previous = 0;
+  for (int cut : problem.forced) {
+    if (cut <= 0 || cut >= n)
+      throw Error(ErrorCode::USAGE, "forced cut at boundary " + std::to_string(cut) + " is not strictly inside (0, " +
+                                        std::to_string(n) + "): a cut must leave nodes on both sides");
+    if (cut <= previous)
+      throw Error(ErrorCode::USAGE, "forced cuts must be in ascending execution order: boundary " +
+                                        std::to_string(cut) + " comes after " + std::to_string(previous));
+    previous = cut;
+  }
+  if (problem.forced.size() + 1 > static_cast<size_t>(parts))
+    throw Error(ErrorCode::USAGE, std::to_string(problem.forced.size()) + " forced cuts make " +
+                                      std::to_string(problem.forced.size() + 1) + " pieces, but only " +
+                                      std::to_string(parts) + " were asked for");
+}
+
+class Solver {
+ public:
+  explicit Solver(const PartitionProblem& problem)
+      : problem_(problem),
+        n_(static_cast<int>(problem.node_cost.size())),
+        parts_(problem.parts),
+        width_(n_ - parts_ + 1),
+        prefix_(n_ + 1, 0),
+        next_forced_(n_, n_) {
+    for (int i = 0; i < n_; ++i) prefix_[i + 1] = prefix_[i] + problem.node_cost[i];
+    int next = n_;
+    size_t f = problem.forced.size();
+    for (int a = n_ - 1; a >= 0; --a) {
+      while (f > 0 && problem.forced[f - 1] > a) next = problem.forced[--f];
+      next_forced_[a] = next;
+    }
+  }
+
+  // The smallest bottleneck: bisection over the ordered non-negative doubles (their bit patterns ascend with them)
+  // with an exact feasibility test, so the result is the bottleneck of an optimal partition, bit for bit.
+  double optimal_bottleneck() const {
+    double max_transfer = *std::max_element(problem_.transfer_cost.begin(), problem_.transfer_cost.end());
+    double upper = prefix_[n_] + max_transfer;  // no piece can cost more (rounding is monotone)
+    if (!std::isfinite(upper)) throw Error(ErrorCode::INTERNAL, "partition: total cost overflows");
+    uint64_t lo = 0, hi = bits(upper);
+    if (!feasible(upper)) throw Error(ErrorCode::INTERNAL, "partition: no partition meets the forced cuts");
+    while (lo < hi) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      if (feasible(from_bits(mid)))
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    return from_bits(hi);
+  }
+
+  // Among partitions whose pieces all cost <= threshold, one with the fewest crossing bytes over its inner cuts.
+  Partition fewest_crossing_bytes(double threshold) const {
+    std::vector<int> limit = limits(threshold);
+    constexpr int64_t NONE = std::numeric_limits<int64_t>::max();
+    // best[b - j]: fewest bytes to cover [0, b) with j pieces; boundary b can end piece j only for b in
+    // [j, n - parts + j] (every piece is non-empty).
+    std::vector<int64_t> previous(width_, NONE), best(width_);
+    std::vector<std::vector<int>> parent(parts_ + 1, std::vector<int>(width_, -1));
+    previous[0] = 0;  // j = 0: only boundary 0
+    for (int j = 1; j <= parts_; ++j) {
+      // Sweep b upward; a piece [a, b) is allowed while b <= limit[a]. Min-heap of (bytes so far, a), with expired
+      // starts dropped lazily (b only grows, so an expired start never comes back).
+      using Entry = std::pair<int64_t, int>;
+      std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> starts;
+      for (int b = j; b <= n_ - parts_ + j; ++b) {
+        int a = b - 1;  // in layer j - 1's range, since b is in layer j's
+        if (previous[a - (j - 1)] != NONE) starts.emplace(previous[a - (j - 1)], a);
+        while (!starts.empty() && limit[starts.top().second] < b) starts.pop();
+        if (starts.empty()) {
+          best[b - j] = NONE;
+          continue;
+        }
+        int64_t inner = b < n_ ? problem_.crossing_bytes[b] : 0;
+        best[b - j] = starts.top().first + inner;
+        parent[j][b - j] = starts.top().second;
+      }
+      std::swap(previous, best);
+    }
+    if (previous[width_ - 1] == NONE)
+      throw Error(ErrorCode::INTERNAL, "partition: the tie-break found no partition under the optimal bottleneck");
+
+    Partition partition;
+    partition.starts.assign(parts_ + 1, n_);
+    for (int j = parts_, b = n_; j >= 1; --j) {
+      b = parent[j][b - j];
+      partition.starts[j - 1] = b;
+    }
+    for (int j = 0; j < parts_; ++j) {
+      int a = partition.starts[j], b = partition.starts[j + 1];
+      partition.piece_cost.push_back(cost(a, b));
+      partition.max_cost = std::max(partition.max_cost, partition.piece_cost.back());
+      if (j > 0) partition.cut_bytes += problem_.crossing_bytes[a];
+    }
+    return partition;
+  }
+
+ private:
+  double cost(int a, int b) const { return (prefix_[b] - prefix_[a]) + problem_.transfer_cost[a]; }
+
+  // limit[a]: the last boundary b a piece starting at a may end at, within threshold and before the next forced
+  // cut; a itself when no piece fits. cost(a, b) ascends with b. Without its transfer, the compute-only reach
+  // (prefix[b] - prefix[a] <= threshold) ascends with a, so two pointers find it in O(n); the transfer only pulls the
+  // limit back a little from there, which a galloping search finds in O(log distance).
+  std::vector<int> limits(double threshold) const {
+    std::vector<int> limit(n_);
+    int reach = 0;
+    for (int a = 0; a < n_; ++a) {
+      reach = std::max(reach, a);
+      while (reach < n_ && prefix_[reach + 1] - prefix_[a] <= threshold) ++reach;
+      int hi = std::min(reach, next_forced_[a]);  // everything after hi does not fit
+      int lo = a;                                 // lo fits, or is a
+      for (int step = 1; hi > lo; step *= 2) {
+        int probe = std::max(lo, hi - (step - 1));  // hi, hi - 1, hi - 3, hi - 7, ...
+        if (probe == a || cost(a, probe) <= threshold) {
+          lo = probe;
+          break;
+        }
+        hi = probe - 1;
+      }
+      while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (cost(a, mid) <= threshold)
+          lo = mid;
+        else
+          hi = mid - 1;
+      }
+      limit[a] = lo;
+    }
+    return limit;
+  }
+
+  // Whether `parts` non-empty pieces, each costing <= threshold, cover [0, n): boundaries reachable with j pieces,
+  // layer by layer, each reachable a opening the range (a, limit[a]] for the next layer.
+  bool feasible(double threshold) const {
+    std::vector<int> limit = limits(threshold);
+    std::vector<char> reachable(width_, 0), next(width_);
+    std::vector<int> delta(width_ + 1);
+    reachable[0] = 1;
+    for (int j = 1; j <= parts_; ++j) {
+      std::fill(delta.begin(), delta.end(), 0);
+      bool any = false;
+      for (int offset = 0; offset < width_; ++offset) {
+        if (!reachable[offset]) continue;
+        int a = offset + j - 1;
+        // Boundaries b in [a + 1, limit[a]], as offsets b - j in layer j.
+        int first = a + 1 - j, last = std::min(limit[a] - j, width_ - 1);
+        if (first > last) continue;
+        ++delta[first];
+        --delta[last + 1];
+        any = true;
+      }
+      if (!any) return false;
+      int running = 0;
+      for (int offset = 0; offset < width_; ++offset) {
+        running += delta[offset];
+        next[offset] = running > 0;
+      }
+      std::swap(reachable, next);
+    }
+    return reachable[width_ - 1];
+  }
+
+  static uint64_t bits(double value) {
+    uint64_t result;
+    std::memcpy(&result, &value, sizeof result);
+    return result;
+  }
+  static double from_bits(uint64_t value) {
+    double result;
+    std::memcpy(&result, &value, sizeof result);
+    return result;
+  }
+
+  const PartitionProblem& problem_;
+  int n_;
+  int parts_;
+  int width_;  // boundaries a layer can reach: n - parts + 1
+  std::vector<double> prefix_;
+  std::vector<int> next_forced_;  // per start a: the first forced cut after a, or n
+};
+
+}  // namespace
+
+Partition partition_min_max(const PartitionProblem& problem) {
+  validate(problem);
+  Solver solver(problem);
+  double bottleneck = solver.optimal_bottleneck();
+  return solver.fewest_crossing_bytes(bottleneck + bottleneck * TIE_TOLERANCE);
+}
+
+}  // namespace onnxpipe::detail

@@ -1,0 +1,593 @@
+#include "onnxpipe/pipeline.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "batching.h"
+#include "blocking_queue.h"
+#include "onnxpipe/error.h"
+#include "runtime.h"
+
+namespace onnxpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::BlockingQueue;
+using detail::Gate;
+using detail::RunControl;
+using detail::Session;
+using detail::Value;
+using Clock = std::chrono::steady_clock;
+
+double micros(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::micro>(to - from).count();
+}
+
+// One request on its way through the stages: the values later stages still read travel with it.
+struct Request {
+  int64_t id = 0;
+  std::promise<TensorMap> promise;
+  TensorMap host_inputs;                 // model inputs no stage has taken yet
+  std::map<std::string, Value> values;   // values a later stage reads
+  TensorMap outputs;                     // model outputs, on the host
+};
+using RequestPtr = std::unique_ptr<Request>;
+
+// What a stage reads, produces, keeps and drops; fixed when the pipeline is built.
+struct Wiring {
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  std::vector<bool> to_host;        // CUDA: the output leaves the device (model output, or a CPU stage reads it)
+  std::vector<bool> model_output;   // answered to the caller
+  std::vector<bool> keep;           // a later stage reads it
+  std::vector<std::string> drop;    // values no later stage reads
+};
+
+struct Stage {
+  int index = 0;
+  int lane = 0;
+  std::string piece;  // file name, for messages
+  DeviceSpec device;
+  std::string device_text;
+  std::string label;  // "stage 1 (piece_1.onnx, cpu:1)"
+  Wiring wiring;
+  std::unique_ptr<Session> session;
+  RunControl control;
+  std::unique_ptr<BlockingQueue<RequestPtr>> queue;
+  Stage* next = nullptr;
+  std::thread worker;
+  bool seen_first = false;  // worker only
+};
+
+std::string dims_text(const ValueDesc& desc) {
+  std::string text = "[";
+  for (size_t i = 0; i < desc.dims.size(); ++i) {
+    if (i) text += ",";
+    const Dim& d = desc.dims[i];
+    text += d.value >= 0 ? std::to_string(d.value) : (d.param.empty() ? "?" : d.param);
+  }
+  return text + "]";
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+// Checks inputs against the model's declaration before anything is enqueued.
+void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& inputs) {
+  std::map<std::string, const ValueDesc*> by_name;
+  std::string names;
+  for (const ValueDesc& d : declared) {
+    by_name[d.name] = &d;
+    names += (names.empty() ? "" : ", ") + d.name;
+  }
+  for (const auto& [name, tensor] : inputs) {
+    if (!by_name.count(name)) {
+      throw Error(ErrorCode::USAGE, "input '" + name + "': not an input of the model (inputs: " + names + ")");
+    }
+  }
+  std::map<std::string, std::pair<int64_t, std::string>> symbols;  // param -> value, where it was first seen
+  for (const ValueDesc& d : declared) {
+    if (d.name.empty()) continue;
+    const auto it = inputs.find(d.name);
+    if (it == inputs.end()) throw Error(ErrorCode::USAGE, "input '" + d.name + "': missing");
+    const Tensor& t = it->second;
+    const std::string where = "input '" + d.name + "'";
+    if (d.dtype != DType::UNDEFINED && t.dtype != d.dtype) {
+      throw Error(ErrorCode::USAGE, where + ": expected " + dtype_name(d.dtype) + ", got " + dtype_name(t.dtype));
+    }
+    for (int64_t v : t.shape) {
+      if (v < 0) throw Error(ErrorCode::USAGE, where + ": negative dimension in " + shape_text(t.shape));
+    }
+    if (d.has_shape) {
+      if (t.shape.size() != d.dims.size()) {
+        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " +
+                                          dims_text(d) + ", got " + shape_text(t.shape));
+      }
+      for (size_t i = 0; i < d.dims.size(); ++i) {
+        const Dim& dim = d.dims[i];
+        if (dim.value >= 0 && t.shape[i] != dim.value) {
+          throw Error(ErrorCode::USAGE, where + ": dimension " + std::to_string(i) + " must be " +
+                                            std::to_string(dim.value) + ", got " + shape_text(t.shape));
+        }
+        if (dim.value < 0 && !dim.param.empty()) {
+          const auto [seen, inserted] = symbols.emplace(dim.param, std::make_pair(t.shape[i], d.name));
+          if (!inserted && seen->second.first != t.shape[i]) {
+            throw Error(ErrorCode::USAGE, where + ": dimension " + std::to_string(i) + " ('" + dim.param + "') is " +
+                                              std::to_string(t.shape[i]) + " but " +
+                                              std::to_string(seen->second.first) + " in input '" +
+                                              seen->second.second + "'");
+          }
+        }
+      }
+    }
+    int64_t count = 1;
+    for (int64_t v : t.shape) count *= v;
+    if (t.dtype == DType::STRING) {
+      if (static_cast<int64_t>(t.strings.size()) != count) {
+        throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.strings.size()) + " strings for shape " +
+                                          shape_text(t.shape));
+      }
+    } else if (dtype_size(t.dtype) == 0 ||
+               static_cast<int64_t>(t.data.size()) != count * static_cast<int64_t>(dtype_size(t.dtype))) {
+      throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.data.size()) + " bytes for " +
+                                        dtype_name(t.dtype) + " " + shape_text(t.shape));
+    }
+  }
+}
+
+void merge_copy(CopyStat& into, const CopyStat& more) {
+  into.path = std::max(into.path, more.path);
+  into.bytes += more.bytes;
+  into.us += more.us;
+}
+
+std::string make_temp_dir_name() {
+  static std::atomic<int> counter{0};
+  return (fs::temp_directory_path() /
+          ("onnxpipe_pipeline_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
+      .string();
+}
+
+}  // namespace
+
+PipelineMode pipeline_mode_from_name(const std::string& name) {
+  if (name == "sequence") return PipelineMode::SEQUENCE;
+  if (name == "pipeline") return PipelineMode::PIPELINE;
+  if (name == "replicas") return PipelineMode::REPLICAS;
+  throw Error(ErrorCode::USAGE, "mode '" + name + "': expected sequence, pipeline or replicas");
+}
+
+const char* pipeline_mode_name(PipelineMode mode) {
+  switch (mode) {
+    case PipelineMode::SEQUENCE: return "sequence";
+    case PipelineMode::PIPELINE: return "pipeline";
+    case PipelineMode::REPLICAS: return "replicas";
+  }
+  return "?";
+}
+
+struct Pipeline::Impl {
+  PipelineOptions options;
+  std::vector<ValueDesc> inputs;
+  std::vector<ValueDesc> outputs;
+  std::vector<std::string> passthrough;  // model outputs that are model inputs: answered from the inputs
+  std::vector<std::vector<std::unique_ptr<Stage>>> lanes;
+  Gate gate;
+  std::mutex submit_mutex;  // request ids follow the order of the first queue
+  int64_t next_id = 0;
+  std::atomic<bool> stopping{false};
+  Clock::time_point epoch = Clock::now();
+  TimingCollector collector;
+  std::vector<StageObserver*> observers;
+  std::string temp_dir;  // a split made on the fly
+
+  explicit Impl(PipelineOptions opts) : options(std::move(opts)), gate(options.max_inflight) {
+    for (const auto& observer : options.observers) {
+      if (observer) observers.push_back(observer.get());
+    }
+    if (options.collect_timings) observers.push_back(&collector);
+  }
+
+  ~Impl() {
+    shutdown();
+    if (!temp_dir.empty()) {
+      std::error_code ignored;
+      fs::remove_all(temp_dir, ignored);
+    }
+  }
+
+  void shutdown() {
+    stopping = true;
+    gate.close();
+    for (auto& lane : lanes) {
+      for (auto& stage : lane) {
+        stage->control.terminate();
+        stage->queue->close();
+      }
+    }
+    for (auto& lane : lanes) {
+      for (auto& stage : lane) {
+        if (stage->worker.joinable()) stage->worker.join();
+      }
+    }
+  }
+
+  detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text,
+                                       const std::string& label) const {
+    detail::SessionConfig config;
+    config.device = device.to_string();
+    config.optimization_level = options.optimization_level;
+    config.label = label;
+    config.session_options = options.all_devices.session_options;
+    config.provider_options = device.is_cuda() ? options.all_devices.provider_options
+                                               : std::map<std::string, std::string>{};
+    for (const std::string& key : {text, device.to_string()}) {
+      const auto it = options.per_device.find(key);
+      if (it == options.per_device.end()) continue;
+      for (const auto& [k, v] : it->second.session_options) config.session_options[k] = v;
+      for (const auto& [k, v] : it->second.provider_options) config.provider_options[k] = v;
+      break;
+    }
+    return config;
+  }
+
+  std::unique_ptr<Stage> make_stage(int index, int lane, const std::string& path, const std::string& device_text,
+                                    const std::string& kind) {
+    auto stage = std::make_unique<Stage>();
+    stage->index = index;
+    stage->lane = lane;
+    stage->piece = fs::path(path).filename().string();
+    stage->device = parse_device(device_text);
+    stage->device_text = stage->device.to_string();
+    stage->label = kind + " " + std::to_string(kind == "replica" ? lane : index) + " (" + stage->piece + ", " +
+                   stage->device_text + ")";
+    stage->session =
+        std::make_unique<Session>(path, session_config(stage->device, device_text, stage->label));
+    stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
+    return stage;
+  }
+
+  void build_from_plan(const std::string& dir) {
+    const Plan plan = Plan::load(dir);
+    std::vector<std::string> devices = options.devices;
+    if (devices.size() == 1) devices.assign(plan.parts(), devices[0]);
+    if (static_cast<int>(devices.size()) != plan.parts()) {
+      throw Error(ErrorCode::USAGE, std::to_string(options.devices.size()) + " devices for a plan of " +
+                                        std::to_string(plan.parts()) + " pieces: give one device per piece (or one)");
+    }
+    inputs = plan.model_inputs;
+    outputs = plan.model_outputs;
+
+    // Where every value is last read, from the plan's consumers and the pieces' inputs.
+    std::map<std::string, int> last_reader;
+    auto read_by = [&](const std::string& name, int piece) {
+      const auto [it, inserted] = last_reader.emplace(name, piece);
+      if (!inserted) it->second = std::max(it->second, piece);
+    };
+    for (const CrossingValue& v : plan.values) {
+      for (int c : v.consumers) read_by(v.name, c);
+    }
+    for (const PieceDesc& piece : plan.pieces) {
+      for (const ValueDesc& in : piece.inputs) read_by(in.name, piece.index);
+    }
+    std::set<std::string> model_outputs, produced;
+    for (const ValueDesc& out : outputs) model_outputs.insert(out.name);
+
+    std::vector<DeviceSpec> specs;
+    for (const std::string& text : devices) specs.push_back(parse_device(text));
+    auto& lane = lanes.emplace_back();
+    for (const PieceDesc& piece : plan.pieces) {
+      const int k = piece.index;
+      auto stage = make_stage(k, 0, (fs::path(dir) / piece.file).string(), devices[k], "stage");
+      Wiring& w = stage->wiring;
+      for (const ValueDesc& in : piece.inputs) {
+        w.inputs.push_back(in.name);
+        if (last_reader[in.name] == k) w.drop.push_back(in.name);
+      }
+      for (const ValueDesc& out : piece.outputs) {
+        produced.insert(out.name);
+        const auto reader = last_reader.find(out.name);
+        const bool keep = reader != last_reader.end() && reader->second > k;
+        bool cpu_reader = false;
+        for (const PieceDesc& later : plan.pieces) {
+          if (later.index <= k || specs[later.index].is_cuda()) continue;
+          for (const ValueDesc& in : later.inputs) cpu_reader = cpu_reader || in.name == out.name;
+        }
+        w.outputs.push_back(out.name);
+        w.model_output.push_back(model_outputs.count(out.name) > 0);
+        w.keep.push_back(keep);
+        w.to_host.push_back(!specs[k].is_cuda() || model_outputs.count(out.name) > 0 || cpu_reader);
+      }
+      lane.push_back(std::move(stage));
+    }
+    for (const ValueDesc& in : inputs) {
+      if (model_outputs.count(in.name) && !produced.count(in.name)) passthrough.push_back(in.name);
+    }
+  }
+
+  void build_from_model(const std::string& model_path) {
+    if (options.mode == PipelineMode::SEQUENCE && options.devices.size() != 1) {
+      throw Error(ErrorCode::USAGE, "sequence mode runs on one device, got " + std::to_string(options.devices.size()));
+    }
+    for (size_t r = 0; r < options.devices.size(); ++r) {
+      const bool replicas = options.mode == PipelineMode::REPLICAS;
+      auto stage = make_stage(0, static_cast<int>(r), model_path, options.devices[r], replicas ? "replica" : "stage");
+      if (r == 0) {
+        inputs = stage->session->inputs();
+        outputs = stage->session->outputs();
+      }
+      Wiring& w = stage->wiring;
+      for (const ValueDesc& in : inputs) {
+        w.inputs.push_back(in.name);
+        w.drop.push_back(in.name);
+      }
+      for (const ValueDesc& out : outputs) {
+        w.outputs.push_back(out.name);
+        w.model_output.push_back(true);
+        w.keep.push_back(false);
+        w.to_host.push_back(true);
+      }
+      lanes.emplace_back().push_back(std::move(stage));
+    }
+  }
+
+  void start() {
+    std::vector<std::future<void>> ready;
+    for (auto& lane : lanes) {
+      for (size_t k = 0; k < lane.size(); ++k) {
+        Stage* stage = lane[k].get();
+        stage->next = k + 1 < lane.size() ? lane[k + 1].get() : nullptr;
+        auto pinned = std::make_shared<std::promise<void>>();
+        ready.push_back(pinned->get_future());
+        stage->worker = std::thread([this, stage, pinned] {
+          try {
+            pin_current_thread(stage->device);
+          } catch (const Error& e) {
+            pinned->set_exception(std::make_exception_ptr(e.with_context(stage->label)));
+            return;
+          }
+          pinned->set_value();
+          work(*stage);
+        });
+      }
+    }
+    for (auto& r : ready) r.get();  // rethrows a pinning failure (the caller's destructor joins)
+  }
+
+  void notify_begin(int stage, int64_t request) {
+    for (StageObserver* o : observers) o->on_stage_begin(stage, request);
+  }
+  void notify_end(const StageRecord& record) {
+    for (StageObserver* o : observers) o->on_stage_end(record);
+  }
+
+  void fail(Request& request, const Stage& stage, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      if (stopping) {
+        request.promise.set_exception(std::make_exception_ptr(
+            Error(ErrorCode::CANCELLED, stage.label + ": cancelled: the pipeline shut down")));
+      } else if (std::string(e.what()).rfind(stage.label, 0) == 0) {
+        request.promise.set_exception(error);
+      } else {
+        request.promise.set_exception(std::make_exception_ptr(e.with_context(stage.label)));
+      }
+    } catch (const std::exception& e) {
+      request.promise.set_exception(
+          std::make_exception_ptr(Error(ErrorCode::RUNTIME, stage.label + ": " + e.what())));
+    }
+  }
+
+  // Runs one request through one stage; false when it failed (its promise then holds the error).
+  bool process(Stage& stage, Request& request, StageRecord& record) {
+    try {
+      if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
+      const Wiring& w = stage.wiring;
+      CopyStat host_copy;
+      std::vector<const Value*> in;
+      in.reserve(w.inputs.size());
+      for (const std::string& name : w.inputs) {
+        auto it = request.values.find(name);
+        if (it == request.values.end()) {
+          // A model input, first read here: into this stage's memory (no copy on CPU, pinned memory on CUDA).
+          auto host = request.host_inputs.find(name);
+          if (host == request.host_inputs.end()) {
+            throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
+          }
+          Value value = stage.session->make_input(std::move(host->second), &host_copy);
+          request.host_inputs.erase(host);
+          it = request.values.emplace(name, std::move(value)).first;
+        }
+        in.push_back(&it->second);
+      }
+      detail::RunRecord run;
+      std::vector<Value> out = stage.session->run_values(w.inputs, in, w.outputs, w.to_host, &stage.control, &run);
+      record.copy_in = host_copy;
+      merge_copy(record.copy_in, run.copy_in);
+      record.copy1 = record.copy_in.us;
+      record.run = run.run_us;
+      record.copy_out = run.copy_out;
+
+      const auto copy_start = Clock::now();
+      for (size_t i = 0; i < out.size(); ++i) {
+        if (w.model_output[i]) {
+          Tensor tensor = out[i].to_tensor();
+          record.copy_out.path = std::max(record.copy_out.path, CopyPath::HOST);
+          record.copy_out.bytes += static_cast<int64_t>(tensor.data.size());
+          request.outputs[w.outputs[i]] = std::move(tensor);
+        }
+        if (w.keep[i]) request.values[w.outputs[i]] = std::move(out[i]);
+      }
+      record.copy2 = micros(copy_start, Clock::now());
+      record.copy_out.us += record.copy2;
+      for (const std::string& name : w.drop) request.values.erase(name);
+      return true;
+    } catch (...) {
+      fail(request, stage, std::current_exception());
+      return false;
+    }
+  }
+
+  void work(Stage& stage) {
+    while (true) {
+      const auto t_wait = Clock::now();
+      RequestPtr request;
+      if (!stage.queue->pop(request)) break;
+      const auto t_begin = Clock::now();
+      StageRecord record;
+      record.request = request->id;
+      record.stage = stage.index;
+      record.lane = stage.lane;
+      record.device = stage.device_text;
+      record.wait = micros(t_wait, t_begin);
+      if (!stage.seen_first) {
+        record.wait0 = record.wait;
+        stage.seen_first = true;
+      }
+      record.t_wait = micros(epoch, t_wait);
+      record.t_begin = micros(epoch, t_begin);
+      notify_begin(stage.index, request->id);
+      const bool ok = process(stage, *request, record);
+      const auto t_end = Clock::now();
+      record.failed = !ok;
+      record.t_end = micros(epoch, t_end);
+      record.ttime = micros(t_wait, t_end);
+      // Observers see the record before the caller sees the answer.
+      notify_end(record);
+      if (ok && stage.next) {
+        if (stage.next->queue->push(request)) continue;
+        fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
+      } else if (ok) {
+        request->promise.set_value(std::move(request->outputs));
+      }
+      request.reset();
+      gate.release();
+    }
+  }
+};
+
+Pipeline::Pipeline(const std::string& source, PipelineOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {
+  Impl& impl = *impl_;
+  if (impl.options.devices.empty()) throw Error(ErrorCode::USAGE, "no device given");
+  if (impl.options.max_inflight < 1) throw Error(ErrorCode::USAGE, "max_inflight must be >= 1");
+  for (const std::string& device : impl.options.devices) parse_device(device);
+  if (!fs::exists(source)) throw Error(ErrorCode::IO, source + ": no such file or directory");
+  const bool is_plan = fs::is_directory(source);
+  if (impl.options.mode == PipelineMode::PIPELINE) {
+    std::string dir = source;
+    if (!is_plan) {
+      SplitOptions split = impl.options.split;
+      split.parts = static_cast<int>(impl.options.devices.size());
+      split.output_dir = impl.temp_dir = make_temp_dir_name();
+      split_model(source, split);
+      dir = impl.temp_dir;
+    }
+    impl.build_from_plan(dir);
+  } else if (is_plan) {
+    const Plan plan = Plan::load(source);
+    fs::path model = plan.source_path;
+    if (model.is_relative() && !fs::exists(model)) model = fs::path(source) / model;
+    if (!fs::exists(model)) {
+      throw Error(ErrorCode::IO, "plan " + source + ": source model '" + plan.source_path +
+                                     "' not found: give the model file for " + pipeline_mode_name(impl.options.mode) +
+                                     " mode");
+    }
+    impl.build_from_model(model.string());
+  } else {
+    impl.build_from_model(source);
+  }
+  impl.start();
+}
+
+Pipeline::~Pipeline() = default;
+
+std::future<TensorMap> Pipeline::submit(TensorMap inputs) {
+  Impl& impl = *impl_;
+  validate_inputs(impl.inputs, inputs);
+  auto request = std::make_unique<Request>();
+  for (const std::string& name : impl.passthrough) request->outputs[name] = inputs.at(name);
+  request->host_inputs = std::move(inputs);
+  std::future<TensorMap> result = request->promise.get_future();
+  if (!impl.gate.acquire()) throw Error(ErrorCode::CANCELLED, "pipeline shut down");
+  std::lock_guard<std::mutex> lock(impl.submit_mutex);
+  request->id = impl.next_id++;
+  Stage& first = *impl.lanes[static_cast<size_t>(request->id) % impl.lanes.size()].front();
+  if (!first.queue->push(request)) {
+    impl.gate.release();
+    throw Error(ErrorCode::CANCELLED, "pipeline shut down");
+  }
+  return result;
+}
+
+std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      validate_inputs(impl_->inputs, requests[i]);
+    } catch (const Error& e) {
+      throw e.with_context("request " + std::to_string(i));
+    }
+  }
+  std::vector<std::future<TensorMap>> futures;
+  futures.reserve(requests.size());
+  for (TensorMap& request : requests) futures.push_back(submit(std::move(request)));
+  std::vector<TensorMap> results(futures.size());
+  std::exception_ptr first_error;
+  for (size_t i = 0; i < futures.size(); ++i) {
+    try {
+      results[i] = futures[i].get();
+    } catch (...) {
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+  if (first_error) std::rethrow_exception(first_error);
+  return results;
+}
+
+TensorMap Pipeline::run_batch(const TensorMap& batch, int micro_batch) {
+  if (micro_batch < 0) micro_batch = impl_->options.micro_batch;
+  const int64_t rows = detail::batch_size(batch);
+  if (micro_batch == 0 || micro_batch >= rows) return submit(batch).get();
+  std::vector<TensorMap> parts = detail::split_batch(batch, micro_batch);
+  std::vector<int64_t> part_rows;
+  for (const TensorMap& part : parts) part_rows.push_back(part.begin()->second.shape[0]);
+  return detail::concat_batches(run(std::move(parts)), part_rows);
+}
+
+PipelineMode Pipeline::mode() const { return impl_->options.mode; }
+const std::vector<ValueDesc>& Pipeline::inputs() const { return impl_->inputs; }
+const std::vector<ValueDesc>& Pipeline::outputs() const { return impl_->outputs; }
+int Pipeline::stage_count() const { return static_cast<int>(impl_->lanes.front().size()); }
+int Pipeline::lane_count() const { return static_cast<int>(impl_->lanes.size()); }
+const TimingCollector& Pipeline::timings() const { return impl_->collector; }
+TimingCollector& Pipeline::timings() { return impl_->collector; }
+
+std::vector<StageInfo> Pipeline::stages() const {
+  std::vector<StageInfo> result;
+  for (const auto& lane : impl_->lanes) {
+    for (const auto& stage : lane) {
+      StageInfo info;
+      info.stage = stage->index;
+      info.lane = stage->lane;
+      info.piece = stage->piece;
+      info.device = stage->device_text;
+      info.inputs = stage->session->inputs();
+      info.outputs = stage->session->outputs();
+      info.memory = stage->session->memory_stats();
+      result.push_back(std::move(info));
+    }
+  }
+  return result;
+}
+
+}  // namespace onnxpipe

@@ -1,0 +1,644 @@
+#include "runtime.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+#include <onnxruntime_cxx_api.h>
+
+#include "onnxpipe/error.h"
+
+namespace onnxpipe::detail {
+namespace {
+
+OrtLoggingLevel ort_log_level() {
+  const char* level = std::getenv("ONNXPIPE_ORT_LOG");
+  if (level && *level >= '0' && *level <= '4' && level[1] == '\0') return static_cast<OrtLoggingLevel>(*level - '0');
+  return ORT_LOGGING_LEVEL_FATAL;
+}
+
+// One environment per process, created on first use (a second Ort::Env would return the first anyway).
+Ort::Env& ort_env() {
+  // ORT's own error lines would repeat what our Error already says; ONNXPIPE_ORT_LOG=0..4 (verbose..fatal) shows more.
+  static Ort::Env env(ort_log_level(), "onnxpipe");
+  return env;
+}
+
+using Clock = std::chrono::steady_clock;
+double micros_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+ONNXTensorElementDataType ort_type(DType dtype) {
+  return static_cast<ONNXTensorElementDataType>(static_cast<int>(dtype));  // both follow TensorProto.DataType
+}
+DType our_type(ONNXTensorElementDataType type) { return static_cast<DType>(static_cast<int>(type)); }
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+int64_t element_count(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  return count;
+}
+
+// Checks a host tensor before ORT reads its bytes: a short buffer would be read past its end.
+void check_tensor(const std::string& name, const Tensor& tensor) {
+  for (int64_t d : tensor.shape) {
+    if (d < 0) throw Error(ErrorCode::USAGE, "input '" + name + "': negative dimension in " + shape_text(tensor.shape));
+  }
+  const int64_t count = element_count(tensor.shape);
+  if (tensor.dtype == DType::STRING) {
+    if (static_cast<int64_t>(tensor.strings.size()) != count) {
+      throw Error(ErrorCode::USAGE, "input '" + name + "': " + std::to_string(tensor.strings.size()) +
+                                        " strings for shape " + shape_text(tensor.shape));
+    }
+    return;
+  }
+  const size_t item = dtype_size(tensor.dtype);
+  if (item == 0) throw Error(ErrorCode::USAGE, "input '" + name + "': unsupported dtype " + dtype_name(tensor.dtype));
+  if (tensor.data.size() != static_cast<size_t>(count) * item) {
+    throw Error(ErrorCode::USAGE, "input '" + name + "': " + std::to_string(tensor.data.size()) + " bytes for " +
+                                      dtype_name(tensor.dtype) + " " + shape_text(tensor.shape));
+  }
+}
+
+const Ort::MemoryInfo& host_memory() {
+  static const Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
+  return info;
+}
+
+// An ORT tensor over a host tensor's bytes, no copy: `tensor` must outlive the value. Strings are copied into ORT.
+Ort::Value wrap_tensor(const std::string& name, const Tensor& tensor) {
+  check_tensor(name, tensor);
+  if (tensor.dtype == DType::STRING) {
+    Ort::AllocatorWithDefaultOptions allocator;
+    Ort::Value value = Ort::Value::CreateTensor(allocator, tensor.shape.data(), tensor.shape.size(),
+                                                ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
+    std::vector<const char*> items;
+    items.reserve(tensor.strings.size());
+    for (const std::string& s : tensor.strings) items.push_back(s.c_str());
+    value.FillStringTensor(items.data(), items.size());
+    return value;
+  }
+  // ORT never writes to inputs; an empty tensor still needs a non-null pointer.
+  static uint8_t empty_buffer = 0;
+  void* data = tensor.data.empty() ? &empty_buffer : const_cast<uint8_t*>(tensor.data.data());
+  return Ort::Value::CreateTensor(host_memory(), data, tensor.data.size(), tensor.shape.data(), tensor.shape.size(),
+                                  ort_type(tensor.dtype));
+}
+
+int value_device(const Ort::Value& value) {
+  const auto info = value.GetTensorMemoryInfo();
+  return info.GetDeviceType() == OrtMemoryInfoDeviceType_GPU ? info.GetDeviceId() : -1;
+}
+
+int64_t value_bytes(const Ort::Value& value) {
+  const auto info = value.GetTensorTypeAndShapeInfo();
+  return static_cast<int64_t>(info.GetElementCount() * dtype_size(our_type(info.GetElementType())));
+}
+
+// Copies a host ORT tensor out into a Tensor.
+Tensor copy_out(const std::string& name, const Ort::Value& value) {
+  if (!value.IsTensor()) throw Error(ErrorCode::RUNTIME, "output '" + name + "' is not a tensor");
+  if (value_device(value) >= 0) {
+    throw Error(ErrorCode::RUNTIME, "output '" + name + "' is in device memory: bind it to the host to read it");
+  }
+  const auto info = value.GetTensorTypeAndShapeInfo();
+  Tensor tensor;
+  tensor.dtype = our_type(info.GetElementType());
+  tensor.shape = info.GetShape();
+  const size_t count = info.GetElementCount();
+  if (tensor.dtype == DType::STRING) {
+    tensor.strings.reserve(count);
+    for (size_t i = 0; i < count; ++i) tensor.strings.push_back(value.GetStringTensorElement(i));
+    return tensor;
+  }
+  const size_t bytes = count * dtype_size(tensor.dtype);
+  tensor.data.resize(bytes);
+  if (bytes) std::memcpy(tensor.data.data(), value.GetTensorRawData(), bytes);
+  return tensor;
+}
+
+ValueDesc describe(const std::string& name, const Ort::TypeInfo& type) {
+  ValueDesc desc;
+  desc.name = name;
+  if (type.GetONNXType() != ONNX_TYPE_TENSOR) return desc;
+  const auto info = type.GetTensorTypeAndShapeInfo();
+  desc.dtype = our_type(info.GetElementType());
+  desc.has_shape = info.HasShape();
+  if (!desc.has_shape) return desc;
+  const std::vector<int64_t> shape = info.GetShape();
+  const std::vector<const char*> symbols = info.GetSymbolicDimensions();
+  int64_t count = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    Dim dim;
+    dim.value = shape[i];
+    if (shape[i] < 0) {
+      dim.value = -1;
+      if (i < symbols.size() && symbols[i] && *symbols[i]) dim.param = symbols[i];
+      count = -1;
+    } else if (count >= 0) {
+      count *= shape[i];
+    }
+    desc.dims.push_back(dim);
+  }
+  const size_t item = dtype_size(desc.dtype);
+  desc.bytes = count >= 0 && item ? count * static_cast<int64_t>(item) : -1;
+  return desc;
+}
+
+std::string profile_prefix() {
+  static std::atomic<int> counter{0};
+  return (std::filesystem::temp_directory_path() /
+          ("onnxpipe_profile_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
+      .string();
+}
+
+std::string affinities(const DeviceSpec& device) {
+  // Thread 0 is the caller (pinned by pin_current_thread); ORT's threads 1..T-1 take the next cores, 1-based ids.
+  std::string text;
+  for (int i = 1; i < device.thread_count(); ++i) {
+    if (i > 1) text += ";";
+    text += std::to_string(device.cores[i % device.cores.size()] + 1);
+  }
+  return text;
+}
+
+Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& device) {
+  Ort::SessionOptions options;
+  GraphOptimizationLevel level = ORT_ENABLE_ALL;
+  switch (config.optimization_level) {
+    case 0: level = ORT_DISABLE_ALL; break;
+    case 1: level = ORT_ENABLE_BASIC; break;
+    case 2: level = ORT_ENABLE_EXTENDED; break;
+    case 99: level = ORT_ENABLE_ALL; break;
+    default:
+      throw Error(ErrorCode::USAGE, "optimization level " + std::to_string(config.optimization_level) +
+                                        ": expected 0, 1, 2 or 99");
+  }
+  options.SetGraphOptimizationLevel(level);
+  options.SetInterOpNumThreads(1);
+  // Spinning threads steal the cores of the other stages.
+  options.AddConfigEntry("session.intra_op.allow_spinning", "0");
+  options.AddConfigEntry("session.inter_op.allow_spinning", "0");
+  if (device.is_cuda()) {
+    options.SetIntraOpNumThreads(1);
+    std::unordered_map<std::string, std::string> provider(config.provider_options.begin(),
+                                                          config.provider_options.end());
+    provider["device_id"] = std::to_string(device.device_id);
+    Ort::CUDAProviderOptions cuda;
+    cuda.Update(provider);
+    options.AppendExecutionProvider_CUDA_V2(*cuda);
+    // A GPU stage must fail rather than silently run its nodes on the CPU.
+    options.AddConfigEntry("session.disable_cpu_ep_fallback", "1");
+  } else {
+    if (!config.provider_options.empty()) {
+      throw Error(ErrorCode::USAGE, "provider option '" + config.provider_options.begin()->first +
+                                        "': provider options apply to cuda devices only");
+    }
+    options.SetIntraOpNumThreads(device.thread_count());
+    if (!device.cores.empty() && device.thread_count() > 1) {
+      options.AddConfigEntry("session.intra_op_thread_affinities", affinities(device).c_str());
+    }
+  }
+  if (config.profiling) options.EnableProfiling(profile_prefix().c_str());
+  if (!config.external_data_dir.empty()) {
+    options.AddConfigEntry("session.model_external_initializers_file_folder_path", config.external_data_dir.c_str());
+  }
+  for (const auto& [key, value] : config.session_options) options.AddConfigEntry(key.c_str(), value.c_str());
+  return options;
+}
+
+// Reads the Chrome trace ORT wrote and returns microseconds per node: the median over every run but the first (a
+// median, because on a shared machine a few runs are preempted and a mean would charge that to random nodes).
+std::map<std::string, double> node_times_from_trace(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::IO, "profile trace '" + path + "': cannot read");
+  nlohmann::json trace;
+  try {
+    trace = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::RUNTIME, "profile trace '" + path + "': " + e.what());
+  }
+  if (trace.is_object() && trace.contains("traceEvents")) trace = trace["traceEvents"];
+  if (!trace.is_array()) throw Error(ErrorCode::RUNTIME, "profile trace '" + path + "': not an event array");
+
+  std::vector<std::pair<int64_t, int64_t>> run_ranges;  // [ts, ts + dur] of each model_run, in time order
+  for (const auto& event : trace) {
+    if (event.value("cat", "") == "Session" && event.value("name", "") == "model_run") {
+      const int64_t ts = event.value("ts", int64_t(0));
+      run_ranges.emplace_back(ts, ts + event.value("dur", int64_t(0)));
+    }
+  }
+  std::sort(run_ranges.begin(), run_ranges.end());
+
+  static const std::string suffix = "_kernel_time";
+  std::map<std::string, std::vector<double>> per_run;  // node -> microseconds in each run (index 0: the warm-up)
+  for (const auto& event : trace) {
+    if (event.value("cat", "") != "Node") continue;
+    const std::string name = event.value("name", "");
+    if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    const int64_t ts = event.value("ts", int64_t(0));
+    // The run this event belongs to: the last run that started at or before it.
+    auto it = std::upper_bound(run_ranges.begin(), run_ranges.end(), std::make_pair(ts, INT64_MAX));
+    if (it == run_ranges.begin()) continue;
+    const size_t run = static_cast<size_t>(it - run_ranges.begin()) - 1;
+    if (run == 0 || ts > run_ranges[run].second) continue;  // the warm-up run, or outside any run
+    std::string node = name.substr(0, name.size() - suffix.size());
+    const auto args = event.find("args");
+    if (args != event.end() && args->is_object() && args->contains("node_name")) {
+      node = (*args)["node_name"].get<std::string>();
+    }
+    std::vector<double>& times = per_run[node];
+    times.resize(run_ranges.size(), 0.0);
+    times[run] += event.value("dur", 0.0);
+  }
+  std::map<std::string, double> median;
+  for (auto& [node, times] : per_run) {
+    std::vector<double> measured(times.begin() + 1, times.end());
+    std::nth_element(measured.begin(), measured.begin() + measured.size() / 2, measured.end());
+    median[node] = measured[measured.size() / 2];
+  }
+  return median;
+}
+
+// Device memory of the CUDA runtime the provider loaded, when it is loaded: {free, total}, or {-1, -1}.
+std::pair<int64_t, int64_t> cuda_memory(int device_id) {
+  void* cudart = nullptr;
+  for (const char* name : {"libcudart.so.13", "libcudart.so.12", "libcudart.so"}) {
+    cudart = dlopen(name, RTLD_NOW | RTLD_NOLOAD);
+    if (cudart) break;
+  }
+  if (!cudart) return {-1, -1};
+  using GetDevice = int (*)(int*);
+  using SetDevice = int (*)(int);
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  auto get_device = reinterpret_cast<GetDevice>(dlsym(cudart, "cudaGetDevice"));
+  auto set_device = reinterpret_cast<SetDevice>(dlsym(cudart, "cudaSetDevice"));
+  auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(cudart, "cudaMemGetInfo"));
+  std::pair<int64_t, int64_t> result{-1, -1};
+  int previous = 0;
+  if (get_device && set_device && mem_get_info && get_device(&previous) == 0 && set_device(device_id) == 0) {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (mem_get_info(&free_bytes, &total_bytes) == 0) {
+      result = {static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
+    }
+    set_device(previous);
+  }
+  dlclose(cudart);
+  return result;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Value
+
+struct Value::Impl {
+  Tensor owned;                                // the bytes a host value wraps, when it owns them
+  std::shared_ptr<Ort::Allocator> allocator;  // keeps the allocator of pinned memory alive as long as the value
+  Ort::Value value{nullptr};
+};
+
+Value::Value() = default;
+Value::~Value() = default;
+Value::Value(Value&&) noexcept = default;
+Value& Value::operator=(Value&&) noexcept = default;
+
+Value Value::from_tensor(Tensor tensor) {
+  Value result;
+  result.impl_ = std::make_unique<Impl>();
+  result.impl_->owned = std::move(tensor);
+  try {
+    result.impl_->value = wrap_tensor("value", result.impl_->owned);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::RUNTIME, e.what());
+  }
+  if (result.impl_->owned.dtype == DType::STRING) result.impl_->owned.strings.clear();  // ORT holds its own copy
+  return result;
+}
+
+bool Value::empty() const { return !impl_ || !impl_->value; }
+
+DType Value::dtype() const { return our_type(impl_->value.GetTensorTypeAndShapeInfo().GetElementType()); }
+
+std::vector<int64_t> Value::shape() const { return impl_->value.GetTensorTypeAndShapeInfo().GetShape(); }
+
+int64_t Value::byte_size() const { return value_bytes(impl_->value); }
+
+int Value::device_id() const { return value_device(impl_->value); }
+
+Tensor Value::to_tensor() const {
+  try {
+    return copy_out("value", impl_->value);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::RUNTIME, e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RunControl
+
+struct RunControl::Impl {
+  Ort::RunOptions options;
+};
+
+RunControl::RunControl() : impl_(std::make_unique<Impl>()) {}
+RunControl::~RunControl() = default;
+void RunControl::terminate() { impl_->options.SetTerminate(); }
+void RunControl::reset() { impl_->options.UnsetTerminate(); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Session
+
+struct Session::Impl {
+  std::string label;
+  DeviceSpec device;
+  bool profiling = false;
+  Ort::Session session{nullptr};
+  std::vector<std::string> input_names;
+  std::vector<std::string> output_names;
+  Ort::MemoryInfo device_memory{nullptr};      // CUDA: where outputs stay
+  std::shared_ptr<Ort::Allocator> pinned;      // CUDA: pinned host memory for inputs, when the provider has it
+
+  Error ort_error(const Ort::Exception& e) const { return Error(ErrorCode::RUNTIME, label + ": " + e.what()); }
+
+  void init(const SessionConfig& config, const std::string& model_label,
+            const std::function<Ort::Session(const Ort::SessionOptions&)>& create) {
+    device = parse_device(config.device);
+    label = config.label.empty() ? model_label + " (" + device.to_string() + ")" : config.label;
+    profiling = config.profiling;
+    try {
+      session = create(make_options(config, device));
+      Ort::AllocatorWithDefaultOptions allocator;
+      for (size_t i = 0; i < session.GetInputCount(); ++i) {
+        input_names.push_back(session.GetInputNameAllocated(i, allocator).get());
+      }
+      for (size_t i = 0; i < session.GetOutputCount(); ++i) {
+        output_names.push_back(session.GetOutputNameAllocated(i, allocator).get());
+      }
+      if (device.is_cuda()) {
+        device_memory = Ort::MemoryInfo("Cuda", OrtArenaAllocator, device.device_id, OrtMemTypeDefault);
+        try {
+          Ort::MemoryInfo pinned_memory("CudaPinned", OrtDeviceAllocator, device.device_id, OrtMemTypeCPUOutput);
+          pinned = std::make_shared<Ort::Allocator>(session, pinned_memory);
+        } catch (const Ort::Exception&) {
+          pinned.reset();  // no pinned allocator registered: inputs go from plain host memory
+        }
+      }
+    } catch (const Ort::Exception& e) {
+      throw ort_error(e);
+    }
+  }
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Session::Session(const std::string& model_path, const SessionConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->init(config, model_path, [&](const Ort::SessionOptions& options) {
+    return Ort::Session(ort_env(), model_path.c_str(), options);
+  });
+}
+
+Session Session::from_bytes(const std::string& model_bytes, const SessionConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->init(config, "model bytes", [&](const Ort::SessionOptions& options) {
+    return Ort::Session(ort_env(), model_bytes.data(), model_bytes.size(), options);
+  });
+  return Session(std::move(impl));
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+std::vector<ValueDesc> Session::inputs() const {
+  std::vector<ValueDesc> result;
+  try {
+    for (size_t i = 0; i < impl_->input_names.size(); ++i) {
+      result.push_back(describe(impl_->input_names[i], impl_->session.GetInputTypeInfo(i)));
+    }
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  return result;
+}
+
+std::vector<ValueDesc> Session::outputs() const {
+  std::vector<ValueDesc> result;
+  try {
+    for (size_t i = 0; i < impl_->output_names.size(); ++i) {
+      result.push_back(describe(impl_->output_names[i], impl_->session.GetOutputTypeInfo(i)));
+    }
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  return result;
+}
+
+const DeviceSpec& Session::device() const { return impl_->device; }
+const std::string& Session::label() const { return impl_->label; }
+
+std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs,
+                                           const std::vector<std::string>& outputs) const {
+  const std::vector<std::string>& wanted = outputs.empty() ? impl_->output_names : outputs;
+  std::vector<const char*> input_names, output_names;
+  std::vector<Ort::Value> values;
+  std::map<std::string, Tensor> result;
+  try {
+    for (const auto& [name, tensor] : inputs) {
+      input_names.push_back(name.c_str());
+      values.push_back(wrap_tensor(name, tensor));
+    }
+    for (const std::string& name : wanted) output_names.push_back(name.c_str());
+    if (impl_->device.is_cuda()) {
+      // Outputs bound to host memory: ORT copies them back once, at the end of the run.
+      Ort::IoBinding binding(impl_->session);
+      for (size_t i = 0; i < values.size(); ++i) binding.BindInput(input_names[i], values[i]);
+      for (const char* name : output_names) binding.BindOutput(name, host_memory());
+      impl_->session.Run(Ort::RunOptions{}, binding);
+      std::vector<Ort::Value> out = binding.GetOutputValues();
+      for (size_t i = 0; i < out.size(); ++i) result[wanted[i]] = copy_out(wanted[i], out[i]);
+      return result;
+    }
+    std::vector<Ort::Value> out = impl_->session.Run(Ort::RunOptions{nullptr}, input_names.data(), values.data(),
+                                                     values.size(), output_names.data(), output_names.size());
+    for (size_t i = 0; i < out.size(); ++i) result[wanted[i]] = copy_out(wanted[i], out[i]);
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  } catch (const Error& e) {
+    throw e.with_context(impl_->label);
+  }
+  return result;
+}
+
+std::map<std::string, double> Session::profile_node_times(const std::map<std::string, Tensor>& inputs, int runs) {
+  if (!impl_->profiling) {
+    throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_times needs a session made with profiling on");
+  }
+  if (runs < 1) throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_times needs runs >= 1");
+  for (int i = 0; i <= runs; ++i) run(inputs);
+  std::string path;
+  try {
+    Ort::AllocatorWithDefaultOptions allocator;
+    path = impl_->session.EndProfilingAllocated(allocator).get();
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  impl_->profiling = false;  // ORT stops profiling the session once its trace is written
+  std::map<std::string, double> times;
+  try {
+    times = node_times_from_trace(path);
+  } catch (...) {
+    std::filesystem::remove(path);
+    throw;
+  }
+  std::filesystem::remove(path);
+  return times;
+}
+
+Value Session::make_input(Tensor tensor, CopyStat* copy) const {
+  if (!impl_->pinned || tensor.dtype == DType::STRING) return Value::from_tensor(std::move(tensor));
+  check_tensor("value", tensor);
+  const auto start = Clock::now();
+  Value result;
+  result.impl_ = std::make_unique<Value::Impl>();
+  result.impl_->allocator = impl_->pinned;
+  try {
+    result.impl_->value = Ort::Value::CreateTensor(*impl_->pinned, tensor.shape.data(), tensor.shape.size(),
+                                                   ort_type(tensor.dtype));
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  if (!tensor.data.empty()) {
+    std::memcpy(result.impl_->value.GetTensorMutableRawData(), tensor.data.data(), tensor.data.size());
+  }
+  if (copy) {
+    copy->path = CopyPath::HOST;
+    copy->bytes += static_cast<int64_t>(tensor.data.size());
+    copy->us += micros_since(start);
+  }
+  return result;
+}
+
+std::vector<Value> Session::run_values(const std::vector<std::string>& input_names,
+                                       const std::vector<const Value*>& inputs,
+                                       const std::vector<std::string>& output_names, const std::vector<bool>& to_host,
+                                       RunControl* control, RunRecord* record) const {
+  if (input_names.size() != inputs.size() || (!to_host.empty() && to_host.size() != output_names.size())) {
+    throw Error(ErrorCode::INTERNAL, impl_->label + ": run_values: mismatched name and value counts");
+  }
+  std::vector<const char*> in_names, out_names;
+  for (const std::string& name : input_names) in_names.push_back(name.c_str());
+  for (const std::string& name : output_names) out_names.push_back(name.c_str());
+  static const Ort::RunOptions default_options;
+  const Ort::RunOptions& options = control ? control->impl_->options : default_options;
+  RunRecord local;
+  RunRecord& rec = record ? *record : local;
+  std::vector<Value> result(output_names.size());
+  try {
+    if (!impl_->device.is_cuda()) {
+      // CPU: ORT reads the inputs where they are and hands its outputs over: no copy either way.
+      std::vector<const OrtValue*> in_values;
+      for (const Value* value : inputs) in_values.push_back(value->impl_->value);
+      std::vector<OrtValue*> out_values(output_names.size(), nullptr);
+      const auto start = Clock::now();
+      Ort::ThrowOnError(Ort::GetApi().Run(impl_->session, options, in_names.data(), in_values.data(),
+                                          in_values.size(), out_names.data(), out_names.size(), out_values.data()));
+      rec.run_us += micros_since(start);
+      for (size_t i = 0; i < out_values.size(); ++i) {
+        result[i].impl_ = std::make_unique<Value::Impl>();
+        result[i].impl_->value = Ort::Value(out_values[i]);
+      }
+      return result;
+    }
+
+    // CUDA: inputs bound where they live (ORT copies host or other-device values into this device while binding);
+    // outputs bound to this device's memory, or to the host for the values that leave the device.
+    Ort::IoBinding binding(impl_->session);
+    auto start = Clock::now();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const Ort::Value& value = inputs[i]->impl_->value;
+      const int where = value_device(value);
+      if (where != impl_->device.device_id) {
+        const CopyPath path = where < 0 ? CopyPath::H2D : CopyPath::D2D;
+        rec.copy_in.path = std::max(rec.copy_in.path, path);
+        rec.copy_in.bytes += value_bytes(value);
+      }
+      binding.BindInput(in_names[i], value);
+    }
+    binding.SynchronizeInputs();
+    rec.copy_in.us += micros_since(start);
+    for (size_t i = 0; i < out_names.size(); ++i) {
+      if (to_host.empty() || to_host[i]) {
+        binding.BindOutput(out_names[i], host_memory());
+      } else {
+        binding.BindOutput(out_names[i], impl_->device_memory);
+      }
+    }
+    start = Clock::now();
+    impl_->session.Run(options, binding);
+    rec.run_us += micros_since(start);
+    std::vector<Ort::Value> out = binding.GetOutputValues();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (to_host.empty() || to_host[i]) {
+        rec.copy_out.path = CopyPath::D2H;
+        rec.copy_out.bytes += value_bytes(out[i]);
+      }
+      result[i].impl_ = std::make_unique<Value::Impl>();
+      result[i].impl_->value = std::move(out[i]);
+    }
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  return result;
+}
+
+std::map<std::string, int64_t> Session::memory_stats() const {
+  std::map<std::string, int64_t> stats;
+  try {
+    const Ort::MemoryInfo info = impl_->device.is_cuda()
+                                     ? Ort::MemoryInfo("Cuda", OrtArenaAllocator, impl_->device.device_id,
+                                                       OrtMemTypeDefault)
+                                     : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    Ort::Allocator allocator(impl_->session, info);
+    for (const auto& [key, value] : allocator.GetStats().GetKeyValuePairs()) {
+      try {
+        stats[key] = std::stoll(value);
+      } catch (const std::exception&) {
+        // a statistic that is not a number: not one we report
+      }
+    }
+  } catch (const Ort::Exception&) {
+    // no allocator for this memory in the session (arena off): no statistics
+  }
+  if (impl_->device.is_cuda()) {
+    const auto [free_bytes, total_bytes] = cuda_memory(impl_->device.device_id);
+    if (total_bytes >= 0) {
+      stats["device_free_bytes"] = free_bytes;
+      stats["device_total_bytes"] = total_bytes;
+    }
+  }
+  return stats;
+}
+
+std::string ort_version() { return OrtGetApiBase()->GetVersionString(); }
+
+std::vector<std::string> available_providers() { return Ort::GetAvailableProviders(); }
+
+}  // namespace onnxpipe::detail

@@ -1,0 +1,124 @@
+#pragma once
+// ONNX Runtime, behind plain types: the only file pair that includes ORT headers. Sessions on a device, runs on host
+// tensors, per-node profiling, and the device-resident values the pipeline hands from stage to stage.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "onnxpipe/device.h"
+#include "onnxpipe/plan.h"
+#include "onnxpipe/stage_timing.h"
+#include "onnxpipe/tensor.h"
+
+namespace onnxpipe::detail {
+
+struct SessionConfig {
+  std::string device = "cpu";     // cpu | cpu:T | cpu:T@C0-C1 | cuda:K (parse_device)
+  int optimization_level = 99;    // 0 none, 1 basic, 2 extended, 99 all
+  std::string external_data_dir;  // for sessions made from bytes: where external data locations are resolved
+  bool profiling = false;
+  std::map<std::string, std::string> session_options;   // passed through as session config entries
+  std::map<std::string, std::string> provider_options;  // passed through to the execution provider
+  std::string label;  // what errors name ("stage 1 (piece_1.onnx, cpu:1)"); default "<model> (<device>)"
+};
+
+// A tensor owned by ONNX Runtime, in host or device memory: moved between stages without copying. Move-only.
+class Value {
+ public:
+  Value();
+  ~Value();
+  Value(Value&&) noexcept;
+  Value& operator=(Value&&) noexcept;
+
+  // Wraps a host tensor without copying its bytes (the Value keeps the tensor alive). Strings are copied into ORT.
+  static Value from_tensor(Tensor tensor);
+
+  bool empty() const;
+  DType dtype() const;
+  std::vector<int64_t> shape() const;
+  int64_t byte_size() const;  // 0 for strings
+  int device_id() const;      // -1: host memory (plain or pinned); K: memory of cuda:K
+  // A host copy. Throws Error(RUNTIME) for a value in device memory (bind it to the host when running instead).
+  Tensor to_tensor() const;
+
+ private:
+  friend class Session;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Lets another thread cancel a run in progress (ORT's RunOptions terminate flag). One per worker, reused.
+class RunControl {
+ public:
+  RunControl();
+  ~RunControl();
+  RunControl(const RunControl&) = delete;
+  RunControl& operator=(const RunControl&) = delete;
+  void terminate();  // the current and every later run fails until reset()
+  void reset();
+
+ private:
+  friend class Session;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What one run_values call did. On CUDA, copies to the host of outputs bound to host memory happen inside the run:
+// their bytes are in copy_out, their time in run_us.
+struct RunRecord {
+  CopyStat copy_in;
+  double run_us = 0;
+  CopyStat copy_out;
+};
+
+class Session {
+ public:
+  // Throws Error(RUNTIME) with ORT's message, prefixed with the model path and device; Error(USAGE) for a bad device.
+  Session(const std::string& model_path, const SessionConfig& config);
+  static Session from_bytes(const std::string& model_bytes, const SessionConfig& config);
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  std::vector<ValueDesc> inputs() const;   // as ORT reports them (symbolic dims by name, unknown -1)
+  std::vector<ValueDesc> outputs() const;
+  const DeviceSpec& device() const;
+  const std::string& label() const;  // "<model> (<device>)" or config.label
+
+  // Runs on host tensors; `outputs` empty means every output. Thread-safe like ORT's Run.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
+                                    const std::vector<std::string>& outputs = {}) const;
+
+  // Needs config.profiling: one warm-up run (dropped) then `runs` runs; returns the median microseconds per node name.
+  // Ends the session's profiling: call it once per session.
+  std::map<std::string, double> profile_node_times(const std::map<std::string, Tensor>& inputs, int runs);
+
+  // A host tensor as an input value for this session: wrapped without copying on CPU; copied into pinned host
+  // memory on CUDA (so that the copy to the device is fast). `copy` gets that host copy, if any.
+  Value make_input(Tensor tensor, CopyStat* copy = nullptr) const;
+
+  // Runs on values. inputs[i] feeds input_names[i]. On CUDA, outputs stay in this device's memory unless
+  // to_host[i] (to_host empty: all on the host); on CPU they are always host values. Inputs in other memory are
+  // copied by ORT (host to device, device to device), counted in record->copy_in. Thread-safe; `control` (optional)
+  // lets another thread cancel the run.
+  std::vector<Value> run_values(const std::vector<std::string>& input_names, const std::vector<const Value*>& inputs,
+                                const std::vector<std::string>& output_names, const std::vector<bool>& to_host = {},
+                                RunControl* control = nullptr, RunRecord* record = nullptr) const;
+
+  // Allocator statistics of the session's device memory (ORT's names: InUse, MaxInUse, TotalAllocated, NumAllocs,
+  // ...; empty when the arena is off); on CUDA also device_free_bytes / device_total_bytes from the CUDA runtime
+  // when it can be reached.
+  std::map<std::string, int64_t> memory_stats() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+std::string ort_version();
+std::vector<std::string> available_providers();
+
+}  // namespace onnxpipe::detail

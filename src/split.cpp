@@ -1,0 +1,557 @@
+// The splitter's data flow, in one pass: model -> graph -> value types -> costs -> partition -> pieces -> plan.
+#include "onnxpipe/split.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <numeric>
+#include <set>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "cost.h"
+#include "graph.h"
+#include "measure.h"
+#include "model_io.h"
+#include "onnxpipe/error.h"
+#include "partition.h"
+
+namespace fs = std::filesystem;
+
+namespace onnxpipe {
+
+Balance balance_from_name(const std::string& name) {
+  if (name == "auto") return Balance::AUTO;
+  if (name == "bytes") return Balance::BYTES;
+  if (name == "flops") return Balance::FLOPS;
+  if (name == "time") return Balance::TIME;
+  throw Error(ErrorCode::USAGE, "unknown balance criterion '" + name + "' (auto, bytes, flops or time)");
+}
+
+const char* balance_name(Balance balance) {
+  switch (balance) {
+    case Balance::AUTO: return "auto";
+    case Balance::BYTES: return "bytes";
+    case Balance::FLOPS: return "flops";
+    case Balance::TIME: return "time";
+  }
+  return "?";
+}
+
+namespace detail {
+namespace {
+
+void report(const ProgressFn& progress, const std::string& what, int64_t done, int64_t total) {
+  if (progress) progress(what, done, total);
+}
+
+void warn(const SplitOptions& options, const std::string& message) {
+  if (options.warn) {
+    options.warn(message);
+  } else {
+    std::cerr << "warning: " << message << "\n";
+  }
+}
+
+// Symbolic dims a user did not set default to 1, as the CLI promises.
+std::map<std::string, int64_t> dims_with_defaults(const GraphDesc& graph, std::map<std::string, int64_t> dims) {
+  for (const auto& input : graph.inputs)
+    for (const auto& dim : input.dims)
+      if (!dim.param.empty()) dims.emplace(dim.param, 1);
+  return dims;
+}
+
+int64_t bytes_of(const ValueDesc& desc) {
+  if (!desc.has_shape || desc.dtype == DType::STRING || dtype_size(desc.dtype) == 0) return -1;
+  int64_t count = 1;
+  for (const auto& dim : desc.dims) {
+    if (dim.value < 0) return -1;
+    count *= dim.value;
+  }
+  return count * static_cast<int64_t>(dtype_size(desc.dtype));
+}
+
+bool fully_known(const ValueDesc& desc) { return desc.dtype != DType::UNDEFINED && bytes_of(desc) >= 0; }
+
+// What we know of every value: `declared` keeps symbolic dims (for the pieces' declarations), `concrete` has the
+// sizes for the requested dims (for costs and bytes).
+struct ValueTypes {
+  std::map<std::string, ValueDesc> declared;
+  std::map<std::string, ValueDesc> concrete;
+  std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
+};
+
+ValueTypes value_types(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
+                       const std::map<std::string, ValueDesc>& measured, const SplitOptions& options) {
+  ValueTypes types;
+  bool symbolic_complete = false, concrete_complete = false;
+  types.declared = model.infer_shapes({}, &symbolic_complete);
+  types.concrete = model.infer_shapes(dims, &concrete_complete);
+  types.measured = measured;
+  for (const auto& [name, desc] : measured) types.concrete[name] = desc;
+  std::vector<std::string> missing;
+  for (int position = 0; position < graph.size(); ++position)
+    for (const auto& name : graph.desc().nodes[graph.order()[position]].outputs)
+      if (!name.empty() && !(types.concrete.count(name) && fully_known(types.concrete.at(name))))
+        missing.push_back(name);
+  if (!missing.empty()) {
+    // Shape inference could not size everything (a newer opset, a custom op, data-dependent shapes): ask ONNX
+    // Runtime. Random inputs may not suit the model (indices out of range): then what inference found must do.
+    try {
+      for (auto& [name, desc] : run_value_types(model, dims, missing)) {
+        types.concrete[name] = desc;
+        types.measured[name] = std::move(desc);
+      }
+    } catch (const Error& error) {
+      if (error.code() != ErrorCode::RUNTIME) throw;
+      warn(options, "sizes of " + std::to_string(missing.size()) +
+                        " values stay unknown (a run on random inputs failed: " + error.what() + ")");
+    }
+  }
+  return types;
+}
+
+// Inputs and outputs declared for a piece: symbolic shape when inference knows it, else dtype only.
+ValueDesc declaration(const std::string& name, const ValueTypes& types) {
+  ValueDesc desc;
+  auto declared = types.declared.find(name);
+  auto concrete = types.concrete.find(name);
+  if (declared != types.declared.end() && declared->second.dtype != DType::UNDEFINED) {
+    desc = declared->second;
+  } else if (concrete != types.concrete.end() && concrete->second.dtype != DType::UNDEFINED) {
+    desc.dtype = concrete->second.dtype;
+    desc.has_shape = false;
+  }  // else not a tensor (a sequence...): model_io declares it with the type inference gave it
+  desc.name = name;
+  desc.bytes = concrete != types.concrete.end() ? bytes_of(concrete->second) : -1;
+  return desc;
+}
+
+struct Costs {
+  std::vector<double> node;
+  std::string unit;
+  std::string balance;
+};
+
+// costs.json: what running the model taught (node costs by node name, and the sizes of values shape inference could
+// not tell, for the dims used), so that a later split can reuse it instead of measuring again.
+nlohmann::json value_json(const ValueDesc& desc) {
+  std::vector<int64_t> shape;
+  for (const auto& dim : desc.dims) shape.push_back(dim.value);
+  return {{"dtype", dtype_name(desc.dtype)}, {"shape", shape}};
+}
+
+void save_costs(const Costs& costs, const Graph& graph, const std::string& device,
+                const std::map<std::string, int64_t>& dims, const std::map<std::string, ValueDesc>& measured,
+                const fs::path& path) {
+  nlohmann::json nodes = nlohmann::json::object(), values = nlohmann::json::object();
+  for (int position = 0; position < graph.size(); ++position)
+    nodes[graph.desc().nodes[graph.order()[position]].name] = costs.node[position];
+  for (const auto& [name, desc] : measured) values[name] = value_json(desc);
+  nlohmann::json doc = {{"balance", costs.balance}, {"unit", costs.unit}, {"device", device},
+                        {"dims", dims},        {"nodes", nodes},      {"values", values}};
+  std::ofstream out(path);
+  out << doc.dump(1) << "\n";
+  if (!out) throw Error(ErrorCode::IO, "cannot write " + path.string());
+}
+
+struct SavedCosts {
+  Costs costs;
+  std::map<std::string, ValueDesc> values;
+};
+
+SavedCosts load_costs(const Graph& graph, const std::string& path, const std::map<std::string, int64_t>& dims) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::IO, "cannot read " + path);
+  SavedCosts saved;
+  try {
+    nlohmann::json doc = nlohmann::json::parse(in);
+    if (doc.at("dims").get<std::map<std::string, int64_t>>() != dims)
+      throw Error(ErrorCode::USAGE, path + " was measured with other --dim values: " + doc.at("dims").dump());
+    saved.costs.balance = doc.at("balance").get<std::string>();
+    saved.costs.unit = doc.at("unit").get<std::string>();
+    saved.costs.node = time_costs(graph, doc.at("nodes").get<std::map<std::string, double>>());
+    for (const auto& [name, value] : doc.at("values").items()) {
+      ValueDesc desc;
+      desc.name = name;
+      desc.dtype = dtype_from_name(value.at("dtype").get<std::string>());
+      desc.has_shape = true;
+      for (int64_t d : value.at("shape").get<std::vector<int64_t>>()) desc.dims.push_back(Dim{d, ""});
+      saved.values[name] = std::move(desc);
+    }
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(ErrorCode::USAGE, path + ": not a costs.json of onnxpipe: " + error.what());
+  }
+  return saved;
+}
+
+Costs node_costs(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
+                 const SplitOptions& options, const std::map<std::string, int64_t>& dims) {
+  if (balance == Balance::AUTO) {
+    try {
+      return node_costs(model, graph, Balance::TIME, types, options, dims);
+    } catch (const Error& error) {
+      if (error.code() != ErrorCode::RUNTIME) throw;
+      warn(options, "the model does not run on " + options.device + " (" + error.what() + "): balancing by flops");
+      return node_costs(model, graph, Balance::FLOPS, types, options, dims);
+    }
+  }
+  Costs costs;
+  costs.balance = balance_name(balance);
+  switch (balance) {
+    case Balance::BYTES:
+      costs.node = weight_bytes_costs(graph);
+      costs.unit = "bytes";
+      break;
+    case Balance::FLOPS: {
+      std::map<std::string, ValueDesc> shapes = types.concrete;
+      for (const auto& [name, weight] : graph.desc().weights) {
+        ValueDesc desc;
+        desc.name = name;
+        desc.dtype = weight.dtype;
+        desc.has_shape = true;
+        for (int64_t d : weight.shape) desc.dims.push_back(Dim{d, ""});
+        shapes.emplace(name, std::move(desc));
+      }
+      costs.node = flops_costs(graph, shapes);
+      costs.unit = "flops";
+      break;
+    }
+    case Balance::TIME:
+      report(options.progress, "measuring node times", 0, options.profile_runs);
+      costs.node = time_costs(graph, measure_node_times(model, dims, options.device, options.profile_runs));
+      report(options.progress, "measuring node times", options.profile_runs, options.profile_runs);
+      costs.unit = "us";
+      break;
+    case Balance::AUTO:
+      break;
+  }
+  return costs;
+}
+
+std::unordered_map<std::string, int64_t> value_bytes(const ValueTypes& types) {
+  std::unordered_map<std::string, int64_t> bytes;
+  for (const auto& [name, desc] : types.concrete) bytes[name] = std::max<int64_t>(0, bytes_of(desc));
+  return bytes;
+}
+
+// Everything about the source model that both split and inspect need.
+struct Analysis {
+  explicit Analysis(Model source) : model(std::move(source)), graph(model.graph()) {}
+  Model model;
+  Graph graph;
+  std::map<std::string, int64_t> dims;
+  ValueTypes types;
+  Costs costs;
+  std::vector<int64_t> crossing_bytes;  // per boundary 0..n
+  std::vector<double> transfer_cost;    // per boundary 0..n
+};
+
+std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options) {
+  report(options.progress, "loading model", 0, 0);
+  auto analysis = std::make_unique<Analysis>(Model::load(model_path));
+  const Graph& graph = analysis->graph;
+  if (graph.size() == 0) throw Error(ErrorCode::INVALID_MODEL, model_path + ": the graph has no compute node");
+  analysis->dims = dims_with_defaults(graph.desc(), options.dims);
+  report(options.progress, "typing values", 0, 0);
+  if (options.costs_file.empty()) {
+    analysis->types = value_types(analysis->model, graph, analysis->dims, {}, options);
+    analysis->costs = node_costs(analysis->model, graph, balance, analysis->types, options, analysis->dims);
+  } else {
+    SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
+    analysis->types = value_types(analysis->model, graph, analysis->dims, saved.values, options);
+    analysis->costs = std::move(saved.costs);
+  }
+  analysis->crossing_bytes = graph.crossing_bytes(value_bytes(analysis->types));
+  double per_byte = transfer_cost_per_byte(analysis->costs.unit);
+  for (int64_t bytes : analysis->crossing_bytes) analysis->transfer_cost.push_back(per_byte * double(bytes));
+  return analysis;
+}
+
+// The nodes, weights, inputs and outputs of the piece made of positions [begin, end).
+struct PieceContent {
+  PieceSpec spec;
+  std::vector<std::string> weight_names;  // initializers and Constant-node weights
+};
+
+PieceContent piece_content(const Analysis& analysis, int begin, int end) {
+  const Graph& graph = analysis.graph;
+  const GraphDesc& desc = graph.desc();
+  PieceContent content;
+  std::set<std::string> weights, inputs_seen;
+  std::set<int> constant_nodes;
+  std::vector<std::pair<int, std::string>> inputs;  // (producer position, name): the order a reader expects
+  for (int position = begin; position < end; ++position) {
+    for (const auto& name : graph.weights_read(position)) {
+      const WeightDesc& weight = desc.weights.at(name);
+      if (weight.constant_node >= 0) constant_nodes.insert(weight.constant_node);
+      weights.insert(name);
+    }
+    for (const auto& name : graph.reads(position)) {
+      int producer = graph.producer_position(name);
+      if (producer < begin && inputs_seen.insert(name).second) inputs.emplace_back(producer, name);
+    }
+  }
+  std::sort(inputs.begin(), inputs.end());
+  // Constant weights first (in file order), then the piece's compute nodes in execution order.
+  content.spec.nodes.assign(constant_nodes.begin(), constant_nodes.end());
+  for (int position = begin; position < end; ++position) content.spec.nodes.push_back(graph.order()[position]);
+  for (const auto& name : weights)
+    if (desc.weights.at(name).constant_node < 0) content.spec.weights.push_back(name);
+  content.weight_names.assign(weights.begin(), weights.end());
+  for (const auto& [producer, name] : inputs) content.spec.inputs.push_back(declaration(name, analysis.types));
+
+  std::set<std::string> graph_outputs;
+  for (const auto& output : desc.outputs) graph_outputs.insert(output.name);
+  for (int position = begin; position < end; ++position) {
+    for (const auto& name : desc.nodes[graph.order()[position]].outputs) {
+      if (name.empty()) continue;
+      if (graph.last_reader(name) >= end || graph_outputs.count(name))
+        content.spec.outputs.push_back(declaration(name, analysis.types));
+    }
+  }
+  return content;
+}
+
+// A graph output no node makes (a weight, or a graph input passed through) leaves from the first piece.
+void add_unproduced_outputs(const Analysis& analysis, PieceContent& first) {
+  const GraphDesc& desc = analysis.graph.desc();
+  for (const auto& output : desc.outputs) {
+    auto weight = desc.weights.find(output.name);
+    if (weight == desc.weights.end()) {
+      if (analysis.graph.is_graph_input(output.name))
+        throw Error(ErrorCode::INVALID_MODEL, "graph output '" + output.name + "' is a graph input: nothing to split");
+      continue;
+    }
+    if (weight->second.constant_node >= 0) continue;  // a Constant graph output is a compute node
+    first.spec.weights.push_back(output.name);
+    first.weight_names.push_back(output.name);
+    first.spec.outputs.push_back(declaration(output.name, analysis.types));
+  }
+}
+
+ValueDesc model_value(const ValueDesc& declared, const ValueTypes& types) {
+  ValueDesc desc = declared;
+  auto concrete = types.concrete.find(declared.name);
+  if (concrete != types.concrete.end()) desc.bytes = bytes_of(concrete->second);
+  return desc;
+}
+
+// Creates a fresh directory beside `target`, removed again unless commit() is called.
+class StagingDir {
+ public:
+  explicit StagingDir(const fs::path& target) : target_(fs::absolute(target)) {
+    fs::path parent = target_.parent_path();
+    std::error_code error;
+    fs::create_directories(parent, error);
+    std::string pattern = (parent / ("." + target_.filename().string() + ".tmp-XXXXXX")).string();
+    if (!mkdtemp(pattern.data()))
+      throw Error(ErrorCode::IO, "cannot create a directory in " + parent.string() + ": " + std::strerror(errno));
+    path_ = pattern;
+    // mkdtemp makes it private (0700); the result should get the permissions any new directory gets.
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::chmod(path_.c_str(), 0777 & ~mask);
+  }
+  ~StagingDir() {
+    std::error_code error;
+    if (!path_.empty()) fs::remove_all(path_, error);
+  }
+  const fs::path& path() const { return path_; }
+
+  // Moves the staged directory to the target, replacing an existing one only when `replace`.
+  void commit(bool replace) {
+    std::error_code error;
+    fs::path old;
+    if (fs::exists(target_)) {
+      if (!replace) throw Error(ErrorCode::USAGE, target_.string() + " exists (use --force to replace it)");
+      old = path_.string() + ".old";
+      fs::rename(target_, old, error);
+      if (error) throw Error(ErrorCode::IO, "cannot replace " + target_.string() + ": " + error.message());
+    }
+    fs::rename(path_, target_, error);
+    if (error) throw Error(ErrorCode::IO, "cannot create " + target_.string() + ": " + error.message());
+    path_.clear();
+    if (!old.empty()) fs::remove_all(old, error);
+  }
+
+ private:
+  fs::path target_;
+  fs::path path_;
+};
+
+}  // namespace
+}  // namespace detail
+
+Plan split_model(const std::string& model_path, const SplitOptions& options) {
+  using namespace detail;
+  if (options.parts < 1) throw Error(ErrorCode::USAGE, "the number of pieces must be >= 1, got " + std::to_string(options.parts));
+  if (options.output_dir.empty()) throw Error(ErrorCode::USAGE, "no output directory given");
+  if (fs::exists(options.output_dir) && !options.force)
+    throw Error(ErrorCode::USAGE, options.output_dir + " exists (use --force to replace it)");
+
+  auto analysis = analyse(model_path, options.balance, options);
+  const Graph& graph = analysis->graph;
+  const GraphDesc& desc = graph.desc();
+  // Hashing a big model takes as long as writing its pieces: do it on the side.
+  std::future<std::string> sha256 = std::async(std::launch::async, [&desc] { return sha256_model(desc); });
+
+  PartitionProblem problem;
+  problem.node_cost = analysis->costs.node;
+  problem.transfer_cost = analysis->transfer_cost;
+  problem.crossing_bytes = analysis->crossing_bytes;
+  problem.parts = options.parts;
+  for (const auto& tensor : options.cuts) {
+    int boundary = graph.boundary_after(tensor);
+    if (!problem.forced.empty() && boundary <= problem.forced.back())
+      throw Error(ErrorCode::USAGE, "--cut '" + tensor + "' is not after the previous cut in execution order");
+    if (boundary >= graph.size())
+      throw Error(ErrorCode::USAGE, "--cut '" + tensor + "' is made by the last node: nothing would follow the cut");
+    problem.forced.push_back(boundary);
+  }
+  report(options.progress, "partitioning", 0, 0);
+  Partition partition = partition_min_max(problem);
+  const int parts = options.parts;
+
+  std::vector<PieceContent> contents;
+  for (int piece = 0; piece < parts; ++piece)
+    contents.push_back(piece_content(*analysis, partition.starts[piece], partition.starts[piece + 1]));
+  add_unproduced_outputs(*analysis, contents.front());
+
+  // Weights held by more than one piece are duplicated bytes.
+  std::map<std::string, int> holders;
+  for (const auto& content : contents)
+    for (const auto& name : content.weight_names) ++holders[name];
+
+  Plan plan;
+  plan.source_path = fs::absolute(model_path).string();
+  plan.source_sha256 = sha256.get();
+  plan.balance = analysis->costs.balance;
+  plan.cost_unit = analysis->costs.unit;
+  plan.dims = analysis->dims;
+  for (const auto& input : desc.inputs) plan.model_inputs.push_back(model_value(input, analysis->types));
+  for (const auto& output : desc.outputs) plan.model_outputs.push_back(model_value(output, analysis->types));
+
+  StagingDir staging(options.output_dir);
+  std::map<std::string, CrossingValue> values;
+  for (int piece = 0; piece < parts; ++piece) {
+    PieceContent& content = contents[piece];
+    PieceDesc piece_desc;
+    piece_desc.index = piece;
+    piece_desc.file = "piece_" + std::to_string(piece) + ".onnx";
+    for (const auto& name : content.weight_names) {
+      int64_t bytes = desc.weights.at(name).bytes;
+      piece_desc.weight_bytes += bytes;
+      if (holders[name] > 1) piece_desc.duplicated_bytes += bytes;
+    }
+    if (desc.external_data || piece_desc.weight_bytes > options.external_data_threshold)
+      piece_desc.data_file = "piece_" + std::to_string(piece) + ".data";
+    content.spec.data_file = piece_desc.data_file;
+    piece_desc.node_count = partition.starts[piece + 1] - partition.starts[piece];
+    piece_desc.cost = partition.piece_cost[piece];
+    piece_desc.inputs = content.spec.inputs;
+    piece_desc.outputs = content.spec.outputs;
+    report(options.progress, "writing pieces", piece, parts);
+    analysis->model.write_piece(content.spec, (staging.path() / piece_desc.file).string());
+
+    for (const auto& input : piece_desc.inputs) {
+      CrossingValue& value = values[input.name];
+      value.name = input.name;
+      value.consumers.push_back(piece);
+    }
+    for (const auto& output : piece_desc.outputs) {
+      CrossingValue& value = values[output.name];
+      value.name = output.name;
+      value.producer = piece;
+    }
+    plan.pieces.push_back(std::move(piece_desc));
+  }
+  report(options.progress, "writing pieces", parts, parts);
+  for (const auto& output : desc.outputs)
+    if (values.count(output.name)) values[output.name].graph_output = true;
+  for (auto& [name, value] : values) plan.values.push_back(std::move(value));
+
+  plan.predicted_max_cost = partition.max_cost;
+  const double total = std::accumulate(problem.node_cost.begin(), problem.node_cost.end(), 0.0);
+  plan.ideal_cost = total / parts;
+  plan.heaviest_node_cost = *std::max_element(problem.node_cost.begin(), problem.node_cost.end());
+  plan.validate();
+  plan.save(staging.path().string());
+  save_costs(analysis->costs, graph, options.device, analysis->dims, analysis->types.measured,
+             staging.path() / "costs.json");
+  staging.commit(options.force);
+  return plan;
+}
+
+ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims,
+                           Balance balance, int candidates) {
+  using namespace detail;
+  SplitOptions options;
+  options.dims = dims;
+  auto analysis = analyse(model_path, balance, options);
+  const Graph& graph = analysis->graph;
+  const GraphDesc& desc = graph.desc();
+
+  ModelSummary summary;
+  summary.path = model_path;
+  summary.file_bytes = desc.file_bytes;
+  summary.ir_version = desc.ir_version;
+  summary.producer = desc.producer_name;
+  summary.opsets = desc.opsets;
+  summary.node_count = graph.size();
+  for (int node : graph.order()) ++summary.op_counts[desc.nodes[node].op_type];
+  summary.weight_count = static_cast<int64_t>(desc.weights.size());
+  for (const auto& [name, weight] : desc.weights) summary.weight_bytes += weight.bytes;
+  summary.external_data = desc.external_data;
+  summary.function_count = desc.function_count;
+  for (const auto& input : desc.inputs) summary.inputs.push_back(model_value(input, analysis->types));
+  for (const auto& output : desc.outputs) summary.outputs.push_back(model_value(output, analysis->types));
+  summary.boundary_count = std::max(0, graph.size() - 1);
+  summary.balance = analysis->costs.balance;
+
+  // Candidates: near each of `candidates` evenly spaced cost fractions, the boundary with the fewest crossing bytes
+  // within +-5% of the total cost.
+  const std::vector<double>& cost = analysis->costs.node;
+  std::vector<double> prefix(cost.size() + 1, 0.0);
+  std::partial_sum(cost.begin(), cost.end(), prefix.begin() + 1);
+  const double total = prefix.back() > 0 ? prefix.back() : 1.0;
+  std::set<int> chosen;
+  for (int i = 1; i <= candidates && graph.size() > 1; ++i) {
+    double target = total * i / (candidates + 1);
+    int best = -1;
+    for (int k = 1; k < graph.size(); ++k) {
+      if (std::abs(prefix[k] - target) > 0.05 * total) continue;
+      if (best < 0 || analysis->crossing_bytes[k] < analysis->crossing_bytes[best] ||
+          (analysis->crossing_bytes[k] == analysis->crossing_bytes[best] &&
+           std::abs(prefix[k] - target) < std::abs(prefix[best] - target)))
+        best = k;
+    }
+    if (best < 0) {  // no boundary near the target (one heavy node): the closest one
+      best = 1;
+      for (int k = 1; k < graph.size(); ++k)
+        if (std::abs(prefix[k] - target) < std::abs(prefix[best] - target)) best = k;
+    }
+    chosen.insert(best);
+  }
+  for (int k : chosen) {
+    CutCandidate candidate;
+    candidate.boundary = k;
+    candidate.after_node = desc.nodes[graph.order()[k - 1]].name;
+    candidate.tensors = graph.crossing(k);
+    candidate.crossing_bytes = analysis->crossing_bytes[k];
+    candidate.cost_before_share = prefix[k] / total;
+    summary.best_cuts.push_back(std::move(candidate));
+  }
+  return summary;
+}
+
+}  // namespace onnxpipe

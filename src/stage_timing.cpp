@@ -1,0 +1,103 @@
+#include "onnxpipe/stage_timing.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace onnxpipe {
+
+const char* copy_path_name(CopyPath path) {
+  switch (path) {
+    case CopyPath::NONE: return "none";
+    case CopyPath::HOST: return "host";
+    case CopyPath::H2D: return "h2d";
+    case CopyPath::D2D: return "d2d";
+    case CopyPath::D2H: return "d2h";
+  }
+  return "?";
+}
+
+void TimingCollector::on_stage_begin(int, int64_t) {}
+
+void TimingCollector::on_stage_end(const StageRecord& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  records_.push_back(record);
+}
+
+std::vector<StageRecord> TimingCollector::records() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return records_;
+}
+
+void TimingCollector::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  records_.clear();
+}
+
+std::vector<StageSummary> TimingCollector::summary() const {
+  const std::vector<StageRecord> all = records();
+  std::map<int, StageSummary> by_stage;
+  std::map<int, std::vector<double>> runs;
+  for (const StageRecord& r : all) {
+    StageSummary& s = by_stage[r.stage];
+    s.stage = r.stage;
+    if (s.device.empty()) {
+      s.device = r.device;
+    } else if (s.device.find(r.device) == std::string::npos) {
+      s.device += "," + r.device;  // replicas: one stage index on several devices
+    }
+    ++s.requests;
+    if (r.failed) ++s.failures;
+    s.wait0 += r.wait0;
+    s.wait += r.wait;
+    s.copy1 += r.copy1;
+    s.run += r.run;
+    s.copy2 += r.copy2;
+    s.ttime += r.ttime;
+    runs[r.stage].push_back(r.run);
+    for (const CopyStat* copy : {&r.copy_in, &r.copy_out}) {
+      if (copy->bytes == 0 && copy->path == CopyPath::NONE) continue;
+      s.copy_bytes[copy->path] += copy->bytes;
+      ++s.copy_count[copy->path];
+    }
+  }
+  std::vector<StageSummary> result;
+  for (auto& [stage, s] : by_stage) {
+    const double n = static_cast<double>(s.requests);
+    s.wait /= n;
+    s.copy1 /= n;
+    s.run /= n;
+    s.copy2 /= n;
+    s.ttime /= n;
+    std::vector<double>& r = runs[stage];
+    std::nth_element(r.begin(), r.begin() + r.size() / 2, r.end());
+    s.run_median = r[r.size() / 2];
+    result.push_back(s);
+  }
+  return result;
+}
+
+std::string TimingCollector::chrome_trace() const {
+  nlohmann::json events = nlohmann::json::array();
+  for (const StageRecord& r : records()) {
+    const nlohmann::json args = {{"request", r.request},       {"device", r.device},
+                                 {"wait", r.wait},             {"copy1", r.copy1},
+                                 {"run", r.run},               {"copy2", r.copy2},
+                                 {"copy_in_bytes", r.copy_in.bytes},
+                                 {"copy_in_path", copy_path_name(r.copy_in.path)},
+                                 {"copy_out_bytes", r.copy_out.bytes},
+                                 {"copy_out_path", copy_path_name(r.copy_out.path)},
+                                 {"failed", r.failed}};
+    events.push_back({{"name", "request " + std::to_string(r.request)},
+                      {"cat", "stage"},
+                      {"ph", "X"},
+                      {"ts", r.t_begin},
+                      {"dur", r.t_end - r.t_begin},
+                      {"pid", r.lane},
+                      {"tid", r.stage},
+                      {"args", args}});
+  }
+  return nlohmann::json{{"traceEvents", events}}.dump();
+}
+
+}  // namespace onnxpipe

@@ -1,0 +1,165 @@
+// Proof that pieces reproduce their model: the same inputs through both, every output compared.
+#include "onnxpipe/verify.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "onnxpipe/error.h"
+#include "model_io.h"
+#include "runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace onnxpipe {
+namespace {
+
+std::vector<int64_t> concrete_shape(const ValueDesc& desc, const std::map<std::string, int64_t>& dims) {
+  std::vector<int64_t> shape;
+  for (const auto& dim : desc.dims) {
+    if (dim.value >= 0) {
+      shape.push_back(dim.value);
+    } else {
+      auto it = dim.param.empty() ? dims.end() : dims.find(dim.param);
+      shape.push_back(it != dims.end() ? it->second : 1);
+    }
+  }
+  return shape;
+}
+
+uint16_t float_to_half(float value) {  // values in [0,1): no overflow, subnormals flushed
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  int32_t exponent = int32_t((bits >> 23) & 0xff) - 127 + 15;
+  if (exponent <= 0) return 0;
+  return uint16_t((exponent << 10) | ((bits >> 13) & 0x3ff));
+}
+
+Tensor random_tensor(const ValueDesc& desc, const VerifyOptions& options, std::mt19937_64& rng) {
+  Tensor tensor = make_tensor(desc.dtype, concrete_shape(desc, options.dims));
+  const int64_t count = tensor.element_count();
+  std::uniform_real_distribution<double> real(0.0, 1.0);
+  std::uniform_int_distribution<int64_t> integer(options.int_low, options.int_high - 1);
+  auto fill = [&](auto* data, auto draw) {
+    for (int64_t i = 0; i < count; ++i) data[i] = draw();
+  };
+  switch (desc.dtype) {
+    case DType::FLOAT: fill(tensor.as<float>(), [&] { return float(real(rng)); }); break;
+    case DType::DOUBLE: fill(tensor.as<double>(), [&] { return real(rng); }); break;
+    case DType::FLOAT16: fill(tensor.as<uint16_t>(), [&] { return float_to_half(float(real(rng))); }); break;
+    case DType::BFLOAT16:
+      fill(tensor.as<uint16_t>(), [&] {
+        float value = float(real(rng));
+        uint32_t bits;
+        std::memcpy(&bits, &value, 4);
+        return uint16_t(bits >> 16);
+      });
+      break;
+    case DType::INT8: fill(tensor.as<int8_t>(), [&] { return int8_t(integer(rng)); }); break;
+    case DType::UINT8: fill(tensor.as<uint8_t>(), [&] { return uint8_t(integer(rng)); }); break;
+    case DType::INT16: fill(tensor.as<int16_t>(), [&] { return int16_t(integer(rng)); }); break;
+    case DType::UINT16: fill(tensor.as<uint16_t>(), [&] { return uint16_t(integer(rng)); }); break;
+    case DType::INT32: fill(tensor.as<int32_t>(), [&] { return int32_t(integer(rng)); }); break;
+    case DType::UINT32: fill(tensor.as<uint32_t>(), [&] { return uint32_t(integer(rng)); }); break;
+    case DType::INT64: fill(tensor.as<int64_t>(), [&] { return integer(rng); }); break;
+    case DType::UINT64: fill(tensor.as<uint64_t>(), [&] { return uint64_t(integer(rng)); }); break;
+    case DType::BOOL: fill(tensor.as<uint8_t>(), [&] { return uint8_t(rng() & 1); }); break;
+    case DType::STRING:
+      tensor.strings.resize(size_t(count));
+      for (auto& text : tensor.strings) text = std::to_string(integer(rng));
+      break;
+    default:
+      throw Error(ErrorCode::USAGE, "input '" + desc.name + "': cannot make random " + dtype_name(desc.dtype) +
+                                        " values; give it with --input");
+  }
+  return tensor;
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, const VerifyOptions& options) {
+  if (options.int_low >= options.int_high)
+    throw Error(ErrorCode::USAGE, "integer range is empty: [" + std::to_string(options.int_low) + ", " +
+                                      std::to_string(options.int_high) + ")");
+  std::map<std::string, Tensor> result;
+  for (const auto& [name, tensor] : options.inputs) {
+    bool known = std::any_of(inputs.begin(), inputs.end(), [&](const ValueDesc& d) { return d.name == name; });
+    if (!known) throw Error(ErrorCode::USAGE, "--input '" + name + "': the model has no such input");
+    result[name] = tensor;
+  }
+  std::mt19937_64 rng(options.seed);
+  for (const auto& input : inputs) {
+    if (result.count(input.name)) continue;
+    if (!input.has_shape)
+      throw Error(ErrorCode::USAGE, "input '" + input.name + "' has no declared shape: give it with --input");
+    result[input.name] = random_tensor(input, options, rng);
+  }
+  return result;
+}
+
+bool VerifyReport::pass() const {
+  return std::all_of(outputs.begin(), outputs.end(), [](const OutputCheck& c) { return c.diff.pass(); });
+}
+
+std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std::map<std::string, Tensor>& inputs) {
+  const Plan plan = Plan::load(plan_dir);
+  detail::SessionConfig config;
+  config.device = "cpu";
+  // Every value a piece makes joins the pool later pieces read from. Values, not host tensors: a crossing value may
+  // be a sequence.
+  std::map<std::string, detail::Value> pool;
+  for (const auto& [name, tensor] : inputs) pool.emplace(name, detail::Value::from_tensor(tensor));
+  for (const auto& piece : plan.pieces) {
+    try {
+      const detail::Session session((fs::path(plan_dir) / piece.file).string(), config);
+      std::vector<std::string> input_names, output_names;
+      std::vector<const detail::Value*> feeds;
+      for (const auto& input : piece.inputs) {
+        auto it = pool.find(input.name);
+        if (it == pool.end()) throw Error(ErrorCode::USAGE, "input '" + input.name + "' is missing");
+        input_names.push_back(input.name);
+        feeds.push_back(&it->second);
+      }
+      for (const auto& output : piece.outputs) output_names.push_back(output.name);
+      std::vector<detail::Value> produced = session.run_values(input_names, feeds, output_names);
+      for (size_t i = 0; i < produced.size(); ++i) pool[output_names[i]] = std::move(produced[i]);
+    } catch (const Error& error) {
+      throw error.with_context("piece " + std::to_string(piece.index) + " (" + piece.file + ")");
+    }
+  }
+  std::map<std::string, Tensor> outputs;
+  for (const auto& output : plan.model_outputs) {
+    auto it = pool.find(output.name);
+    if (it == pool.end()) throw Error(ErrorCode::VERIFY_MISMATCH, "output '" + output.name + "' is made by no piece");
+    outputs[output.name] = it->second.to_tensor();
+  }
+  return outputs;
+}
+
+VerifyReport verify_split(const std::string& model_path, const std::string& plan_dir, const VerifyOptions& options) {
+  const Plan plan = Plan::load(plan_dir);
+  if (detail::sha256_model(detail::Model::load(model_path).graph()) != plan.source_sha256)
+    throw Error(ErrorCode::USAGE, plan_dir + " was split from " + plan.source_path + " (sha256 " +
+                                      plan.source_sha256.substr(0, 12) + "...), not from " + model_path);
+  detail::SessionConfig config;
+  config.device = "cpu";
+  std::map<std::string, Tensor> inputs, expected;
+  std::vector<ValueDesc> outputs;
+  {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
+    const detail::Session full(model_path, config);
+    inputs = make_inputs(full.inputs(), options);
+    expected = full.run(inputs);
+    outputs = full.outputs();
+  }
+  const std::map<std::string, Tensor> produced = run_pieces(plan_dir, inputs);
+
+  VerifyReport report;
+  for (const auto& output : outputs) {
+    report.outputs.push_back(OutputCheck{output.name, compare(produced.at(output.name), expected.at(output.name),
+                                                              options.rtol, options.atol)});
+  }
+  return report;
+}
+
+}  // namespace onnxpipe

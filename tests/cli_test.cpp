@@ -1,0 +1,269 @@
+// The onnxpipe binary as a user runs it: exit statuses, one-line errors on stderr, results on stdout in each format.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/model_builder.h"
+
+namespace onnxpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> result;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) result.push_back(line);
+  return result;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is not built (cmake --build <dir> --target onnxpipe_cli)";
+    dir_ = test::temp_dir("cli_test");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs `onnxpipe ARGS` (ARGS already shell-quoted where needed).
+  Result run(const std::string& args) {
+    std::string err_file = dir_ + "/stderr.txt";
+    std::string command = quote(binary_) + " " + args + " 2>" + quote(err_file);
+    Result result;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (!pipe) {
+      ADD_FAILURE() << "popen failed: " << command;
+      return result;
+    }
+    char buffer[4096];
+    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.out.append(buffer, n);
+    int status = pclose(pipe);
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream err(err_file);
+    std::ostringstream text;
+    text << err.rdbuf();
+    result.err = text.str();
+    return result;
+  }
+
+  // x[batch, 4] -> MatMul w1 -> Relu -> MatMul w2 -> y[batch, 4]
+  std::string small_model() {
+    test::ModelBuilder b;
+    b.input("x", DType::FLOAT, {"batch", 4});
+    b.initializer(test::random_tensor("w1", {4, 4}, 1));
+    b.initializer(test::random_tensor("w2", {4, 4}, 2));
+    b.node("MatMul", {"x", "w1"}, {"h"}, {}, "", "first");
+    b.node("Relu", {"h"}, {"r"}, {}, "", "relu");
+    b.node("MatMul", {"r", "w2"}, {"y"}, {}, "", "last");
+    b.output("y", DType::FLOAT, {"batch", 4});
+    return b.save(dir_ + "/small.onnx");
+  }
+
+  const std::string binary_ = std::string(ONNXPIPE_BINARY_DIR) + "/onnxpipe";
+  std::string dir_;
+};
+
+void expect_one_error_line(const Result& r, const std::string& fragment) {
+  std::vector<std::string> err = lines(r.err);
+  ASSERT_EQ(err.size(), 1u) << r.err;
+  EXPECT_EQ(err[0].rfind("error: ", 0), 0u) << err[0];
+  EXPECT_NE(err[0].find(fragment), std::string::npos) << err[0];
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(Cli, HelpExitsZeroAndListsTheCommands) {
+  Result r = run("--help");
+  EXPECT_EQ(r.status, 0);
+  for (const char* command : {"inspect", "split", "verify"}) EXPECT_NE(r.out.find(command), std::string::npos);
+  Result sub = run("split --help");
+  EXPECT_EQ(sub.status, 0);
+  EXPECT_NE(sub.out.find("--balance"), std::string::npos);
+  EXPECT_NE(sub.out.find("--format"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExitTwo) {
+  Result unknown = run("frobnicate");
+  EXPECT_EQ(unknown.status, 2);
+  expect_one_error_line(unknown, "unknown subcommand 'frobnicate'");
+  EXPECT_EQ(run("").status, 2);
+
+  std::string model = quote(small_model());
+  Result bad_dim = run("inspect " + model + " --dim batch");
+  EXPECT_EQ(bad_dim.status, 2);
+  expect_one_error_line(bad_dim, "--dim 'batch': expected NAME=VALUE");
+  EXPECT_EQ(run("inspect " + model + " --dim batch=0").status, 2);
+  EXPECT_EQ(run("inspect " + model + " --dim batch=x").status, 2);
+  EXPECT_EQ(run("inspect " + model + " --dim batch=1 --dim batch=2").status, 2);
+  EXPECT_EQ(run("inspect " + model + " --format xml").status, 2);
+  EXPECT_EQ(run("inspect " + model + " --balance speed").status, 2);
+  EXPECT_EQ(run("split " + model + " -n 0 -o " + quote(dir_ + "/out")).status, 2);
+  EXPECT_EQ(run("split " + model + " -n 2").status, 2);  // no -o
+  EXPECT_FALSE(fs::exists(dir_ + "/out"));
+  Result range = run("verify " + model + " " + quote(dir_) + " --int-range 5,5");
+  EXPECT_EQ(range.status, 2);
+  expect_one_error_line(range, "--int-range '5,5'");
+}
+
+TEST_F(Cli, MissingModelIsOneErrorLineAndExitOne) {
+  Result r = run("inspect " + quote(dir_ + "/absent.onnx"));
+  EXPECT_EQ(r.status, 1);
+  expect_one_error_line(r, "absent.onnx");
+  Result split = run("split " + quote(dir_ + "/absent.onnx") + " -n 2 -o " + quote(dir_ + "/out"));
+  EXPECT_EQ(split.status, 1);
+  expect_one_error_line(split, "absent.onnx");
+  EXPECT_FALSE(fs::exists(dir_ + "/out"));
+}
+
+TEST_F(Cli, InspectCsvHasOneHeaderPerTable) {
+  Result r = run("inspect " + quote(small_model()) + " --format csv");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> out = lines(r.out);
+  // model record, values, ops, cut candidates: header + rows each, separated by empty lines.
+  std::vector<std::vector<std::string>> tables(1);
+  for (const std::string& line : out) {
+    if (line.empty()) {
+      tables.emplace_back();
+    } else {
+      tables.back().push_back(line);
+    }
+  }
+  ASSERT_EQ(tables.size(), 4u) << r.out;
+  EXPECT_EQ(tables[0][0].rfind("path,file_mb,ir_version,producer,opsets,nodes,", 0), 0u) << tables[0][0];
+  ASSERT_EQ(tables[0].size(), 2u);
+  EXPECT_NE(tables[0][1].find(",3,"), std::string::npos) << tables[0][1];  // 3 nodes
+  EXPECT_EQ(tables[1][0], "kind,name,dtype,shape,bytes");
+  EXPECT_EQ(tables[1][1], "input,x,float,\"[batch, 4]\",16");  // the shape is quoted: it holds a comma
+  EXPECT_EQ(tables[1][2], "output,y,float,\"[batch, 4]\",16");
+  EXPECT_EQ(tables[2][0], "op,count");
+  EXPECT_EQ(tables[2][1], "MatMul,2");
+  EXPECT_EQ(tables[3][0], "boundary,after_node,cost_before_pct,crossing_bytes,tensors");
+  EXPECT_GE(tables[3].size(), 2u);
+}
+
+TEST_F(Cli, InspectJsonIsOneDocument) {
+  Result r = run("inspect " + quote(small_model()) + " --format json --dim batch=3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["model"]["nodes"], 3);
+  EXPECT_EQ(doc["model"]["external_data"], false);
+  EXPECT_EQ(doc["model"]["opsets"], "ai.onnx 17");
+  ASSERT_EQ(doc["values"].size(), 2u);
+  EXPECT_EQ(doc["values"][0]["name"], "x");
+  EXPECT_EQ(doc["values"][0]["bytes"], 3 * 4 * 4);  // with --dim batch=3
+  EXPECT_EQ(doc["ops"][0]["op"], "MatMul");
+  EXPECT_EQ(doc["ops"][0]["count"], 2);
+  ASSERT_FALSE(doc["cut_candidates"].empty());
+  EXPECT_TRUE(doc["cut_candidates"][0]["crossing_bytes"].is_number_integer());
+}
+
+TEST_F(Cli, InspectJsonlIsOneObjectPerLine) {
+  Result r = run("inspect " + quote(small_model()) + " --format jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::map<std::string, int> rows;
+  for (const std::string& line : lines(r.out)) ++rows[json::parse(line).at("table").get<std::string>()];
+  EXPECT_EQ(rows["model"], 1);
+  EXPECT_EQ(rows["values"], 2);
+  EXPECT_EQ(rows["ops"], 2);
+  EXPECT_GE(rows["cut_candidates"], 1);
+}
+
+TEST_F(Cli, SplitThenVerifyPasses) {
+  std::string model = small_model(), out = dir_ + "/pieces";
+  Result split = run("split " + quote(model) + " -n 2 --balance flops -o " + quote(out) + " --format json");
+  ASSERT_EQ(split.status, 0) << split.err;
+  json doc = json::parse(split.out);
+  ASSERT_EQ(doc["pieces"].size(), 2u);
+  EXPECT_EQ(doc["pieces"][0]["file"], "piece_0.onnx");
+  EXPECT_EQ(doc["prediction"]["parts"], 2);
+  double share = doc["pieces"][0]["cost_share_pct"].get<double>() + doc["pieces"][1]["cost_share_pct"].get<double>();
+  EXPECT_NEAR(share, 100, 1e-6);
+  EXPECT_GE(doc["prediction"]["max_over_ideal"].get<double>(), 1.0);
+  EXPECT_TRUE(fs::exists(out + "/plan.json"));
+
+  // An existing output directory is kept unless --force.
+  Result again = run("split " + quote(model) + " -n 2 --balance flops -o " + quote(out));
+  EXPECT_TRUE(again.status == 1 || again.status == 2) << again.status;
+  expect_one_error_line(again, out);
+  Result forced = run("split " + quote(model) + " -n 3 --balance flops -o " + quote(out) + " --force -q");
+  EXPECT_EQ(forced.status, 0) << forced.err;
+  EXPECT_EQ(forced.err, "");  // -q: nothing on stderr
+  EXPECT_TRUE(fs::exists(out + "/piece_2.onnx"));
+
+  Result verify = run("verify " + quote(model) + " " + quote(out) + " --format csv --dim batch=2");
+  ASSERT_EQ(verify.status, 0) << verify.err;
+  std::vector<std::string> rows = lines(verify.out);
+  ASSERT_EQ(rows.size(), 2u) << verify.out;
+  EXPECT_EQ(rows[0], "output,dtype,shape,max_abs,max_rel,mismatches,shape_mismatch,bitwise,pass");
+  EXPECT_EQ(rows[1].rfind("y,float,\"[batch, 4]\",", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[1].substr(rows[1].size() - 5), ",true");
+}
+
+TEST_F(Cli, VerifyMismatchExitsThreeAfterPrintingTheTable) {
+  std::string model = small_model(), out = dir_ + "/pieces";
+  ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -o " + quote(out)).status, 0);
+  // Shift every value of a weight of the last piece that holds one: the chain no longer computes the model.
+  bool tampered = false;
+  for (int p = 1; p >= 0 && !tampered; --p) {
+    std::string piece = out + "/piece_" + std::to_string(p) + ".onnx";
+    onnx::ModelProto proto;
+    {
+      std::ifstream in(piece, std::ios::binary);
+      ASSERT_TRUE(proto.ParseFromIstream(&in)) << piece;
+    }
+    if (proto.graph().initializer_size() == 0) continue;
+    onnx::TensorProto* weight = proto.mutable_graph()->mutable_initializer(0);
+    ASSERT_EQ(weight->data_type(), onnx::TensorProto::FLOAT);
+    if (weight->has_raw_data()) {
+      std::string raw = weight->raw_data();
+      for (size_t at = 0; at + sizeof(float) <= raw.size(); at += sizeof(float)) {
+        float value;
+        std::memcpy(&value, raw.data() + at, sizeof value);
+        value += 10;
+        std::memcpy(raw.data() + at, &value, sizeof value);
+      }
+      weight->set_raw_data(raw);
+    } else {
+      for (int i = 0; i < weight->float_data_size(); ++i) weight->set_float_data(i, weight->float_data(i) + 10);
+    }
+    std::ofstream file(piece, std::ios::binary | std::ios::trunc);
+    ASSERT_TRUE(proto.SerializeToOstream(&file));
+    tampered = true;
+  }
+  ASSERT_TRUE(tampered);
+
+  Result verify = run("verify " + quote(model) + " " + quote(out) + " --format json");
+  EXPECT_EQ(verify.status, 3);
+  json doc = json::parse(verify.out);
+  ASSERT_EQ(doc.size(), 1u);
+  EXPECT_EQ(doc[0]["output"], "y");
+  EXPECT_EQ(doc[0]["pass"], false);
+  EXPECT_GT(doc[0]["mismatches"].get<int64_t>(), 0);
+  EXPECT_GT(doc[0]["max_abs"].get<double>(), 0);
+  std::vector<std::string> err = lines(verify.err);
+  ASSERT_FALSE(err.empty());
+  EXPECT_EQ(err.back(), "error: verify: 1 of 1 outputs differ beyond rtol 1e-05, atol 1e-06");
+}
+
+}  // namespace
+}  // namespace onnxpipe

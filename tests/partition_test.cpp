@@ -1,0 +1,277 @@
+// partition_min_max: optimal bottleneck, tie-break on crossing bytes, forced cuts, errors.
+#include "partition.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <random>
+
+#include "onnxpipe/error.h"
+
+namespace onnxpipe::detail {
+namespace {
+
+PartitionProblem problem_of(std::vector<double> node_cost, int parts) {
+  PartitionProblem problem;
+  problem.transfer_cost.assign(node_cost.size() + 1, 0);
+  problem.crossing_bytes.assign(node_cost.size() + 1, 0);
+  problem.node_cost = std::move(node_cost);
+  problem.parts = parts;
+  return problem;
+}
+
+double piece_cost(const PartitionProblem& problem, int a, int b) {
+  double cost = problem.transfer_cost[a];
+  for (int i = a; i < b; ++i) cost += problem.node_cost[i];
+  return cost;
+}
+
+// Checks the partition's own consistency: boundaries, forced cuts, reported costs and bytes.
+void expect_consistent(const PartitionProblem& problem, const Partition& partition) {
+  const int n = static_cast<int>(problem.node_cost.size());
+  ASSERT_EQ(partition.starts.size(), static_cast<size_t>(problem.parts + 1));
+  EXPECT_EQ(partition.starts.front(), 0);
+  EXPECT_EQ(partition.starts.back(), n);
+  for (int j = 0; j < problem.parts; ++j) EXPECT_LT(partition.starts[j], partition.starts[j + 1]);
+  for (int cut : problem.forced)
+    EXPECT_TRUE(std::binary_search(partition.starts.begin(), partition.starts.end(), cut)) << "forced " << cut;
+  ASSERT_EQ(partition.piece_cost.size(), static_cast<size_t>(problem.parts));
+  double max_cost = 0;
+  int64_t bytes = 0;
+  for (int j = 0; j < problem.parts; ++j) {
+    double expected = piece_cost(problem, partition.starts[j], partition.starts[j + 1]);
+    EXPECT_NEAR(partition.piece_cost[j], expected, 1e-9 * std::max(1.0, expected));
+    max_cost = std::max(max_cost, partition.piece_cost[j]);
+    if (j > 0) bytes += problem.crossing_bytes[partition.starts[j]];
+  }
+  EXPECT_EQ(partition.max_cost, max_cost);
+  EXPECT_EQ(partition.cut_bytes, bytes);
+}
+
+struct BruteForce {
+  double max_cost = std::numeric_limits<double>::infinity();
+  int64_t cut_bytes = 0;
+};
+
+// Every set of parts-1 inner boundaries that contains the forced cuts.
+BruteForce brute_force(const PartitionProblem& problem) {
+  const int n = static_cast<int>(problem.node_cost.size());
+  std::vector<std::pair<double, int64_t>> candidates;
+  for (uint32_t mask = 0; mask < (1u << (n - 1)); ++mask) {
+    std::vector<int> starts = {0};
+    for (int b = 1; b < n; ++b)
+      if (mask & (1u << (b - 1))) starts.push_back(b);
+    starts.push_back(n);
+    if (static_cast<int>(starts.size()) != problem.parts + 1) continue;
+    bool forced_ok = true;
+    for (int cut : problem.forced) forced_ok = forced_ok && std::binary_search(starts.begin(), starts.end(), cut);
+    if (!forced_ok) continue;
+    double max_cost = 0;
+    int64_t bytes = 0;
+    for (int j = 0; j < problem.parts; ++j) {
+      max_cost = std::max(max_cost, piece_cost(problem, starts[j], starts[j + 1]));
+      if (j > 0) bytes += problem.crossing_bytes[starts[j]];
+    }
+    candidates.emplace_back(max_cost, bytes);
+  }
+  BruteForce best;
+  for (const auto& [max_cost, bytes] : candidates) best.max_cost = std::min(best.max_cost, max_cost);
+  best.cut_bytes = std::numeric_limits<int64_t>::max();
+  for (const auto& [max_cost, bytes] : candidates)
+    if (max_cost <= best.max_cost * (1 + 1e-9)) best.cut_bytes = std::min(best.cut_bytes, bytes);
+  return best;
+}
+
+// A random instance; integer costs make exact ties common, so the tie-break is exercised.
+PartitionProblem random_problem(std::mt19937& random, int n, int parts, bool integer_costs) {
+  auto cost = [&](int range) {
+    double x = std::uniform_real_distribution<double>(0, range)(random);
+    return integer_costs ? std::floor(x) : x;
+  };
+  PartitionProblem problem;
+  problem.parts = parts;
+  for (int i = 0; i < n; ++i) problem.node_cost.push_back(cost(10));
+  for (int k = 0; k <= n; ++k) {
+    problem.crossing_bytes.push_back(static_cast<int64_t>(random() % 6));
+    problem.transfer_cost.push_back(random() % 3 == 0 ? cost(6) : 0);
+  }
+  // Up to parts-1 forced cuts, ascending, strictly inside (0, n).
+  std::vector<int> inner;
+  for (int b = 1; b < n; ++b) inner.push_back(b);
+  std::shuffle(inner.begin(), inner.end(), random);
+  int forced = std::min<int>(static_cast<int>(random() % 3), parts - 1);
+  problem.forced.assign(inner.begin(), inner.begin() + std::min<int>(forced, static_cast<int>(inner.size())));
+  std::sort(problem.forced.begin(), problem.forced.end());
+  return problem;
+}
+
+ErrorCode error_code_of(const PartitionProblem& problem, std::string* message = nullptr) {
+  try {
+    partition_min_max(problem);
+  } catch (const Error& error) {
+    if (message) *message = error.what();
+    return error.code();
+  }
+  ADD_FAILURE() << "partition_min_max accepted an invalid problem";
+  return ErrorCode::INTERNAL;
+}
+
+TEST(Partition, BottleneckIsOptimalOnChain) {
+  PartitionProblem problem = problem_of({1, 1, 1, 1, 1, 1}, 3);
+  Partition partition = partition_min_max(problem);
+  expect_consistent(problem, partition);
+  EXPECT_EQ(partition.starts, (std::vector<int>{0, 2, 4, 6}));
+  EXPECT_EQ(partition.max_cost, 2);
+}
+
+TEST(Partition, HeavyNodeBoundsTheBottleneck) {
+  PartitionProblem problem = problem_of({1, 1, 10, 1, 1}, 3);
+  Partition partition = partition_min_max(problem);
+  expect_consistent(problem, partition);
+  EXPECT_EQ(partition.max_cost, 10);
+}
+
+TEST(Partition, OnePieceAndOnePiecePerNode) {
+  PartitionProblem whole = problem_of({3, 4, 5}, 1);
+  whole.transfer_cost[0] = 2;
+  Partition one = partition_min_max(whole);
+  EXPECT_EQ(one.starts, (std::vector<int>{0, 3}));
+  EXPECT_EQ(one.max_cost, 14);  // the first piece pays for receiving the graph inputs too
+  PartitionProblem each = problem_of({3, 4, 5}, 3);
+  EXPECT_EQ(partition_min_max(each).starts, (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST(Partition, TransferCostCountsInTheBottleneck) {
+  // Cutting in the middle would balance compute, but the piece after it must receive a large crossing set.
+  PartitionProblem problem = problem_of({1, 1, 1, 1}, 2);
+  problem.transfer_cost = {0, 0, 10, 0, 0};
+  Partition partition = partition_min_max(problem);
+  expect_consistent(problem, partition);
+  EXPECT_EQ(partition.max_cost, 3);
+  EXPECT_NE(partition.starts[1], 2);
+}
+
+TEST(Partition, TieBreakPrefersFewerCrossingBytes) {
+  // Cuts at 1, 2 and 3 all give a bottleneck of 1; boundary 2 carries the fewest bytes.
+  PartitionProblem problem = problem_of({1, 0, 0, 1}, 2);
+  problem.crossing_bytes = {0, 50, 10, 30, 0};
+  Partition partition = partition_min_max(problem);
+  expect_consistent(problem, partition);
+  EXPECT_EQ(partition.starts, (std::vector<int>{0, 2, 4}));
+  EXPECT_EQ(partition.cut_bytes, 10);
+}
+
+TEST(Partition, ForcedCutsAreHonoured) {
+  PartitionProblem problem = problem_of({1, 1, 1, 1, 1, 1, 1, 1}, 2);
+  problem.forced = {1};
+  Partition forced_only = partition_min_max(problem);
+  EXPECT_EQ(forced_only.starts, (std::vector<int>{0, 1, 8}));
+  EXPECT_EQ(forced_only.max_cost, 7);
+
+  problem.parts = 3;  // one free cut: the best split of the 7 nodes after the forced cut
+  Partition with_free = partition_min_max(problem);
+  expect_consistent(problem, with_free);
+  EXPECT_EQ(with_free.starts[1], 1);
+  EXPECT_EQ(with_free.max_cost, 4);
+}
+
+TEST(Partition, MatchesBruteForceOnRandomSmallInstances) {
+  std::mt19937 random(2024);
+  for (int trial = 0; trial < 3000; ++trial) {
+    int n = 1 + static_cast<int>(random() % 12);
+    int parts = 1 + static_cast<int>(random() % std::min(4, n));
+    bool integer_costs = trial % 2 == 0;
+    PartitionProblem problem = random_problem(random, n, parts, integer_costs);
+    BruteForce expected = brute_force(problem);
+    Partition partition = partition_min_max(problem);
+    SCOPED_TRACE("trial " + std::to_string(trial) + ", n " + std::to_string(n) + ", parts " + std::to_string(parts));
+    expect_consistent(problem, partition);
+    EXPECT_NEAR(partition.max_cost, expected.max_cost, 1e-9 * std::max(1.0, expected.max_cost));
+    EXPECT_EQ(partition.cut_bytes, expected.cut_bytes);
+  }
+}
+
+// The textbook O(parts * n^2) DP over the same piece costs, for instances too large to enumerate.
+double quadratic_dp_bottleneck(const PartitionProblem& problem) {
+  const int n = static_cast<int>(problem.node_cost.size());
+  std::vector<double> prefix(n + 1, 0);
+  for (int i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + problem.node_cost[i];
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> best(n + 1, inf), next(n + 1);
+  best[0] = 0;
+  for (int j = 1; j <= problem.parts; ++j) {
+    std::fill(next.begin(), next.end(), inf);
+    for (int b = 1; b <= n; ++b)
+      for (int a = 0; a < b; ++a)
+        next[b] = std::min(next[b], std::max(best[a], (prefix[b] - prefix[a]) + problem.transfer_cost[a]));
+    std::swap(best, next);
+  }
+  return best[n];
+}
+
+TEST(Partition, MatchesQuadraticDpOnMediumInstances) {
+  std::mt19937 random(99);
+  for (int trial = 0; trial < 30; ++trial) {
+    int n = 50 + static_cast<int>(random() % 250);
+    int parts = 1 + static_cast<int>(random() % 9);
+    PartitionProblem problem = random_problem(random, n, parts, false);
+    problem.forced.clear();
+    Partition partition = partition_min_max(problem);
+    expect_consistent(problem, partition);
+    double expected = quadratic_dp_bottleneck(problem);
+    EXPECT_NEAR(partition.max_cost, expected, 1e-9 * expected) << "trial " << trial;
+  }
+}
+
+TEST(Partition, LargeInstanceIsSolvedAndBalanced) {
+  std::mt19937 random(5);
+  const int n = 3000, parts = 8;
+  PartitionProblem problem = random_problem(random, n, parts, false);
+  problem.forced.clear();
+  auto start = std::chrono::steady_clock::now();
+  Partition partition = partition_min_max(problem);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  RecordProperty("milliseconds", std::to_string(ms));
+  expect_consistent(problem, partition);
+  double total = 0;
+  for (double cost : problem.node_cost) total += cost;
+  // Small node costs: the bottleneck is within one node plus one transfer of the ideal share.
+  EXPECT_GE(partition.max_cost, total / parts);
+  EXPECT_LE(partition.max_cost, total / parts + 10 + 6);
+}
+
+TEST(Partition, RejectsImpossibleRequests) {
+  std::string message;
+  EXPECT_EQ(error_code_of(problem_of({1, 2, 3}, 0)), ErrorCode::USAGE);
+  EXPECT_EQ(error_code_of(problem_of({1, 2, 3}, 4), &message), ErrorCode::USAGE);
+  EXPECT_EQ(message, "cannot split 3 nodes into 4 pieces: at most 3");
+
+  PartitionProblem too_many_forced = problem_of({1, 2, 3, 4}, 2);
+  too_many_forced.forced = {1, 2};
+  EXPECT_EQ(error_code_of(too_many_forced), ErrorCode::USAGE);
+
+  for (int outside : {0, 4, -1, 9}) {
+    PartitionProblem problem = problem_of({1, 2, 3, 4}, 2);
+    problem.forced = {outside};
+    EXPECT_EQ(error_code_of(problem), ErrorCode::USAGE) << outside;
+  }
+  PartitionProblem descending = problem_of({1, 2, 3, 4}, 3);
+  descending.forced = {3, 1};
+  EXPECT_EQ(error_code_of(descending), ErrorCode::USAGE);
+  PartitionProblem repeated = problem_of({1, 2, 3, 4}, 3);
+  repeated.forced = {2, 2};
+  EXPECT_EQ(error_code_of(repeated), ErrorCode::USAGE);
+}
+
+TEST(Partition, RejectsMalformedCosts) {
+  PartitionProblem short_transfer = problem_of({1, 2}, 1);
+  short_transfer.transfer_cost.pop_back();
+  EXPECT_EQ(error_code_of(short_transfer), ErrorCode::INTERNAL);
+  PartitionProblem negative = problem_of({1, -2}, 1);
+  EXPECT_EQ(error_code_of(negative), ErrorCode::INTERNAL);
+}
+
+}  // namespace
+}  // namespace onnxpipe::detail

@@ -1,0 +1,125 @@
+// Every model of Debian's libonnx-testdata that ONNX Runtime runs, split at every N <= min(4, nodes), must reproduce
+// the expected outputs through its pieces, within the test data's tolerance.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+#include "graph.h"
+#include "model_io.h"
+#include "onnxpipe/error.h"
+#include "onnxpipe/split.h"
+#include "onnxpipe/verify.h"
+#include "runtime.h"
+
+namespace fs = std::filesystem;
+using namespace onnxpipe;
+
+namespace {
+
+const fs::path kCorpus = "/usr/share/libonnx-testdata/data";
+// ONNX's backend test tolerance.
+constexpr double kRtol = 1e-3;
+constexpr double kAtol = 1e-7;
+
+std::vector<fs::path> numbered_files(const fs::path& dir, const std::string& prefix) {
+  std::vector<fs::path> files;
+  for (int i = 0;; ++i) {
+    fs::path file = dir / (prefix + std::to_string(i) + ".pb");
+    if (!fs::exists(file)) break;
+    files.push_back(file);
+  }
+  return files;
+}
+
+struct Tally {
+  int models = 0, skipped_not_tensor = 0, skipped_ort = 0, cases = 0, passed = 0;
+  std::vector<std::string> failures;
+  std::vector<std::string> ort_skips;  // why ONNX Runtime could not run a model, for the log
+};
+
+void check_model(const fs::path& dir, Tally& tally) {
+  const fs::path model_path = dir / "model.onnx";
+  const fs::path data = dir / "test_data_set_0";
+  if (!fs::exists(model_path) || !fs::exists(data)) return;
+  ++tally.models;
+  auto model = detail::Model::load(model_path.string());
+  const auto& graph_desc = model.graph();
+  auto input_files = numbered_files(data, "input_");
+  auto output_files = numbered_files(data, "output_");
+  std::map<std::string, Tensor> inputs, expected;
+  try {
+    // Inputs are numbered in the order of the non-weight graph inputs; an omitted optional input has no file.
+    if (input_files.size() > graph_desc.inputs.size() || output_files.size() != graph_desc.outputs.size())
+      throw Error(ErrorCode::USAGE, "inputs/outputs do not match the files");
+    for (size_t i = 0; i < input_files.size(); ++i) inputs[graph_desc.inputs[i].name] = read_tensor_pb(input_files[i]);
+    for (size_t i = 0; i < output_files.size(); ++i)
+      expected[graph_desc.outputs[i].name] = read_tensor_pb(output_files[i]);
+  } catch (const Error&) {
+    ++tally.skipped_not_tensor;  // sequences, optionals, maps: not tensors
+    return;
+  }
+  // Only models that ONNX Runtime itself runs and gets right count.
+  try {
+    detail::Session full(model_path.string(), detail::SessionConfig{});
+    auto outputs = full.run(inputs);
+    for (const auto& [name, tensor] : expected)
+      if (!compare(outputs.at(name), tensor, kRtol, kAtol).pass()) throw Error(ErrorCode::RUNTIME, "differs");
+  } catch (const std::exception& error) {
+    ++tally.skipped_ort;
+    tally.ort_skips.push_back(dir.filename().string() + ": " + std::string(error.what()).substr(0, 160));
+    return;
+  }
+  const int nodes = detail::Graph(graph_desc).size();
+  for (int parts = 1; parts <= std::min(4, nodes); ++parts) {
+    ++tally.cases;
+    const std::string label = dir.filename().string() + " n=" + std::to_string(parts);
+    fs::path out = fs::temp_directory_path() / ("onnxpipe_corpus_" + std::to_string(::getpid())) / "pieces";
+    try {
+      SplitOptions options;
+      options.parts = parts;
+      options.balance = Balance::FLOPS;
+      options.output_dir = out.string();
+      options.force = true;
+      split_model(model_path.string(), options);
+      auto produced = run_pieces(out.string(), inputs);
+      std::string bad;
+      for (const auto& [name, tensor] : expected) {
+        auto diff = compare(produced.at(name), tensor, kRtol, kAtol);
+        if (!diff.pass()) bad += " " + name + " (max abs " + std::to_string(diff.max_abs) + ")";
+      }
+      if (bad.empty()) {
+        ++tally.passed;
+      } else {
+        tally.failures.push_back(label + ": mismatch:" + bad);
+      }
+    } catch (const std::exception& error) {
+      tally.failures.push_back(label + ": " + error.what());
+    }
+  }
+  fs::remove_all(fs::temp_directory_path() / ("onnxpipe_corpus_" + std::to_string(::getpid())));
+}
+
+void check_corpus(const std::string& part) {
+  if (!fs::exists(kCorpus / part)) GTEST_SKIP() << kCorpus / part << " missing: apt-get install libonnx-testdata";
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(kCorpus / part))
+    if (entry.is_directory()) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  Tally tally;
+  for (const auto& dir : dirs) check_model(dir, tally);
+  std::cout << "[corpus " << part << "] models " << tally.models << ", not tensors " << tally.skipped_not_tensor
+            << ", ORT cannot run " << tally.skipped_ort << ", split cases " << tally.cases << ", reproduced "
+            << tally.passed << ", failed " << tally.failures.size() << "\n";
+  for (const auto& skip : tally.ort_skips) std::cout << "  ORT cannot run " << skip << "\n";
+  for (const auto& failure : tally.failures) ADD_FAILURE() << failure;
+  EXPECT_GT(tally.passed, 0);
+}
+
+}  // namespace
+
+TEST(SplitCorpus, NodeTestsReproduceExpectedOutputs) { check_corpus("node"); }
+TEST(SplitCorpus, PytorchConvertedReproduceExpectedOutputs) { check_corpus("pytorch-converted"); }
+TEST(SplitCorpus, PytorchOperatorReproduceExpectedOutputs) { check_corpus("pytorch-operator"); }
+TEST(SplitCorpus, SimpleReproduceExpectedOutputs) { check_corpus("simple"); }

@@ -1,0 +1,227 @@
+// onnxpipe bench MODEL|PLAN_DIR --devices D1,D2: the seed's experiment (sequence vs pipeline vs replicas for N = 1, 3,
+// 5 ... images, repeated), one row per (mode, N) as it is measured, and how close each run came to its bound.
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "bench.h"
+#include "commands.h"
+#include "onnxpipe/error.h"
+#include "options.h"
+
+namespace onnxpipe::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string source;
+  int parts = 0;
+  std::string devices;
+  std::string balance = "time";
+  std::string images = "1:81:2";
+  int repeat = 4;
+  double warmup = 1;
+  int alone_runs = 100;
+  std::string modes = "sequence,pipeline,replicas";
+  int micro_batch = 0;
+  int max_inflight = 8;
+  double atol = 1e-3;
+  uint64_t seed = 0;
+  int profile_runs = 20;
+  std::vector<std::string> dims;
+  std::string trace_file;
+};
+
+FieldType field_type(detail::ColumnType type) {
+  switch (type) {
+    case detail::ColumnType::TEXT:
+      return FieldType::STRING;
+    case detail::ColumnType::INT:
+      return FieldType::INT;
+    case detail::ColumnType::REAL:
+      return FieldType::FLOAT;
+    case detail::ColumnType::FLAG:
+      return FieldType::BOOL;
+  }
+  return FieldType::STRING;
+}
+
+Cell to_cell(const detail::BenchCell& value) {
+  return std::visit(
+      [](const auto& v) -> Cell {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::monostate>) {
+          return Cell();
+        } else {
+          return Cell(v);
+        }
+      },
+      value);
+}
+
+void run_bench(const CliContext& context, const BenchArgs& args) {
+  detail::BenchOptions options;
+  options.devices = split_list(args.devices, "--devices");
+  options.modes = detail::parse_modes(args.modes);
+  options.images = detail::parse_image_sweep(args.images);
+  options.repeat = args.repeat;
+  options.warmup = args.warmup;
+  options.alone_runs = args.alone_runs;
+  options.micro_batch = args.micro_batch;
+  options.max_inflight = args.max_inflight;
+  options.atol = args.atol;
+  options.seed = args.seed;
+  options.dims = parse_dims(args.dims);
+  options.split.parts = args.parts > 0 ? args.parts : static_cast<int>(options.devices.size());
+  options.split.balance = balance_from_name(args.balance);
+  options.split.dims = options.dims;
+  options.split.profile_runs = args.profile_runs;
+  options.commit = ONNXPIPE_COMMIT;
+  options.trace_path = args.trace_file;
+  auto progress = context.progress();
+  options.progress = progress->callback();
+  options.split.progress = progress->callback();
+
+  context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
+              std::to_string(args.repeat) + " repetitions)");
+  detail::Bench bench(args.source, options);
+  if (args.parts > 0 && bench.plan().parts() != args.parts) {
+    throw Error(ErrorCode::USAGE, "--parts " + std::to_string(args.parts) + ": the plan " + args.source + " has " +
+                                      std::to_string(bench.plan().parts()) + " pieces");
+  }
+  progress->clear();
+  context.debug("bench: plan " + bench.plan_dir() + " (sha256 " + bench.plan_hash() + ")");
+
+  // csv and json carry every column; md shows the key ones in the table and the fixed ones once, above it.
+  const std::vector<detail::BenchColumn> columns = bench.columns();
+  std::vector<Field> fields, fixed_fields;
+  for (const detail::BenchColumn& c : columns) {
+    fields.push_back({c.name, field_type(c.type), c.decimals, c.key, 9});  // md: "sequence", "9.999e-06"
+    if (c.fixed) fixed_fields.push_back({c.name, field_type(c.type), c.decimals, true});
+  }
+  const bool md = context.format == Format::MD;
+  auto printer = context.printer();
+  bool started = false;
+  std::map<std::string, detail::Measurement> last;  // per mode, at the largest N so far
+  const detail::BenchSummary summary = bench.run([&](const detail::Measurement& m) {
+    progress->clear();
+    Row row;
+    for (const detail::BenchCell& value : bench.row(m)) row.push_back(to_cell(value));
+    if (!started) {
+      if (md) {
+        Row fixed;
+        for (size_t i = 0; i < columns.size(); ++i) {
+          if (columns[i].fixed) fixed.push_back(row[i]);
+        }
+        printer->record("setup", fixed_fields, fixed);
+      }
+      printer->begin_table(md ? "bench" : "", fields);
+      started = true;
+    }
+    printer->row(row);
+    const std::string mode = pipeline_mode_name(m.mode);
+    if (!last.count(mode) || last[mode].images <= m.images) last[mode] = m;
+  });
+  if (started) printer->end_table();
+  if (md && !last.empty()) {
+    // The key figures: each mode at its largest N.
+    std::vector<Field> key_fields;
+    Row key_row;
+    for (const auto& [mode, m] : last) {
+      key_fields.push_back({mode + "_images", FieldType::INT});
+      key_row.push_back(m.images);
+      key_fields.push_back({mode + "_throughput", FieldType::FLOAT, 1});
+      key_row.push_back(m.throughput);
+      key_fields.push_back({mode + "_bound_share", FieldType::FLOAT, 2});
+      key_row.push_back(m.bound_throughput > 0 ? Cell(m.throughput / m.bound_throughput) : Cell());
+      key_fields.push_back({mode + "_speedup", FieldType::FLOAT, 2});
+      key_row.push_back(m.speedup >= 0 ? Cell(m.speedup) : Cell());
+    }
+    key_fields.push_back({"max_abs_diff", FieldType::FLOAT});
+    key_row.push_back(summary.max_abs_diff);
+    key_fields.push_back({"outputs_agree", FieldType::BOOL});
+    key_row.push_back(summary.verified());
+    printer->record("key figures", key_fields, key_row);
+  }
+  printer->finish();
+
+  if (!args.trace_file.empty()) context.log("bench: trace of one run written to " + args.trace_file);
+  if (!summary.verified()) {
+    std::string list;
+    for (const std::string& m : summary.mismatches) list += (list.empty() ? "" : "; ") + m;
+    throw Error(ErrorCode::VERIFY_MISMATCH,
+                "bench: the modes returned different outputs (atol " + format_number(args.atol) + "): " + list);
+  }
+  context.log("bench: every mode returned the same outputs for every N (max |diff| " +
+              format_number(summary.max_abs_diff) + ", atol " + format_number(args.atol) + ")");
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, CliContext& context) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* command = app.add_subcommand(
+      "bench",
+      "The seed's experiment: N images through sequence, pipeline and replicas, repeated; one row per (mode, N) with "
+      "the seed's columns, throughput against its bound, latency, busy and bubble fractions");
+  command->add_option("SOURCE", args->source, "a .onnx model (split on the fly) or a plan directory")->required();
+  command->add_option("-n,--parts", args->parts, "pieces to split a model into (default: one per device)")
+      ->check(CLI::PositiveNumber);
+  command
+      ->add_option("--devices", args->devices,
+                   "comma list, one per stage: cpu, cpu:T, cpu:T@C0-C1, cuda:K (sequence runs on the first, "
+                   "replicas on each)")
+      ->required();
+  command
+      ->add_option("--balance", args->balance,
+                   "splitting a model: bytes, flops, time (measured on the stage device kind), auto")
+      ->check(CLI::IsMember({"auto", "bytes", "flops", "time"}))
+      ->capture_default_str();
+  command
+      ->add_option("--images", args->images,
+                   "image counts N: A:B:STEP (Python's range, stop excluded), A:B, N, or a comma list of those")
+      ->capture_default_str();
+  command->add_option("--repeat", args->repeat, "measured runs per (mode, N), averaged")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--warmup", args->warmup,
+                   "seconds of unmeasured runs per mode before its sweep (and per session before timing it alone); "
+                   "one run at least")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--alone-runs", args->alone_runs,
+                   "requests timed through each session by itself, nothing else running (bound_throughput)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--modes", args->modes,
+                   "comma list of sequence, pipeline, replicas; the first is the "
+                   "reference the others' outputs are compared with")
+      ->capture_default_str();
+  command
+      ->add_option("--micro-batch", args->micro_batch,
+                   "send the N images as one batch cut into micro-batches of this many rows (0: one request per "
+                   "image)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--max-inflight", args->max_inflight, "requests in flight at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--atol", args->atol, "outputs of the modes must agree within this")->capture_default_str();
+  command->add_option("--seed", args->seed, "seed of the random images")->capture_default_str();
+  command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
+      ->allow_extra_args(false);
+  command->add_option("--trace", args->trace_file,
+                      "write a Chrome/Perfetto trace of one run (pipeline mode, largest N, last repetition)");
+  command->callback([&context, args] { run_bench(context, *args); });
+}
+
+}  // namespace onnxpipe::cli

@@ -1,0 +1,99 @@
+#include "options.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "onnxpipe/error.h"
+
+namespace onnxpipe::cli {
+
+namespace {
+
+[[noreturn]] void usage(const std::string& option, const std::string& text, const std::string& what) {
+  throw Error(ErrorCode::USAGE, option + " '" + text + "': " + what);
+}
+
+std::string trim(const std::string& text) {
+  size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> parse_assignment(const std::string& text, const std::string& option) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) usage(option, text, "expected NAME=VALUE");
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& specs) {
+  std::map<std::string, int64_t> dims;
+  for (const auto& spec : specs) {
+    auto [name, text] = parse_assignment(spec, "--dim");
+    int64_t value = parse_int(text, "--dim " + name);
+    if (value < 1) usage("--dim", spec, "a dimension must be at least 1");
+    if (!dims.emplace(name, value).second) usage("--dim", spec, "'" + name + "' is set twice");
+  }
+  return dims;
+}
+
+std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs) {
+  std::map<std::string, Tensor> inputs;
+  for (const auto& spec : specs) {
+    auto [name, file] = parse_assignment(spec, "--input");
+    if (inputs.count(name)) usage("--input", spec, "'" + name + "' is given twice");
+    try {
+      inputs.emplace(name, read_tensor_file(file));
+    } catch (const Error& e) {
+      throw e.with_context("--input " + name);
+    }
+  }
+  return inputs;
+}
+
+std::vector<std::string> split_list(const std::string& text, const std::string& option) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string item = trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (item.empty()) usage(option, text, "empty item in the comma-separated list");
+    items.push_back(item);
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+int64_t parse_int(const std::string& text, const std::string& option) {
+  std::string value = trim(text);
+  errno = 0;
+  char* end = nullptr;
+  long long number = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0') usage(option, text, "expected an integer");
+  if (errno == ERANGE) usage(option, text, "out of range");
+  return number;
+}
+
+std::pair<int64_t, int64_t> parse_int_range(const std::string& text, const std::string& option) {
+  std::vector<std::string> bounds = split_list(text, option);
+  if (bounds.size() != 2) usage(option, text, "expected LO,HI");
+  int64_t low = parse_int(bounds[0], option), high = parse_int(bounds[1], option);
+  if (low >= high) usage(option, text, "LO must be less than HI");
+  return {low, high};
+}
+
+std::string shape_text(const ValueDesc& value) {
+  if (!value.has_shape) return "unknown";
+  std::string text = "[";
+  for (size_t i = 0; i < value.dims.size(); ++i) {
+    if (i > 0) text += ", ";
+    const Dim& dim = value.dims[i];
+    text += dim.value >= 0 ? std::to_string(dim.value) : dim.param.empty() ? "?" : dim.param;
+  }
+  return text + "]";
+}
+
+double megabytes(int64_t bytes) { return static_cast<double>(bytes) / 1e6; }
+
+}  // namespace onnxpipe::cli

@@ -1,0 +1,32 @@
+#pragma once
+// Option values the subcommands share: --dim NAME=VALUE, --input NAME=FILE, comma lists, ranges; and how values are
+// shown. Bad values throw Error(USAGE) naming the option (CLI exit 2).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "onnxpipe/plan.h"
+#include "onnxpipe/tensor.h"
+
+namespace onnxpipe::cli {
+
+// "NAME=VALUE" split at the first '='; both sides non-empty.
+std::pair<std::string, std::string> parse_assignment(const std::string& text, const std::string& option);
+// --dim NAME=VALUE...: a symbolic dimension's value, an integer >= 1; each name once.
+std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& specs);
+// --input NAME=FILE...: each input read from a .npy or .pb file; each name once.
+std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs);
+// "a,b,c": items trimmed of spaces; empty items are an error.
+std::vector<std::string> split_list(const std::string& text, const std::string& option);
+int64_t parse_int(const std::string& text, const std::string& option);
+// "LO,HI" with LO < HI.
+std::pair<int64_t, int64_t> parse_int_range(const std::string& text, const std::string& option);
+
+// "[batch, 3, 224, 224]", "?" for an unknown dimension, "unknown" when the rank is unknown.
+std::string shape_text(const ValueDesc& value);
+// Bytes in megabytes (10^6), for tables.
+double megabytes(int64_t bytes);
+
+}  // namespace onnxpipe::cli
