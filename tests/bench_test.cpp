@@ -23,7 +23,9 @@
 #include "commands.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
+#include "onnxpipe/split.h"
 #include "support/model_builder.h"
+#include "support/tamper.h"
 #include "trace.h"
 
 // ONNX Runtime keeps one small allocation made while creating the first session to the end of the process.
@@ -133,15 +135,16 @@ class BenchTest : public ::testing::Test {
   std::string last_stdout_;
 };
 
-// A model whose answers change from run to run (RandomUniformLike without a seed): no two modes can agree.
-std::string random_model(const std::string& dir) {
-  test::ModelBuilder b;
-  b.input("x", DType::FLOAT, {"batch", 8});
-  b.node("Relu", {"x"}, {"h"});
-  b.node("RandomUniformLike", {"h"}, {"r"});
-  b.node("Add", {"h", "r"}, {"y"});
-  b.output("y", DType::FLOAT, {"batch", 8});
-  return b.save(dir + "/random.onnx");
+// A plan of `model` in two pieces with one weight shifted: the pipeline (the pieces) no longer agrees with the
+// sequence (the unsplit model), on every run.
+std::string broken_plan(const std::string& model, const std::string& dir) {
+  SplitOptions split;
+  split.parts = 2;
+  split.balance = Balance::FLOPS;
+  split.output_dir = dir + "/broken_plan";
+  split_model(model, split);
+  test::shift_a_weight(split.output_dir);
+  return split.output_dir;
 }
 
 std::vector<std::string> names(const std::vector<BenchColumn>& columns) {
@@ -314,7 +317,7 @@ TEST_F(BenchTest, MicroBatchesAreTheRequests) {
 TEST_F(BenchTest, OutputsThatDifferAreListedNotHidden) {
   BenchOptions options = small_options();
   options.modes = {PipelineMode::SEQUENCE, PipelineMode::PIPELINE};
-  Bench bench(random_model(dir_), options);
+  Bench bench(broken_plan(model_, dir_), options);
   std::vector<Measurement> rows;
   const detail::BenchSummary summary = bench.run([&](const Measurement& m) { rows.push_back(m); });
   EXPECT_EQ(rows.size(), 4u) << "every row is still measured and handed over";
@@ -413,7 +416,7 @@ TEST_F(BenchTest, MdShowsTheSetupOnceAndTheKeyColumns) {
 
 TEST_F(BenchTest, AMismatchFailsTheCommandAfterTheRowsArePrinted) {
   try {
-    run_cli({"bench", random_model(dir_), "--devices", "cpu:1,cpu:1", "--images", "2", "--repeat", "1", "--alone-runs",
+    run_cli({"bench", broken_plan(model_, dir_), "--devices", "cpu:1,cpu:1", "--images", "2", "--repeat", "1", "--alone-runs",
              "2", "--warmup", "0", "--profile-runs", "2", "--modes", "sequence,pipeline", "--format", "csv", "-q"});
     FAIL() << "no error";
   } catch (const Error& e) {

@@ -1,10 +1,8 @@
 // The onnxpipe binary as a user runs it: exit statuses, one-line errors on stderr, results on stdout in each format.
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +10,7 @@
 #include <sstream>
 
 #include "support/model_builder.h"
+#include "support/tamper.h"
 
 namespace onnxpipe {
 namespace {
@@ -222,35 +221,7 @@ TEST_F(Cli, SplitThenVerifyPasses) {
 TEST_F(Cli, VerifyMismatchExitsThreeAfterPrintingTheTable) {
   std::string model = small_model(), out = dir_ + "/pieces";
   ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -o " + quote(out)).status, 0);
-  // Shift every value of a weight of the last piece that holds one: the chain no longer computes the model.
-  bool tampered = false;
-  for (int p = 1; p >= 0 && !tampered; --p) {
-    std::string piece = out + "/piece_" + std::to_string(p) + ".onnx";
-    onnx::ModelProto proto;
-    {
-      std::ifstream in(piece, std::ios::binary);
-      ASSERT_TRUE(proto.ParseFromIstream(&in)) << piece;
-    }
-    if (proto.graph().initializer_size() == 0) continue;
-    onnx::TensorProto* weight = proto.mutable_graph()->mutable_initializer(0);
-    ASSERT_EQ(weight->data_type(), onnx::TensorProto::FLOAT);
-    if (weight->has_raw_data()) {
-      std::string raw = weight->raw_data();
-      for (size_t at = 0; at + sizeof(float) <= raw.size(); at += sizeof(float)) {
-        float value;
-        std::memcpy(&value, raw.data() + at, sizeof value);
-        value += 10;
-        std::memcpy(raw.data() + at, &value, sizeof value);
-      }
-      weight->set_raw_data(raw);
-    } else {
-      for (int i = 0; i < weight->float_data_size(); ++i) weight->set_float_data(i, weight->float_data(i) + 10);
-    }
-    std::ofstream file(piece, std::ios::binary | std::ios::trunc);
-    ASSERT_TRUE(proto.SerializeToOstream(&file));
-    tampered = true;
-  }
-  ASSERT_TRUE(tampered);
+  test::shift_a_weight(out);
 
   Result verify = run("verify " + quote(model) + " " + quote(out) + " --format json");
   EXPECT_EQ(verify.status, 3);
