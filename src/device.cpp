@@ -4,6 +4,8 @@
 #include <sched.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "onnxpipe/error.h"
@@ -103,6 +105,17 @@ void pin_current_thread(const DeviceSpec& device) {
     throw Error(ErrorCode::RUNTIME, "device " + device.to_string() + ": cannot pin thread to core " +
                                         std::to_string(device.cores.front()) + ": " + std::strerror(rc));
   }
+}
+
+int64_t host_memory_available() {
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream fields(line.substr(13));
+    int64_t kib = -1;
+    return fields >> kib ? kib * 1024 : -1;
+  }
+  return -1;
 }
 
 }  // namespace onnxpipe

@@ -9,7 +9,8 @@
 namespace onnxpipe::detail {
 
 // Concrete dtype and shape of the tensors among `names` (node outputs), from one CPU run that exposes them as
-// outputs (random inputs, symbolic dims from `dims`, unset ones 1). Non-tensor values (sequences...) are left out.
+// outputs (random inputs, symbolic dims from `dims`, unset ones 1; the weights stored on disk replaced by zeros made
+// at run time, so memory stays near the largest weight, not the model). Non-tensor values (sequences...) are left out.
 std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::map<std::string, int64_t>& dims,
                                                  const std::vector<std::string>& names);
 

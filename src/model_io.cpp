@@ -1023,14 +1023,73 @@ std::map<std::string, ValueDesc> Model::infer_shapes(const std::map<std::string,
   return result;
 }
 
-std::string Model::serialize(const std::vector<std::string>& extra_outputs) const {
+namespace {
+
+// Whether ConstantOfShape (ai.onnx >= 9) can make zeros of this dtype at `opset`: bfloat16 from opset 20; strings
+// and the 8- and 4-bit types stay real.
+bool zeros_op_supports(int32_t data_type, int64_t opset) {
+  if (opset < 9) return false;
+  switch (data_type) {
+    case onnx::TensorProto::FLOAT: case onnx::TensorProto::FLOAT16: case onnx::TensorProto::DOUBLE:
+    case onnx::TensorProto::INT8: case onnx::TensorProto::INT16: case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT64: case onnx::TensorProto::UINT8: case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT32: case onnx::TensorProto::UINT64: case onnx::TensorProto::BOOL:
+      return true;
+    case onnx::TensorProto::BFLOAT16:
+      return opset >= 20;
+    default:
+      return false;
+  }
+}
+
+// `weight` as a ConstantOfShape node fed by a small int64 initializer holding its dims (both named after it).
+void add_zeros_maker(const onnx::TensorProto& weight, std::deque<onnx::NodeProto>& nodes,
+                     std::deque<onnx::TensorProto>& shapes) {
+  onnx::TensorProto& shape = shapes.emplace_back();
+  shape.set_name("onnxpipe_zeros_shape/" + weight.name());
+  shape.set_data_type(onnx::TensorProto::INT64);
+  shape.add_dims(weight.dims_size());
+  for (const int64_t d : weight.dims()) shape.add_int64_data(d);
+
+  onnx::NodeProto& node = nodes.emplace_back();
+  node.set_name("onnxpipe_zeros/" + weight.name());
+  node.set_op_type("ConstantOfShape");
+  node.add_input(shape.name());
+  node.add_output(weight.name());
+  onnx::AttributeProto* value = node.add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  onnx::TensorProto* zero = value->mutable_t();
+  zero->set_data_type(weight.data_type());
+  zero->add_dims(1);
+  zero->set_raw_data(std::string(dtype_size(static_cast<DType>(weight.data_type())), '\0'));
+}
+
+}  // namespace
+
+std::string Model::serialize(const std::vector<std::string>& extra_outputs, Weights weights) const {
   const auto& src = impl_->model;
   const auto& sg = src.graph();
   ModelWriter w;
   w.header = model_header(src);
   w.graph.set_name(sg.name());
   if (sg.has_doc_string()) w.graph.set_doc_string(sg.doc_string());
-  *w.graph.mutable_input() = sg.input();
+
+  // Which weights become zeros makers: the large ones (the small ones, shapes and indices among them, stay real).
+  std::unordered_set<std::string> zeroed;
+  if (weights == Weights::ZEROS) {
+    const auto opset = impl_->desc.opsets.find("");
+    for (const auto& t : sg.initializer())
+      if (tensor_bytes(t) > static_cast<int64_t>(kSmallTensorBytes) && opset != impl_->desc.opsets.end() &&
+          zeros_op_supports(t.data_type(), opset->second))
+        zeroed.insert(t.name());
+  }
+  std::deque<onnx::NodeProto> zeros_makers;
+  std::deque<onnx::TensorProto> zeros_shapes;
+
+  // IR < 4 lists initializers among the inputs too: a zeroed one is a node output now, not an input.
+  for (const auto& input : sg.input())
+    if (!zeroed.count(input.name())) *w.graph.add_input() = input;
   *w.graph.mutable_output() = sg.output();
   *w.graph.mutable_value_info() = sg.value_info();
   *w.graph.mutable_quantization_annotation() = sg.quantization_annotation();
@@ -1039,14 +1098,23 @@ std::string Model::serialize(const std::vector<std::string>& extra_outputs) cons
   // ONNX Runtime accepts graph outputs declared by name only: it takes their type from the producing node.
   for (const auto& name : extra_outputs)
     if (outputs.insert(name).second) w.graph.add_output()->set_name(name);
-  for (const auto& n : sg.node()) w.nodes.push_back(&n);
   impl_->check_unchanged();
   for (const auto& t : sg.initializer()) {
+    if (zeroed.count(t.name())) {
+      add_zeros_maker(t, zeros_makers, zeros_shapes);
+      w.initializers.push_back({&zeros_shapes.back(), std::nullopt});
+      continue;
+    }
     const auto it = impl_->deferred.find(t.name());
     w.initializers.push_back({&t, it == impl_->deferred.end() || is_external(t)
                                       ? std::nullopt
                                       : std::optional<FileRange>(FileRange{impl_->desc.path, it->second.first, it->second.second})});
   }
+  // The zeros makers come first: ORT orders execution by a depth-first walk back from the outputs that visits the
+  // producers of a node's inputs by decreasing node index, so a low-index maker runs right before its first reader
+  // instead of at the start (where every zeroed weight would be alive at once).
+  for (const auto& n : zeros_makers) w.nodes.push_back(&n);
+  for (const auto& n : sg.node()) w.nodes.push_back(&n);
   for (const auto& s : sg.sparse_initializer()) w.sparse_initializers.push_back(&s);
 
   const size_t size = w.byte_size();

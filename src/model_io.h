@@ -82,10 +82,16 @@ class Model {
   // node output got a dtype and, with dims, a fully concrete shape.
   std::map<std::string, ValueDesc> infer_shapes(const std::map<std::string, int64_t>& dims, bool* complete) const;
 
+  // What serialize() does with the large weights (over 64 KiB; the small ones may hold shapes and indices).
+  enum class Weights {
+    REAL,   // copied as they are
+    ZEROS,  // each replaced by a ConstantOfShape node making zeros of its dtype and shape: a run computes every
+            // value's shape without the weights ever being in memory together (ORT frees each after its last reader)
+  };
   // The model as bytes (unique node names as in graph()), with `extra_outputs` added as graph outputs (declared
   // without a type), so ONNX Runtime exposes intermediate values. External data keeps its locations: load these bytes
   // with the model's folder as external data folder.
-  std::string serialize(const std::vector<std::string>& extra_outputs = {}) const;
+  std::string serialize(const std::vector<std::string>& extra_outputs = {}, Weights weights = Weights::REAL) const;
 
   // Writes one piece to `onnx_path` (same IR version, opset imports, functions and metadata as the source). Weights
   // are streamed: external source data is copied chunk by chunk, never loaded whole. Returns weight bytes written.

@@ -22,6 +22,7 @@
 #include "graph.h"
 #include "measure.h"
 #include "model_io.h"
+#include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "partition.h"
 
@@ -197,6 +198,16 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
 Costs node_costs(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
                  const SplitOptions& options, const std::map<std::string, int64_t>& dims) {
   if (balance == Balance::AUTO) {
+    // Timing loads the whole model into ORT, which holds the weights about twice (its copies, prepacked MatMul
+    // weights): when that cannot fit, flops it is, rather than a process the kernel kills.
+    int64_t weight_bytes = 0;
+    for (const auto& [name, weight] : graph.desc().weights) weight_bytes += weight.bytes;
+    const int64_t available = host_memory_available();
+    if (!parse_device(options.device).is_cuda() && available >= 0 && 2 * weight_bytes > available) {
+      warn(options, "timing needs the model's " + std::to_string(weight_bytes >> 20) + " MiB of weights twice in memory, " +
+                        std::to_string(available >> 20) + " MiB available: balancing by flops");
+      return node_costs(model, graph, Balance::FLOPS, types, options, dims);
+    }
     try {
       return node_costs(model, graph, Balance::TIME, types, options, dims);
     } catch (const Error& error) {

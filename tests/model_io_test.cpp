@@ -7,7 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "support/expect_error.h"
 #include "model_io.h"
@@ -550,6 +553,77 @@ TEST_F(ModelIo, SerializeKeepsExternalDataLocations) {
     EXPECT_EQ(t.data_location(), onnx::TensorProto::EXTERNAL);
     EXPECT_EQ(external_entries(t)["location"], "external_data.onnx.data");
   }
+}
+
+// A ConstantOfShape node in `m` whose output is `name`, or nullptr.
+const onnx::NodeProto* zeros_maker(const onnx::ModelProto& m, const std::string& name) {
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "ConstantOfShape" && n.output(0) == name) return &n;
+  return nullptr;
+}
+
+TEST_F(ModelIo, SerializeWithZerosMakesTheStoredWeightsAtRunTimeFirst) {
+  ModelBuilder b(17, 3);  // IR 3: the weights are listed as graph inputs too
+  b.input("x", DType::FLOAT, {"batch", 256});
+  b.input("big", DType::FLOAT, {256, 256});
+  b.input("small", DType::FLOAT, {256});
+  b.initializer(test::random_tensor("big", {256, 256}, 7));  // 256 KiB: stored on disk
+  b.initializer(test::random_tensor("small", {256}, 8));     // 1 KiB: in memory, stays
+  b.node("MatMul", {"x", "big"}, {"h"});
+  b.node("Add", {"h", "small"}, {"y"});
+  b.output("y", DType::FLOAT, {"batch", 256});
+  const Model model = Model::load(b.save(path("big.onnx")));
+
+  const std::string bytes = model.serialize({"h"}, Model::Weights::ZEROS);
+  EXPECT_LT(bytes.size(), 4096u) << "the 256 KiB weight is not in the bytes";
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(bytes));
+  ASSERT_EQ(m.graph().input_size(), 2) << "x, and small still listed";
+  EXPECT_EQ(m.graph().input(0).name(), "x");
+  EXPECT_EQ(m.graph().input(1).name(), "small");
+  ASSERT_EQ(m.graph().node_size(), 3);
+  const onnx::NodeProto* maker = zeros_maker(m, "big");
+  ASSERT_NE(maker, nullptr);
+  EXPECT_EQ(maker, &m.graph().node(0)) << "makers come before every original node";
+  ASSERT_EQ(maker->attribute_size(), 1);
+  EXPECT_EQ(maker->attribute(0).t().data_type(), onnx::TensorProto::FLOAT);
+  EXPECT_EQ(maker->attribute(0).t().raw_data(), std::string(4, '\0'));
+  std::map<std::string, const onnx::TensorProto*> initializers;
+  for (const auto& t : m.graph().initializer()) initializers[t.name()] = &t;
+  ASSERT_EQ(initializers.size(), 2u);
+  ASSERT_TRUE(initializers.count("small"));
+  const onnx::TensorProto* shape = initializers.at(maker->input(0));
+  EXPECT_EQ(shape->data_type(), onnx::TensorProto::INT64);
+  EXPECT_EQ(std::vector<int64_t>(shape->int64_data().begin(), shape->int64_data().end()),
+            (std::vector<int64_t>{256, 256}));
+}
+
+TEST_F(ModelIo, SerializeWithZerosReplacesExternalWeightsAndKeepsWhatTheOpCannotMake) {
+  ModelBuilder b(8);  // ConstantOfShape needs opset 9: nothing is replaced
+  b.input("x", DType::FLOAT, {"batch", 256});
+  b.initializer(test::random_tensor("w", {256, 256}, 3));
+  b.node("MatMul", {"x", "w"}, {"y"});
+  b.output("y", DType::FLOAT, {"batch", 256});
+  onnx::ModelProto old_opset;
+  ASSERT_TRUE(old_opset.ParseFromString(
+      Model::load(b.save(path("opset8.onnx"), true)).serialize({}, Model::Weights::ZEROS)));
+  EXPECT_EQ(old_opset.graph().initializer_size(), 1);
+  EXPECT_EQ(zeros_maker(old_opset, "w"), nullptr);
+
+  // External weights are replaced as well, as long as they are large.
+  ModelBuilder e;
+  e.input("x", DType::FLOAT, {"batch", 256});
+  e.initializer(test::random_tensor("w", {256, 256}, 3));
+  e.initializer(test::int64_tensor("axes", {1}, {0}));
+  e.node("MatMul", {"x", "w"}, {"h"});
+  e.node("ReduceSum", {"h", "axes"}, {"y"});
+  e.output("y", DType::FLOAT, {1, 256});
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(Model::load(e.save(path("external.onnx"), true)).serialize({}, Model::Weights::ZEROS)));
+  EXPECT_NE(zeros_maker(m, "w"), nullptr);
+  EXPECT_EQ(zeros_maker(m, "axes"), nullptr);
+  for (const auto& t : m.graph().initializer())
+    EXPECT_EQ(t.data_location() == onnx::TensorProto::EXTERNAL, t.name() == "axes") << t.name();
 }
 
 TEST_F(ModelIo, CheckFileRejectsABrokenModel) {

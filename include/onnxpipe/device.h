@@ -1,6 +1,7 @@
 #pragma once
 // Where a session runs: `cpu` (all cores), `cpu:T` (T intra-op threads), `cpu:T@C0-C1` (those threads pinned to
 // cores C0..C1, 0-based), `cuda:K` (ONNX Runtime's CUDA provider on device K).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct DeviceSpec {
 DeviceSpec parse_device(const std::string& text);
 // A comma-separated list: "cpu:1@0,cpu:1@1".
 std::vector<DeviceSpec> parse_devices(const std::string& list);
+
+// Host memory the kernel could give without swapping (MemAvailable of /proc/meminfo), in bytes; -1 when unknown.
+int64_t host_memory_available();
 
 // Pins the calling thread to the first core of a pinned CPU device (the thread that calls Run is one of the session's
 // intra-op threads); does nothing for other devices. Throws Error(RUNTIME) when the OS refuses.
