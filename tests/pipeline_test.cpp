@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <random>
 #include <set>
 #include <thread>
@@ -395,13 +396,26 @@ ModelSpec slow_model(int layers) {
 
 TEST_F(PipelineTest, DestroyingWithRequestsInFlightAnswersEveryFutureAndReturns) {
   const std::string plan_dir = write_plan(slow_model(8), {4}, dir_);
-  // Each request takes milliseconds; submitting all 16 takes microseconds: most are still queued at destruction.
+  // Stage 0 holds the first request until all 16 are submitted; each then takes milliseconds, so most are still
+  // queued when the pipeline is destroyed right after, however the threads are scheduled.
+  struct HoldFirst : StageObserver {
+    std::promise<void> submitted;
+    std::shared_future<void> all_in = submitted.get_future().share();
+    void on_stage_begin(int stage, int64_t request) override {
+      if (stage == 0 && request == 0) all_in.wait();
+    }
+    void on_stage_end(const StageRecord&) override {}
+  };
+  auto hold = std::make_shared<HoldFirst>();
+  PipelineOptions options = options_for(PipelineMode::PIPELINE, {"cpu:1"}, 16);
+  options.observers.push_back(hold);
   std::vector<TensorMap> requests;
   for (int i = 0; i < 16; ++i) requests.push_back({{"x", random_floats({128, 256}, i)}});
   std::vector<std::future<TensorMap>> futures;
   {
-    Pipeline pipeline(plan_dir, options_for(PipelineMode::PIPELINE, {"cpu:1"}, 16));
+    Pipeline pipeline(plan_dir, options);
     for (TensorMap& request : requests) futures.push_back(pipeline.submit(std::move(request)));
+    hold->submitted.set_value();
   }
   int cancelled = 0;
   for (auto& f : futures) {
