@@ -24,6 +24,7 @@ REQUIRED = ("name", "batch_size", "time")
 STAGE_FIELDS = ("wait0", "wait", "copy1", "copy2", "run", "ttime", "wtime")
 # Columns worth a mention in the title when every row holds the same value.
 META = ("model", "devices", "commit", "ort_version", "plan_hash", "repN")
+TITLE_SIZE = 14  # points
 
 
 class PlotError(Exception):
@@ -308,8 +309,46 @@ def draw(results, title):
     for i, ax in enumerate(kept):
         ax.set_subplotspec(grid[i // ncols, i % ncols])
     fig.set_size_inches(5.3 * ncols, 4.2 * grid.nrows)
-    fig.suptitle(title, fontsize=14)
+    lines = wrap_title(fig, title, TITLE_SIZE)
+    # Constrained layout makes room for the title above the grid; the figure grows by the extra lines so that the
+    # panels keep their height.
+    fig.set_size_inches(5.3 * ncols, 4.2 * grid.nrows + (len(lines) - 1) * TITLE_SIZE * 1.3 / 72)
+    fig.suptitle("\n".join(lines), fontsize=TITLE_SIZE)
     return fig
+
+
+def wrap_title(fig, title, fontsize):
+    """The title cut into lines that each fit the figure's width, measured with the figure's font.
+
+    Breaks between the " · " separated items of the default title first (an item stays whole when it fits a line),
+    then between words; a word wider than the figure (a long file name) is cut where it must be."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = fig.canvas.get_renderer()
+    font = FontProperties(size=fontsize)
+    limit = 0.96 * fig.bbox.width  # both in display pixels at the figure's dpi
+
+    def fits(text):
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0] <= limit
+
+    def pack(pieces, sep):
+        lines = []
+        for piece in pieces:
+            if lines and fits(lines[-1] + sep + piece):
+                lines[-1] += sep + piece
+            elif fits(piece):
+                lines.append(piece)
+            elif sep != " ":
+                lines += pack(piece.split(" "), " ")
+            else:  # one word wider than the figure: as many characters as fit, then the rest
+                while not fits(piece):
+                    cut = max(k for k in range(1, len(piece) + 1) if k == 1 or fits(piece[:k]))
+                    lines.append(piece[:cut])
+                    piece = piece[cut:]
+                lines.append(piece)
+        return lines
+
+    return [line for paragraph in title.splitlines() for line in (pack(paragraph.split(" · "), " · ") or [""])]
 
 
 def default_title(results, path):

@@ -54,12 +54,14 @@ int run_program(const std::vector<std::string>& argv, bool quiet) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// scripts/plot.py of the source tree this binary was built from, else beside the binary (../scripts, scripts).
+// scripts/plot.py of the source tree this binary was built from, else where `cmake --install` puts it
+// (../share/onnxpipe), else beside the binary (../scripts, scripts).
 std::string find_script() {
   std::vector<fs::path> candidates = {fs::path(ONNXPIPE_SOURCE_DIR) / "scripts" / "plot.py"};
   std::error_code error;
   const fs::path exe = fs::read_symlink("/proc/self/exe", error);
   if (!error) {
+    candidates.push_back(exe.parent_path().parent_path() / "share" / "onnxpipe" / "plot.py");
     candidates.push_back(exe.parent_path().parent_path() / "scripts" / "plot.py");
     candidates.push_back(exe.parent_path() / "scripts" / "plot.py");
   }
