@@ -21,6 +21,7 @@
 
 #include "onnxpipe/error.h"
 #include "onnxpipe/split.h"
+#include "measure.h"
 #include "model_io.h"
 #include "onnxpipe/verify.h"
 #include "runtime.h"
@@ -95,36 +96,13 @@ ChildResult run_child(const std::string& model_path, int parts, const std::strin
 // Median milliseconds of each piece on kDevice, fed with the values the pieces before it made.
 std::vector<double> piece_ms(const fs::path& dir, const std::map<std::string, Tensor>& inputs, int runs) {
   const Plan plan = Plan::load(dir.string());
-  // Every value so far: run_pieces returns only the model's outputs, so the pieces are chained here.
-  std::map<std::string, Tensor> pool = inputs;
   detail::SessionConfig config;
   config.device = kDevice;
-  std::vector<double> result;
-  for (const auto& piece : plan.pieces) {
-    detail::Session session((dir / piece.file).string(), config);
-    std::map<std::string, Tensor> feeds;
-    for (const auto& input : piece.inputs) feeds[input.name] = pool.at(input.name);
-    for (auto& [name, value] : session.run(feeds)) pool[name] = std::move(value);
-    session.run(feeds);
-    std::vector<double> times;
-    for (int i = 0; i < runs; ++i) {
-      auto start = Clock::now();
-      session.run(feeds);
-      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    }
-    std::nth_element(times.begin(), times.begin() + runs / 2, times.end());
-    result.push_back(times[runs / 2]);
-  }
+  std::map<std::string, detail::Value> pool;
+  for (const auto& [name, tensor] : inputs) pool.emplace(name, detail::Value::from_tensor(tensor));
+  std::vector<double> result = detail::run_piece_chain(dir.string(), plan.pieces, config, pool, runs);
+  for (double& t : result) t /= 1000;
   return result;
-}
-
-// The model's size on disk: the .onnx file plus the weights it keeps in external data files.
-double model_mb(const fs::path& model) {
-  double bytes = static_cast<double>(fs::file_size(model));
-  const detail::Model loaded = detail::Model::load(model.string());  // outlives the loop over its weights
-  for (const auto& [name, weight] : loaded.graph().weights)
-    if (weight.external) bytes += static_cast<double>(weight.bytes);
-  return bytes / 1048576.0;
 }
 
 double heaviest_node_share(const fs::path& costs_file) {
@@ -137,6 +115,31 @@ double heaviest_node_share(const fs::path& costs_file) {
   }
   return total > 0 ? heaviest / total : 0;
 }
+
+// The balance ratio of the pieces in `dir`: measured slowest piece / lower bound; `pieces` gets their times.
+double balance_ratio(const fs::path& dir, const std::string& model, int parts, int runs, std::string* pieces) {
+  VerifyOptions inputs;
+  inputs.dims = dims_for(model);
+  const Plan plan = Plan::load(dir.string());
+  const std::vector<double> times = piece_ms(dir, make_inputs(plan.model_inputs, inputs), runs);
+  const double sum = std::accumulate(times.begin(), times.end(), 0.0);
+  const double slowest = *std::max_element(times.begin(), times.end());
+  // The heaviest node's share of the profiled total, applied to the measured total (pieces run optimised).
+  const double heaviest = heaviest_node_share(dir / "costs.json") * sum;
+  pieces->clear();
+  for (double t : times) *pieces += (pieces->empty() ? "" : " / ") + std::to_string(t).substr(0, 5);
+  return slowest / std::max(sum / parts, heaviest);
+}
+
+// The model's size on disk: the .onnx file plus the weights it keeps in external data files.
+double model_mb(const fs::path& model) {
+  double bytes = static_cast<double>(fs::file_size(model));
+  const detail::Model loaded = detail::Model::load(model.string());  // outlives the loop over its weights
+  for (const auto& [name, weight] : loaded.graph().weights)
+    if (weight.external) bytes += static_cast<double>(weight.bytes);
+  return bytes / 1048576.0;
+}
+
 
 }  // namespace
 
@@ -186,21 +189,12 @@ int main(int argc, char** argv) {
       ChildResult child = run_child(model.string(), c.parts, (work / "measured" / "costs.json").string(),
                                     out.string(), c.model);
       // 3. Each piece timed on its own, chained inputs.
-      VerifyOptions inputs;
-      inputs.dims = dims_for(c.model);
-      const Plan plan = Plan::load(out.string());
-      std::vector<double> times = piece_ms(out, make_inputs(plan.model_inputs, inputs), runs);
-      const double sum = std::accumulate(times.begin(), times.end(), 0.0);
-      const double slowest = *std::max_element(times.begin(), times.end());
-      // The heaviest node's share of the profiled total, applied to the measured total (pieces run optimised).
-      const double heaviest = heaviest_node_share(out / "costs.json") * sum;
-      const double bound = std::max(sum / c.parts, heaviest);
       std::string piece_list;
-      for (double t : times) piece_list += (piece_list.empty() ? "" : " / ") + std::to_string(t).substr(0, 5);
+      const double ratio = balance_ratio(out, c.model, c.parts, runs, &piece_list);
       const double file_mb = model_mb(model);
       std::printf("| %s | %d | %.1f | %.3f | %.3f | %.0f | %.2f | %s | %.3f |\n", c.model.c_str(), c.parts, file_mb,
                   child.seconds, child.process_seconds, child.peak_rss_mb, child.peak_rss_mb / file_mb,
-                  piece_list.c_str(), slowest / bound);
+                  piece_list.c_str(), ratio);
       std::fflush(stdout);
     } catch (const Error& error) {
       std::fprintf(stderr, "%s n=%d: error: %s\n", c.model.c_str(), c.parts, error.what());

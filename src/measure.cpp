@@ -1,6 +1,7 @@
 #include "measure.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <set>
 
@@ -67,6 +68,40 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
   config.profiling = true;
   Session session = Session::from_bytes(model.serialize(), config);
   return session.profile_node_times(random_inputs(model, dims), runs);
+}
+
+std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,
+                                    const SessionConfig& config, std::map<std::string, Value>& pool, int timed_runs) {
+  std::vector<double> medians;
+  for (const PieceDesc& piece : pieces) {
+    try {
+      const Session session((std::filesystem::path(dir) / piece.file).string(), config);
+      std::vector<std::string> input_names, output_names;
+      std::vector<const Value*> feeds;
+      for (const ValueDesc& input : piece.inputs) {
+        const auto it = pool.find(input.name);
+        if (it == pool.end()) throw Error(ErrorCode::USAGE, "input '" + input.name + "' is missing");
+        input_names.push_back(input.name);
+        feeds.push_back(&it->second);
+      }
+      for (const ValueDesc& output : piece.outputs) output_names.push_back(output.name);
+      std::vector<double> times;
+      std::vector<Value> produced;
+      for (int run = 0; run <= timed_runs; ++run) {
+        const auto start = std::chrono::steady_clock::now();
+        produced = session.run_values(input_names, feeds, output_names);
+        if (run > 0) times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+      }
+      if (timed_runs > 0) {
+        std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+        medians.push_back(times[times.size() / 2]);
+      }
+      for (size_t i = 0; i < produced.size(); ++i) pool[output_names[i]] = std::move(produced[i]);
+    } catch (const Error& error) {
+      throw error.with_context("piece " + std::to_string(piece.index) + " (" + piece.file + ")");
+    }
+  }
+  return medians;
 }
 
 }  // namespace onnxpipe::detail

@@ -3,8 +3,10 @@
 // shape inference cannot tell, e.g. opsets newer than onnx 1.12 knows) and per-node time on the target device.
 #include <map>
 #include <string>
+#include <vector>
 
 #include "model_io.h"
+#include "runtime.h"
 
 namespace onnxpipe::detail {
 
@@ -18,5 +20,12 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
 // graph optimisations (the fused work is timed on the node a fusion keeps).
 std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
                                                  const std::string& device, int runs);
+
+// Runs pieces one after the other, as the pipeline chains them: piece k reads from `pool` (the model inputs, then
+// what earlier pieces made, by name) and adds its outputs to it; one piece's session exists at a time. With
+// timed_runs > 0 each piece runs once more than that (the first run dropped) and the result holds the median
+// microseconds of its runs; else it runs once and the result is empty. Errors name the piece.
+std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,
+                                    const SessionConfig& config, std::map<std::string, Value>& pool, int timed_runs = 0);
 
 }  // namespace onnxpipe::detail

@@ -400,6 +400,48 @@ class StagingDir {
   fs::path path_;
 };
 
+// Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source,
+// piece_K.data) and describes them for the plan.
+std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& partition, const fs::path& dir,
+                                    const SplitOptions& options) {
+  const GraphDesc& desc = analysis.graph.desc();
+  const int parts = static_cast<int>(partition.starts.size()) - 1;
+  std::vector<PieceContent> contents;
+  for (int piece = 0; piece < parts; ++piece)
+    contents.push_back(piece_content(analysis, partition.starts[piece], partition.starts[piece + 1]));
+  add_unproduced_outputs(analysis, contents.front());
+
+  // Weights held by more than one piece are duplicated bytes.
+  std::map<std::string, int> holders;
+  for (const auto& content : contents)
+    for (const auto& name : content.weight_names) ++holders[name];
+
+  std::vector<PieceDesc> pieces;
+  for (int piece = 0; piece < parts; ++piece) {
+    PieceContent& content = contents[piece];
+    PieceDesc piece_desc;
+    piece_desc.index = piece;
+    piece_desc.file = "piece_" + std::to_string(piece) + ".onnx";
+    for (const auto& name : content.weight_names) {
+      int64_t bytes = desc.weights.at(name).bytes;
+      piece_desc.weight_bytes += bytes;
+      if (holders[name] > 1) piece_desc.duplicated_bytes += bytes;
+    }
+    if (desc.external_data || piece_desc.weight_bytes > options.external_data_threshold)
+      piece_desc.data_file = "piece_" + std::to_string(piece) + ".data";
+    content.spec.data_file = piece_desc.data_file;
+    piece_desc.node_count = partition.starts[piece + 1] - partition.starts[piece];
+    piece_desc.cost = partition.piece_cost[piece];
+    piece_desc.inputs = content.spec.inputs;
+    piece_desc.outputs = content.spec.outputs;
+    report(options.progress, "writing pieces", piece, parts);
+    analysis.model.write_piece(content.spec, (dir / piece_desc.file).string());
+    pieces.push_back(std::move(piece_desc));
+  }
+  report(options.progress, "writing pieces", parts, parts);
+  return pieces;
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -433,19 +475,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   Partition partition = partition_min_max(problem);
   const int parts = options.parts;
 
-  std::vector<PieceContent> contents;
-  for (int piece = 0; piece < parts; ++piece)
-    contents.push_back(piece_content(*analysis, partition.starts[piece], partition.starts[piece + 1]));
-  add_unproduced_outputs(*analysis, contents.front());
-
-  // Weights held by more than one piece are duplicated bytes.
-  std::map<std::string, int> holders;
-  for (const auto& content : contents)
-    for (const auto& name : content.weight_names) ++holders[name];
-
   Plan plan;
   plan.source_path = fs::absolute(model_path).string();
-  plan.source_sha256 = sha256.get();
   plan.balance = analysis->costs.balance;
   plan.cost_unit = analysis->costs.unit;
   plan.dims = analysis->dims;
@@ -453,40 +484,21 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   for (const auto& output : desc.outputs) plan.model_outputs.push_back(model_value(output, analysis->types));
 
   StagingDir staging(options.output_dir);
+  plan.pieces = write_pieces(*analysis, partition, staging.path(), options);
+  plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
-  for (int piece = 0; piece < parts; ++piece) {
-    PieceContent& content = contents[piece];
-    PieceDesc piece_desc;
-    piece_desc.index = piece;
-    piece_desc.file = "piece_" + std::to_string(piece) + ".onnx";
-    for (const auto& name : content.weight_names) {
-      int64_t bytes = desc.weights.at(name).bytes;
-      piece_desc.weight_bytes += bytes;
-      if (holders[name] > 1) piece_desc.duplicated_bytes += bytes;
-    }
-    if (desc.external_data || piece_desc.weight_bytes > options.external_data_threshold)
-      piece_desc.data_file = "piece_" + std::to_string(piece) + ".data";
-    content.spec.data_file = piece_desc.data_file;
-    piece_desc.node_count = partition.starts[piece + 1] - partition.starts[piece];
-    piece_desc.cost = partition.piece_cost[piece];
-    piece_desc.inputs = content.spec.inputs;
-    piece_desc.outputs = content.spec.outputs;
-    report(options.progress, "writing pieces", piece, parts);
-    analysis->model.write_piece(content.spec, (staging.path() / piece_desc.file).string());
-
-    for (const auto& input : piece_desc.inputs) {
+  for (const PieceDesc& piece : plan.pieces) {
+    for (const auto& input : piece.inputs) {
       CrossingValue& value = values[input.name];
       value.name = input.name;
-      value.consumers.push_back(piece);
+      value.consumers.push_back(piece.index);
     }
-    for (const auto& output : piece_desc.outputs) {
+    for (const auto& output : piece.outputs) {
       CrossingValue& value = values[output.name];
       value.name = output.name;
-      value.producer = piece;
+      value.producer = piece.index;
     }
-    plan.pieces.push_back(std::move(piece_desc));
   }
-  report(options.progress, "writing pieces", parts, parts);
   for (const auto& output : desc.outputs)
     if (values.count(output.name)) values[output.name].graph_output = true;
   for (auto& [name, value] : values) plan.values.push_back(std::move(value));

@@ -8,6 +8,7 @@
 
 #include "onnxpipe/error.h"
 #include "model_io.h"
+#include "measure.h"
 #include "runtime.h"
 
 namespace fs = std::filesystem;
@@ -106,28 +107,10 @@ std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std:
   const Plan plan = Plan::load(plan_dir);
   detail::SessionConfig config;
   config.device = "cpu";
-  // Every value a piece makes joins the pool later pieces read from. Values, not host tensors: a crossing value may
-  // be a sequence.
+  // Values, not host tensors: a crossing value may be a sequence.
   std::map<std::string, detail::Value> pool;
   for (const auto& [name, tensor] : inputs) pool.emplace(name, detail::Value::from_tensor(tensor));
-  for (const auto& piece : plan.pieces) {
-    try {
-      const detail::Session session((fs::path(plan_dir) / piece.file).string(), config);
-      std::vector<std::string> input_names, output_names;
-      std::vector<const detail::Value*> feeds;
-      for (const auto& input : piece.inputs) {
-        auto it = pool.find(input.name);
-        if (it == pool.end()) throw Error(ErrorCode::USAGE, "input '" + input.name + "' is missing");
-        input_names.push_back(input.name);
-        feeds.push_back(&it->second);
-      }
-      for (const auto& output : piece.outputs) output_names.push_back(output.name);
-      std::vector<detail::Value> produced = session.run_values(input_names, feeds, output_names);
-      for (size_t i = 0; i < produced.size(); ++i) pool[output_names[i]] = std::move(produced[i]);
-    } catch (const Error& error) {
-      throw error.with_context("piece " + std::to_string(piece.index) + " (" + piece.file + ")");
-    }
-  }
+  detail::run_piece_chain(plan_dir, plan.pieces, config, pool);
   std::map<std::string, Tensor> outputs;
   for (const auto& output : plan.model_outputs) {
     auto it = pool.find(output.name);
