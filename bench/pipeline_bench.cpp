@@ -18,6 +18,7 @@
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
+#include "stats.h"
 #include "support/model_builder.h"
 
 namespace fs = std::filesystem;
@@ -26,11 +27,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
+using onnxpipe::detail::median;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 

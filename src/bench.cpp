@@ -15,6 +15,7 @@
 #include "onnxpipe/error.h"
 #include "onnxpipe/verify.h"
 #include "runtime.h"
+#include "stats.h"
 #include "trace.h"
 
 namespace onnxpipe::detail {
@@ -58,15 +59,6 @@ int sweep_number(const std::string& text, const std::string& spec) {
   if (value < 1) throw Error(ErrorCode::USAGE, "--images '" + spec + "': counts start at 1");
   return value;
 }
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return std::nan("");
-  std::sort(values.begin(), values.end());
-  const double rank = p * static_cast<double>(values.size() - 1);
-  return values[std::min(values.size() - 1, static_cast<size_t>(rank + 0.5))];
-}
-
-double median(std::vector<double> values) { return percentile(std::move(values), 0.5); }
 
 std::string make_temp_dir_name() {
   static std::atomic<int> counter{0};

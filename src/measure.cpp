@@ -8,6 +8,7 @@
 #include "onnxpipe/error.h"
 #include "onnxpipe/verify.h"
 #include "runtime.h"
+#include "stats.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -92,10 +93,7 @@ std::vector<double> run_piece_chain(const std::string& dir, const std::vector<Pi
         produced = session.run_values(input_names, feeds, output_names);
         if (run > 0) times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
       }
-      if (timed_runs > 0) {
-        std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-        medians.push_back(times[times.size() / 2]);
-      }
+      if (timed_runs > 0) medians.push_back(median(std::move(times)));
       for (size_t i = 0; i < produced.size(); ++i) pool[output_names[i]] = std::move(produced[i]);
     } catch (const Error& error) {
       throw error.with_context("piece " + std::to_string(piece.index) + " (" + piece.file + ")");

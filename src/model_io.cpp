@@ -818,11 +818,11 @@ void Model::Impl::describe() {
       } else if (an == "value_float" || an == "value_floats") {
         w.dtype = DType::FLOAT;
         if (an == "value_floats") w.shape = {a.floats_size()};
-        w.bytes = 4 * std::max(1, a.floats_size());
+        w.bytes = int64_t{4} * std::max(1, a.floats_size());
       } else if (an == "value_int" || an == "value_ints") {
         w.dtype = DType::INT64;
         if (an == "value_ints") w.shape = {a.ints_size()};
-        w.bytes = 8 * std::max(1, a.ints_size());
+        w.bytes = int64_t{8} * std::max(1, a.ints_size());
       } else if (an == "value_string" || an == "value_strings") {
         w.dtype = DType::STRING;
         if (an == "value_strings") {

@@ -17,6 +17,7 @@
 #include <onnxruntime_cxx_api.h>
 
 #include "onnxpipe/error.h"
+#include "stats.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -270,9 +271,7 @@ std::map<std::string, double> node_times_from_trace(const std::string& path) {
   }
   std::map<std::string, double> median;
   for (auto& [node, times] : per_run) {
-    std::vector<double> measured(times.begin() + 1, times.end());
-    std::nth_element(measured.begin(), measured.begin() + measured.size() / 2, measured.end());
-    median[node] = measured[measured.size() / 2];
+    median[node] = detail::median(std::vector<double>(times.begin() + 1, times.end()));
   }
   return median;
 }

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stats.h"
+
 namespace onnxpipe {
 
 const char* copy_path_name(CopyPath path) {
@@ -69,9 +71,7 @@ std::vector<StageSummary> TimingCollector::summary() const {
     s.run /= n;
     s.copy2 /= n;
     s.ttime /= n;
-    std::vector<double>& r = runs[stage];
-    std::nth_element(r.begin(), r.begin() + r.size() / 2, r.end());
-    s.run_median = r[r.size() / 2];
+    s.run_median = detail::median(std::move(runs[stage]));
     result.push_back(s);
   }
   return result;

@@ -16,6 +16,7 @@
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/verify.h"
 #include "options.h"
+#include "stats.h"
 
 namespace onnxpipe::cli {
 
@@ -40,13 +41,6 @@ struct RunArgs {
 };
 
 using Clock = std::chrono::steady_clock;
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5));
-  return values[index];
-}
 
 std::map<std::string, std::string> parse_options(const std::vector<std::string>& specs, const std::string& option) {
   std::map<std::string, std::string> result;
@@ -152,19 +146,21 @@ void run_run(const CliContext& context, const RunArgs& args) {
   }
 
   auto printer = context.printer();
-  printer->record("run", {{"mode", FieldType::STRING},
-                          {"devices", FieldType::STRING},
-                          {"stages", FieldType::INT},
-                          {"requests", FieldType::INT},
-                          {"failures", FieldType::INT},
-                          {"wall_s", FieldType::FLOAT, 3},
-                          {"throughput_rps", FieldType::FLOAT, 2},
-                          {"latency_p50_ms", FieldType::FLOAT, 3},
-                          {"latency_p90_ms", FieldType::FLOAT, 3},
-                          {"latency_p99_ms", FieldType::FLOAT, 3}},
-                  {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, failures,
-                   wall, args.count / wall, percentile(latencies, 0.5), percentile(latencies, 0.9),
-                   percentile(latencies, 0.99)});
+  printer->record(
+      "run",
+      {{"mode", FieldType::STRING},
+       {"devices", FieldType::STRING},
+       {"stages", FieldType::INT},
+       {"requests", FieldType::INT},
+       {"failures", FieldType::INT},
+       {"wall_s", FieldType::FLOAT, 3},
+       {"throughput_rps", FieldType::FLOAT, 2},
+       {"latency_p50_ms", FieldType::FLOAT, 3},
+       {"latency_p90_ms", FieldType::FLOAT, 3},
+       {"latency_p99_ms", FieldType::FLOAT, 3}},
+      {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, failures, wall,
+       args.count / wall, detail::percentile(latencies, 0.5), detail::percentile(latencies, 0.9),
+       detail::percentile(latencies, 0.99)});
 
   // Per stage: the seed's timings (means per request, ms), copies by path, memory.
   const std::vector<StageInfo> stages = pipeline.stages();
@@ -172,24 +168,26 @@ void run_run(const CliContext& context, const RunArgs& args) {
   for (const StageInfo& s : stages) {
     if (!info.count(s.stage)) info[s.stage] = &s;
   }
-  printer->begin_table("stages", {{"stage", FieldType::INT},
-                                  {"piece", FieldType::STRING},
-                                  {"device", FieldType::STRING},
-                                  {"requests", FieldType::INT, -1, false},
-                                  {"wait0_ms", FieldType::FLOAT, 3},
-                                  {"wait_ms", FieldType::FLOAT, 3},
-                                  {"copy1_ms", FieldType::FLOAT, 3},
-                                  {"run_ms", FieldType::FLOAT, 3},
-                                  {"run_median_ms", FieldType::FLOAT, 3, false},
-                                  {"copy2_ms", FieldType::FLOAT, 3},
-                                  {"ttime_ms", FieldType::FLOAT, 3},
-                                  {"h2d_bytes", FieldType::INT, -1, false},
-                                  {"d2d_bytes", FieldType::INT, -1, false},
-                                  {"d2h_bytes", FieldType::INT, -1, false},
-                                  {"host_copy_bytes", FieldType::INT, -1, false},
-                                  {"copies", FieldType::STRING},
-                                  {"mem_in_use_mb", FieldType::FLOAT, 2, false},
-                                  {"mem_peak_mb", FieldType::FLOAT, 2}});
+  const std::vector<Field> stage_fields = {{"stage", FieldType::INT},
+                                           {"piece", FieldType::STRING},
+                                           {"device", FieldType::STRING},
+                                           {"requests", FieldType::INT, -1, false},
+                                           {"wait0_ms", FieldType::FLOAT, 3},
+                                           {"wait_ms", FieldType::FLOAT, 3},
+                                           {"copy1_ms", FieldType::FLOAT, 3},
+                                           {"run_ms", FieldType::FLOAT, 3},
+                                           {"run_median_ms", FieldType::FLOAT, 3, false},
+                                           {"copy2_ms", FieldType::FLOAT, 3},
+                                           {"ttime_ms", FieldType::FLOAT, 3},
+                                           {"h2d_bytes", FieldType::INT, -1, false},
+                                           {"d2d_bytes", FieldType::INT, -1, false},
+                                           {"d2h_bytes", FieldType::INT, -1, false},
+                                           {"host_copy_bytes", FieldType::INT, -1, false},
+                                           {"copies", FieldType::STRING},
+                                           {"mem_in_use_mb", FieldType::FLOAT, 2, false},
+                                           {"mem_peak_mb", FieldType::FLOAT, 2}};
+  // Every row is at hand: table() aligns the md columns to them.
+  std::vector<Row> stage_rows;
   for (const StageSummary& s : pipeline.timings().summary()) {
     const StageInfo* stage = info.count(s.stage) ? info[s.stage] : nullptr;
     auto bytes = [&](CopyPath path) {
@@ -202,12 +200,13 @@ void run_run(const CliContext& context, const RunArgs& args) {
     }
     const int64_t in_use = stage ? stat(stage->memory, "InUse") : -1;
     const int64_t peak = stage ? stat(stage->memory, "MaxInUse") : -1;
-    printer->row({s.stage, stage ? Cell(stage->piece) : Cell(), s.device, s.requests, s.wait0 / 1e3, s.wait / 1e3,
-                  s.copy1 / 1e3, s.run / 1e3, s.run_median / 1e3, s.copy2 / 1e3, s.ttime / 1e3, bytes(CopyPath::H2D),
-                  bytes(CopyPath::D2D), bytes(CopyPath::D2H), bytes(CopyPath::HOST), copies.empty() ? "none" : copies,
-                  in_use >= 0 ? Cell(megabytes(in_use)) : Cell(), peak >= 0 ? Cell(megabytes(peak)) : Cell()});
+    stage_rows.push_back({s.stage, stage ? Cell(stage->piece) : Cell(), s.device, s.requests, s.wait0 / 1e3,
+                          s.wait / 1e3, s.copy1 / 1e3, s.run / 1e3, s.run_median / 1e3, s.copy2 / 1e3, s.ttime / 1e3,
+                          bytes(CopyPath::H2D), bytes(CopyPath::D2D), bytes(CopyPath::D2H), bytes(CopyPath::HOST),
+                          copies.empty() ? "none" : copies, in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
+                          peak >= 0 ? Cell(megabytes(peak)) : Cell()});
   }
-  printer->end_table();
+  printer->table("stages", stage_fields, stage_rows);
   printer->finish();
 
   if (!args.trace_file.empty()) {
@@ -234,11 +233,13 @@ void run_run(const CliContext& context, const RunArgs& args) {
 void add_run_command(CLI::App& app, CliContext& context) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* command = app.add_subcommand(
-      "run", "Run requests through the pieces of a plan as a pipeline (or the whole model: sequence, replicas) and "
-             "print throughput, latency and per-stage timings");
+      "run",
+      "Run requests through the pieces of a plan as a pipeline (or the whole model: sequence, replicas) and "
+      "print throughput, latency and per-stage timings");
   command->add_option("SOURCE", args->source, "a plan directory (split's output) or a .onnx model")->required();
-  command->add_option("--devices", args->devices,
-                      "comma list, one per stage (pipeline) or replica: cpu, cpu:T, cpu:T@C0-C1, cuda:K")
+  command
+      ->add_option("--devices", args->devices,
+                   "comma list, one per stage (pipeline) or replica: cpu, cpu:T, cpu:T@C0-C1, cuda:K")
       ->capture_default_str();
   command->add_option("--mode", args->mode, "pipeline, sequence or replicas")
       ->check(CLI::IsMember({"pipeline", "sequence", "replicas"}))
@@ -252,13 +253,15 @@ void add_run_command(CLI::App& app, CliContext& context) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   command->add_option("--max-inflight", args->max_inflight, "requests in flight at most")->capture_default_str();
-  command->add_option("--micro-batch", args->micro_batch,
-                      "split each request along axis 0 into micro-batches of this size (0: off)")
+  command
+      ->add_option("--micro-batch", args->micro_batch,
+                   "split each request along axis 0 into micro-batches of this size (0: off)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  command->add_option("--provider-option", args->provider_options,
-                      "KEY=VALUE for the CUDA provider (gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, "
-                      "...); repeatable")
+  command
+      ->add_option("--provider-option", args->provider_options,
+                   "KEY=VALUE for the CUDA provider (gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, "
+                   "...); repeatable")
       ->allow_extra_args(false);
   command->add_option("--session-option", args->session_options, "KEY=VALUE ORT session config entry; repeatable")
       ->allow_extra_args(false);
