@@ -1,12 +1,7 @@
 // The splitter's data flow, in one pass: model -> graph -> value types -> costs -> partition -> pieces -> plan.
 #include "onnxpipe/split.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +20,7 @@
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "partition.h"
+#include "staging.h"
 
 namespace fs = std::filesystem;
 
@@ -356,49 +352,6 @@ ValueDesc model_value(const ValueDesc& declared, const ValueTypes& types) {
   if (concrete != types.concrete.end()) desc.bytes = bytes_of(concrete->second);
   return desc;
 }
-
-// Creates a fresh directory beside `target`, removed again unless commit() is called.
-class StagingDir {
- public:
-  explicit StagingDir(const fs::path& target) : target_(fs::absolute(target)) {
-    fs::path parent = target_.parent_path();
-    std::error_code error;
-    fs::create_directories(parent, error);
-    std::string pattern = (parent / ("." + target_.filename().string() + ".tmp-XXXXXX")).string();
-    if (!mkdtemp(pattern.data()))
-      throw Error(ErrorCode::IO, "cannot create a directory in " + parent.string() + ": " + std::strerror(errno));
-    path_ = pattern;
-    // mkdtemp makes it private (0700); the result should get the permissions any new directory gets.
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::chmod(path_.c_str(), 0777 & ~mask);
-  }
-  ~StagingDir() {
-    std::error_code error;
-    if (!path_.empty()) fs::remove_all(path_, error);
-  }
-  const fs::path& path() const { return path_; }
-
-  // Moves the staged directory to the target, replacing an existing one only when `replace`.
-  void commit(bool replace) {
-    std::error_code error;
-    fs::path old;
-    if (fs::exists(target_)) {
-      if (!replace) throw Error(ErrorCode::USAGE, target_.string() + " exists (use --force to replace it)");
-      old = path_.string() + ".old";
-      fs::rename(target_, old, error);
-      if (error) throw Error(ErrorCode::IO, "cannot replace " + target_.string() + ": " + error.message());
-    }
-    fs::rename(path_, target_, error);
-    if (error) throw Error(ErrorCode::IO, "cannot create " + target_.string() + ": " + error.message());
-    path_.clear();
-    if (!old.empty()) fs::remove_all(old, error);
-  }
-
- private:
-  fs::path target_;
-  fs::path path_;
-};
 
 // Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source,
 // piece_K.data) and describes them for the plan.

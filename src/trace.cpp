@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "onnxpipe/error.h"
+#include "staging.h"
 
 namespace onnxpipe::detail {
 
@@ -159,10 +159,7 @@ std::string TraceObserver::chrome_trace(const std::vector<StageInfo>& stages, co
 
 void TraceObserver::write(const std::string& path, const std::vector<StageInfo>& stages,
                           const std::string& title) const {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << chrome_trace(stages, title) << "\n";
-  out.close();
-  if (!out) throw Error(ErrorCode::IO, path + ": cannot write the trace");
+  write_file_atomically(path, chrome_trace(stages, title) + "\n");
 }
 
 }  // namespace onnxpipe::detail

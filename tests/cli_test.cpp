@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "onnxpipe/tensor.h"
 #include "support/model_builder.h"
 #include "support/tamper.h"
 
@@ -216,6 +217,50 @@ TEST_F(Cli, SplitThenVerifyPasses) {
   EXPECT_EQ(rows[0], "output,dtype,shape,max_abs,max_rel,mismatches,shape_mismatch,bitwise,pass");
   EXPECT_EQ(rows[1].rfind("y,float,\"[batch, 4]\",", 0), 0u) << rows[1];
   EXPECT_EQ(rows[1].substr(rows[1].size() - 5), ",true");
+}
+
+TEST_F(Cli, RunWritesTheFirstAnswerAsNpyIntoANewDirectoryOnly) {
+  // An output named as exporters name them: '/' and ':' cannot be file names.
+  test::ModelBuilder b;
+  b.input("x", DType::FLOAT, {"batch", 4});
+  b.initializer(test::random_tensor("w1", {4, 4}, 1));
+  b.initializer(test::random_tensor("w2", {4, 4}, 2));
+  b.node("MatMul", {"x", "w1"}, {"h"});
+  b.node("Relu", {"h"}, {"r"});
+  b.node("MatMul", {"r", "w2"}, {"scores/out:0"});
+  b.output("scores/out:0", DType::FLOAT, {"batch", 4});
+  const std::string model = b.save(dir_ + "/named.onnx"), plan = dir_ + "/pieces", out = dir_ + "/answers";
+  ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -q -o " + quote(plan)).status, 0);
+
+  const std::string command = "run " + quote(plan) + " --devices cpu:1,cpu:1 --count 3 --dim batch=2 --seed 5 -o " +
+                              quote(out) + " --format json";
+  Result first = run(command);
+  ASSERT_EQ(first.status, 0) << first.err;
+  json doc = json::parse(first.out);
+  EXPECT_EQ(doc["run"]["requests"], 3);
+  EXPECT_EQ(doc["run"]["failures"], 0);
+  ASSERT_EQ(doc["stages"].size(), 2u);
+  EXPECT_EQ(doc["stages"][1]["piece"], "piece_1.onnx");
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(out)) files.push_back(entry.path().filename().string());
+  ASSERT_EQ(files, std::vector<std::string>{"scores_out_0.npy"});
+  const Tensor answer = read_npy(out + "/scores_out_0.npy");
+  EXPECT_EQ(answer.shape, (std::vector<int64_t>{2, 4}));
+
+  // The same run again may not replace what is there; --force may.
+  std::ofstream(out + "/mine.txt") << "keep";
+  Result again = run(command);
+  EXPECT_EQ(again.status, 2);
+  expect_one_error_line(again, "exists (use --force");
+  EXPECT_TRUE(fs::exists(out + "/mine.txt"));
+  Result forced = run(command + " --force -q");
+  ASSERT_EQ(forced.status, 0) << forced.err;
+  EXPECT_FALSE(fs::exists(out + "/mine.txt"));
+  EXPECT_EQ(read_npy(out + "/scores_out_0.npy").data, answer.data) << "same seed, same answer";
+
+  Result devices = run("run " + quote(plan) + " --devices cpu:1,cpu:1,cpu:1 --count 1 -q");
+  EXPECT_EQ(devices.status, 2);
+  expect_one_error_line(devices, "3 devices for a plan of 2 pieces");
 }
 
 TEST_F(Cli, VerifyMismatchExitsThreeAfterPrintingTheTable) {

@@ -1,10 +1,10 @@
 // onnxpipe run PLAN_DIR|MODEL --devices D1,D2: runs N requests through a pipeline (or the unsplit model, or replicas)
 // and prints throughput, latency percentiles, and what every stage spent its time on.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -16,6 +16,7 @@
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/verify.h"
 #include "options.h"
+#include "staging.h"
 #include "stats.h"
 
 namespace onnxpipe::cli {
@@ -37,6 +38,7 @@ struct RunArgs {
   std::string int_range = "0,10";
   uint64_t seed = 0;
   std::string output_dir;
+  bool force = false;
   std::string trace_file;
 };
 
@@ -56,8 +58,35 @@ int64_t stat(const std::map<std::string, int64_t>& memory, const std::string& ke
   return it == memory.end() ? -1 : it->second;
 }
 
+// An output's file in -o: its name with every character that is not a letter, digit, '.', '_' or '-' replaced by
+// '_' (ONNX names hold '/' and ':'), then ".npy".
+std::string npy_file_name(const std::string& output) {
+  std::string name = output;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  return name + ".npy";
+}
+
+// The first request's outputs as NAME.npy in a directory that appears whole (staged, renamed at the end).
+void write_outputs(const TensorMap& outputs, const std::string& dir, bool replace) {
+  detail::StagingDir staging(dir);
+  std::map<std::string, std::string> written;  // file -> output
+  for (const auto& [name, tensor] : outputs) {
+    const std::string file = npy_file_name(name);
+    const auto [it, fresh] = written.emplace(file, name);
+    if (!fresh) {
+      throw Error(ErrorCode::USAGE, "outputs '" + it->second + "' and '" + name + "' would both be written to " + file);
+    }
+    write_npy((staging.path() / file).string(), tensor);
+  }
+  staging.commit(replace);
+}
+
 void run_run(const CliContext& context, const RunArgs& args) {
   if (args.count < 1) throw Error(ErrorCode::USAGE, "--count must be >= 1");
+  if (!args.output_dir.empty() && std::filesystem::exists(args.output_dir) && !args.force) {
+    throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
+  }
   PipelineOptions options;
   options.mode = pipeline_mode_from_name(args.mode);
   options.devices = split_list(args.devices, "--devices");
@@ -210,16 +239,11 @@ void run_run(const CliContext& context, const RunArgs& args) {
   printer->finish();
 
   if (!args.trace_file.empty()) {
-    std::ofstream trace(args.trace_file);
-    trace << pipeline.timings().chrome_trace();
-    if (!trace) throw Error(ErrorCode::IO, args.trace_file + ": cannot write the trace");
+    detail::write_file_atomically(args.trace_file, pipeline.timings().chrome_trace());
     context.log("run: timeline written to " + args.trace_file);
   }
   if (!args.output_dir.empty() && !first_outputs.empty()) {
-    std::filesystem::create_directories(args.output_dir);
-    for (const auto& [name, tensor] : first_outputs) {
-      write_npy((std::filesystem::path(args.output_dir) / (name + ".npy")).string(), tensor);
-    }
+    write_outputs(first_outputs, args.output_dir, args.force);
     context.log("run: outputs written to " + args.output_dir);
   }
   if (failures > 0) {
@@ -268,7 +292,9 @@ void add_run_command(CLI::App& app, CliContext& context) {
   command->add_option("--int-range", args->int_range, "LO,HI: random integer inputs in [LO, HI)")
       ->capture_default_str();
   command->add_option("--seed", args->seed, "seed of the random inputs")->capture_default_str();
-  command->add_option("-o,--output-dir", args->output_dir, "write the first request's outputs there as NAME.npy");
+  command->add_option("-o,--output-dir", args->output_dir,
+                      "write the first request's outputs to this new directory as NAME.npy ('/', ':'... as '_')");
+  command->add_flag("--force", args->force, "replace an existing --output-dir");
   command->add_option("--trace", args->trace_file, "write the stage timeline as a Chrome trace (JSON)");
   command->callback([&context, args] { run_run(context, *args); });
 }

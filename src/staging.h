@@ -1,0 +1,32 @@
+#pragma once
+// Output that appears whole or not at all: written beside its target under a temporary name, renamed at the end.
+// A failure (or an exception on the way) leaves nothing behind, and what already exists is replaced only when asked.
+#include <filesystem>
+#include <string>
+
+namespace onnxpipe::detail {
+
+// A fresh directory beside `target` (".NAME.tmp-XXXXXX"), removed again unless commit() is called.
+class StagingDir {
+ public:
+  explicit StagingDir(const std::filesystem::path& target);
+  ~StagingDir();
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // Moves the staged directory to the target, replacing an existing one only when `replace` (else Error(USAGE)
+  // naming it and --force).
+  void commit(bool replace);
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path path_;
+};
+
+// Writes `text` to `path` through a temporary file in the same directory and a rename: readers never see half a
+// file, and a failed write leaves the old file (if any) as it was. Error(IO) naming the path.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace onnxpipe::detail
