@@ -12,6 +12,20 @@
 
 namespace onnxpipe {
 
+void check_dim_names(const std::vector<ValueDesc>& inputs, const std::map<std::string, int64_t>& dims) {
+  std::set<std::string> named;
+  for (const ValueDesc& input : inputs)
+    for (const Dim& dim : input.dims)
+      if (!dim.param.empty()) named.insert(dim.param);
+  for (const auto& [name, value] : dims) {
+    if (named.count(name)) continue;
+    std::string known;
+    for (const std::string& param : named) known += (known.empty() ? "" : ", ") + param;
+    throw Error(ErrorCode::USAGE, "--dim " + name + ": no input of the model has a dimension of that name (" +
+                                      (known.empty() ? "it has none" : "named: " + known) + ")");
+  }
+}
+
 namespace {
 
 using Json = nlohmann::ordered_json;

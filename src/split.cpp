@@ -61,6 +61,7 @@ void warn(const SplitOptions& options, const std::string& message) {
 
 // Symbolic dims a user did not set default to 1, as the CLI promises.
 std::map<std::string, int64_t> dims_with_defaults(const GraphDesc& graph, std::map<std::string, int64_t> dims) {
+  check_dim_names(graph.inputs, dims);
   for (const auto& input : graph.inputs)
     for (const auto& dim : input.dims)
       if (!dim.param.empty()) dims.emplace(dim.param, 1);

@@ -83,6 +83,7 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
   if (options.int_low >= options.int_high)
     throw Error(ErrorCode::USAGE, "integer range is empty: [" + std::to_string(options.int_low) + ", " +
                                       std::to_string(options.int_high) + ")");
+  check_dim_names(inputs, options.dims);
   std::map<std::string, Tensor> result;
   for (const auto& [name, tensor] : options.inputs) {
     bool known = std::any_of(inputs.begin(), inputs.end(), [&](const ValueDesc& d) { return d.name == name; });

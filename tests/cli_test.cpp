@@ -117,7 +117,12 @@ TEST_F(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run("inspect " + model + " --dim batch=1 --dim batch=2").status, 2);
   EXPECT_EQ(run("inspect " + model + " --format xml").status, 2);
   EXPECT_EQ(run("inspect " + model + " --balance speed").status, 2);
-  EXPECT_EQ(run("split " + model + " -n 0 -o " + quote(dir_ + "/out")).status, 2);
+  Result zero = run("split " + model + " -n 0 -o " + quote(dir_ + "/out"));
+  EXPECT_EQ(zero.status, 2);
+  expect_one_error_line(zero, "--parts: must be >= 1, got 0");
+  Result misspelt = run("split " + model + " -n 2 --dim bach=2 -o " + quote(dir_ + "/out"));
+  EXPECT_EQ(misspelt.status, 2);
+  expect_one_error_line(misspelt, "--dim bach: no input of the model has a dimension of that name (named: batch)");
   EXPECT_EQ(run("split " + model + " -n 2").status, 2);  // no -o
   EXPECT_FALSE(fs::exists(dir_ + "/out"));
   Result range = run("verify " + model + " " + quote(dir_) + " --int-range 5,5");

@@ -306,5 +306,27 @@ TEST(PlanJson, ErrorsNameTheField) {
   EXPECT_EQ(message("{\"format_version\": 1,").rfind("plan.json: not valid JSON", 0), 0u);
 }
 
+TEST(DimNames, ADimensionNoInputCarriesIsAUsageErrorNamingTheOthers) {
+  const std::vector<ValueDesc> inputs = {{"ids", DType::INT64, true, {Dim{-1, "batch"}, Dim{-1, "seq"}}, -1},
+                                         {"mask", DType::FLOAT, true, {Dim{-1, "batch"}, Dim{1, ""}}, -1}};
+  EXPECT_NO_THROW(check_dim_names(inputs, {{"batch", 2}, {"seq", 8}}));
+  EXPECT_NO_THROW(check_dim_names(inputs, {}));
+  try {
+    check_dim_names(inputs, {{"batch", 2}, {"sequence", 8}});
+    ADD_FAILURE() << "a misspelt dimension was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_NE(std::string(e.what()).find("--dim sequence"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("named: batch, seq"), std::string::npos) << e.what();
+  }
+  const std::vector<ValueDesc> fixed = {{"image", DType::FLOAT, true, {Dim{1, ""}, Dim{3, ""}}, -1}};
+  try {
+    check_dim_names(fixed, {{"batch", 2}});
+    ADD_FAILURE() << "a dimension was accepted for a model with none";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("it has none"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace onnxpipe

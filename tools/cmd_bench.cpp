@@ -169,7 +169,7 @@ void add_bench_command(CLI::App& app, CliContext& context) {
       "the seed's columns, throughput against its bound, latency, busy and bubble fractions");
   command->add_option("SOURCE", args->source, "a .onnx model (split on the fly) or a plan directory")->required();
   command->add_option("-n,--parts", args->parts, "pieces to split a model into (default: one per device)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command
       ->add_option("--devices", args->devices,
                    "comma list, one per stage: cpu, cpu:T, cpu:T@C0-C1, cuda:K (sequence runs on the first, "
@@ -185,18 +185,18 @@ void add_bench_command(CLI::App& app, CliContext& context) {
                    "image counts N: A:B:STEP (Python's range, stop excluded), A:B, N, or a comma list of those")
       ->capture_default_str();
   command->add_option("--repeat", args->repeat, "measured runs per (mode, N), averaged")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command
       ->add_option("--warmup", args->warmup,
                    "seconds of unmeasured runs per mode before its sweep (and per session before timing it alone); "
                    "one run at least")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   command
       ->add_option("--alone-runs", args->alone_runs,
                    "requests timed through each session by itself, nothing else running (bound_throughput)")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command
       ->add_option("--modes", args->modes,
@@ -207,15 +207,15 @@ void add_bench_command(CLI::App& app, CliContext& context) {
       ->add_option("--micro-batch", args->micro_batch,
                    "send the N images as one batch cut into micro-batches of this many rows (0: one request per "
                    "image)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   command->add_option("--max-inflight", args->max_inflight, "requests in flight at most")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->add_option("--atol", args->atol, "outputs of the modes must agree within this")->capture_default_str();
   command->add_option("--seed", args->seed, "seed of the random images")->capture_default_str();
   command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
       ->allow_extra_args(false);

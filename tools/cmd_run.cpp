@@ -83,7 +83,6 @@ void write_outputs(const TensorMap& outputs, const std::string& dir, bool replac
 }
 
 void run_run(const CliContext& context, const RunArgs& args) {
-  if (args.count < 1) throw Error(ErrorCode::USAGE, "--count must be >= 1");
   if (!args.output_dir.empty() && std::filesystem::exists(args.output_dir) && !args.force) {
     throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
   }
@@ -272,15 +271,17 @@ void add_run_command(CLI::App& app, CliContext& context) {
       ->allow_extra_args(false);
   command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
       ->allow_extra_args(false);
-  command->add_option("--count", args->count, "requests to run")->capture_default_str();
+  command->add_option("--count", args->count, "requests to run")->check(at_least(1))->capture_default_str();
   command->add_option("--warmup", args->warmup, "requests run first and not measured")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
-  command->add_option("--max-inflight", args->max_inflight, "requests in flight at most")->capture_default_str();
+  command->add_option("--max-inflight", args->max_inflight, "requests in flight at most")
+      ->check(at_least(1))
+      ->capture_default_str();
   command
       ->add_option("--micro-batch", args->micro_batch,
                    "split each request along axis 0 into micro-batches of this size (0: off)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   command
       ->add_option("--provider-option", args->provider_options,

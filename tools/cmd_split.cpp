@@ -121,7 +121,7 @@ void add_split_command(CLI::App& app, CliContext& context) {
                                          "Split a model into N consecutive pieces balanced by cost; writes "
                                          "DIR/piece_K.onnx and DIR/plan.json");
   command->add_option("MODEL", args->model, "the .onnx file")->required();
-  command->add_option("-n,--parts", args->parts, "number of pieces")->required()->check(CLI::PositiveNumber);
+  command->add_option("-n,--parts", args->parts, "number of pieces")->required()->check(at_least(1));
   command->add_option("-o,--output", args->output_dir, "output directory")->required();
   command
       ->add_option("--balance", args->balance,
@@ -134,7 +134,7 @@ void add_split_command(CLI::App& app, CliContext& context) {
       ->allow_extra_args(false);
   command->add_flag("--force", args->force, "replace an existing output directory");
   command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time (one more is dropped)")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   command->add_option("--device", args->device, "where --balance time measures: cpu, cpu:T, cuda:K")
       ->capture_default_str();

@@ -88,8 +88,8 @@ void add_verify_command(CLI::App& app, CliContext& context) {
       ->allow_extra_args(false);
   command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
       ->allow_extra_args(false);
-  command->add_option("--rtol", args->rtol, "relative tolerance")->check(CLI::NonNegativeNumber)->capture_default_str();
-  command->add_option("--atol", args->atol, "absolute tolerance")->check(CLI::NonNegativeNumber)->capture_default_str();
+  command->add_option("--rtol", args->rtol, "relative tolerance")->check(at_least(0))->capture_default_str();
+  command->add_option("--atol", args->atol, "absolute tolerance")->check(at_least(0))->capture_default_str();
   command->add_option("--int-range", args->int_range, "LO,HI: random integer inputs in [LO, HI)")
       ->capture_default_str();
   command->add_option("--seed", args->seed, "seed of the random inputs")->capture_default_str();

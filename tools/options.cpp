@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <sstream>
 
 #include "onnxpipe/error.h"
 
@@ -95,5 +96,20 @@ std::string shape_text(const ValueDesc& value) {
 }
 
 double megabytes(int64_t bytes) { return static_cast<double>(bytes) / 1e6; }
+
+CLI::Validator at_least(double minimum) {
+  std::ostringstream text;
+  text << minimum;
+  const std::string bound = text.str();
+  return CLI::Validator(
+      [minimum, bound](std::string& value) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double number = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || errno == ERANGE) return "must be a number, got '" + value + "'";
+        return number >= minimum ? std::string() : "must be >= " + bound + ", got " + value;
+      },
+      ">=" + bound);
+}
 
 }  // namespace onnxpipe::cli

@@ -1,6 +1,7 @@
 #pragma once
 // Option values the subcommands share: --dim NAME=VALUE, --input NAME=FILE, comma lists, ranges; and how values are
 // shown. Bad values throw Error(USAGE) naming the option (CLI exit 2).
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -23,6 +24,10 @@ std::vector<std::string> split_list(const std::string& text, const std::string& 
 int64_t parse_int(const std::string& text, const std::string& option);
 // "LO,HI" with LO < HI.
 std::pair<int64_t, int64_t> parse_int_range(const std::string& text, const std::string& option);
+
+// A CLI11 check that a number is >= minimum, with a message a person reads ("must be >= 1, got 0"): CLI11's
+// PositiveNumber and NonNegativeNumber print their range up to DBL_MAX.
+CLI::Validator at_least(double minimum);
 
 // "[batch, 3, 224, 224]", "?" for an unknown dimension, "unknown" when the rank is unknown.
 std::string shape_text(const ValueDesc& value);

@@ -38,6 +38,10 @@ struct PieceDesc {
   std::vector<ValueDesc> outputs;  // crossing values later pieces read, and the graph outputs it produces
 };
 
+// Throws Error(USAGE) for a --dim name that no dimension of `inputs` carries (it would change nothing), naming the
+// ones they do carry.
+void check_dim_names(const std::vector<ValueDesc>& inputs, const std::map<std::string, int64_t>& dims);
+
 // A value that travels between pieces: produced by `producer` (-1: a graph input) and read by `consumers`
 // (ascending; may skip pieces). graph_output: also an output of the whole model.
 struct CrossingValue {
