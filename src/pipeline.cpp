@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -57,6 +58,7 @@ struct Stage {
   std::string device_text;
   std::string label;  // "stage 1 (piece_1.onnx, cpu:1)"
   Wiring wiring;
+  std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
   RunControl control;
   std::unique_ptr<BlockingQueue<RequestPtr>> queue;
@@ -210,6 +212,7 @@ struct Pipeline::Impl {
     gate.close();
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
+        if (stage->loading.valid()) stage->loading.wait();  // a failed build: sessions still loading from temp_dir
         stage->control.terminate();
         stage->queue->close();
       }
@@ -250,8 +253,11 @@ struct Pipeline::Impl {
     stage->device_text = stage->device.to_string();
     stage->label = kind + " " + std::to_string(kind == "replica" ? lane : index) + " (" + stage->piece + ", " +
                    stage->device_text + ")";
-    stage->session =
-        std::make_unique<Session>(path, session_config(stage->device, device_text, stage->label));
+    // Loaded on the side: ORT reads and prepacks a piece's weights on one core, so the stages load in parallel.
+    stage->loading = std::async(std::launch::async, [path, config = session_config(stage->device, device_text,
+                                                                                    stage->label)] {
+      return std::make_unique<Session>(path, config);
+    });
     stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
     return stage;
   }
@@ -312,20 +318,39 @@ struct Pipeline::Impl {
     for (const ValueDesc& in : inputs) {
       if (model_outputs.count(in.name) && !produced.count(in.name)) passthrough.push_back(in.name);
     }
+    finish_loading();
+  }
+
+  // Waits for every stage's session; after all have finished, rethrows the first failure.
+  void finish_loading() {
+    std::exception_ptr first_error;
+    for (auto& lane : lanes) {
+      for (auto& stage : lane) {
+        if (!stage->loading.valid()) continue;
+        try {
+          stage->session = stage->loading.get();
+        } catch (...) {
+          if (!first_error) first_error = std::current_exception();
+        }
+      }
+    }
+    if (first_error) std::rethrow_exception(first_error);
   }
 
   void build_from_model(const std::string& model_path) {
     if (options.mode == PipelineMode::SEQUENCE && options.devices.size() != 1) {
       throw Error(ErrorCode::USAGE, "sequence mode runs on one device, got " + std::to_string(options.devices.size()));
     }
+    const bool replicas = options.mode == PipelineMode::REPLICAS;
     for (size_t r = 0; r < options.devices.size(); ++r) {
-      const bool replicas = options.mode == PipelineMode::REPLICAS;
-      auto stage = make_stage(0, static_cast<int>(r), model_path, options.devices[r], replicas ? "replica" : "stage");
-      if (r == 0) {
-        inputs = stage->session->inputs();
-        outputs = stage->session->outputs();
-      }
-      Wiring& w = stage->wiring;
+      lanes.emplace_back().push_back(
+          make_stage(0, static_cast<int>(r), model_path, options.devices[r], replicas ? "replica" : "stage"));
+    }
+    finish_loading();
+    inputs = lanes.front().front()->session->inputs();
+    outputs = lanes.front().front()->session->outputs();
+    for (auto& lane : lanes) {
+      Wiring& w = lane.front()->wiring;
       for (const ValueDesc& in : inputs) {
         w.inputs.push_back(in.name);
         w.drop.push_back(in.name);
@@ -336,7 +361,6 @@ struct Pipeline::Impl {
         w.keep.push_back(false);
         w.to_host.push_back(true);
       }
-      lanes.emplace_back().push_back(std::move(stage));
     }
   }
 
