@@ -51,7 +51,8 @@ sanitize: deps
 	  dir=$(BUILD)-$$kind; \
 	  cmake -S . -B $$dir -DONNXPIPE_SANITIZE=$$kind -DCMAKE_BUILD_TYPE=Debug >/dev/null && \
 	  cmake --build $$dir -j $(JOBS) --target $(SANITIZED_TESTS) && \
-	  (cd $$dir && ctest --output-on-failure -L unit -R 'Pipeline|Runtime') || exit 1; \
+	  (cd $$dir && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" \
+	   ctest --output-on-failure -L unit -R 'Pipeline|Runtime') || exit 1; \
 	done
 
 clean:
