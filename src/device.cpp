@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -30,8 +31,8 @@ int parse_count(const std::string& text) {
 }
 
 Error bad_device(const std::string& text, const std::string& why) {
-  return Error(ErrorCode::USAGE, "device '" + text + "': " + why +
-                                     " (expected cpu, cpu:T, cpu:T@C or cpu:T@C0-C1, cuda:K)");
+  return Error(ErrorCode::USAGE,
+               "device '" + text + "': " + why + " (expected cpu, cpu:T, cpu:T@C or cpu:T@C0-C1, cuda:K)");
 }
 
 }  // namespace
@@ -105,6 +106,28 @@ void pin_current_thread(const DeviceSpec& device) {
     throw Error(ErrorCode::RUNTIME, "device " + device.to_string() + ": cannot pin thread to core " +
                                         std::to_string(device.cores.front()) + ": " + std::strerror(rc));
   }
+}
+
+std::string contention_warning(const std::vector<DeviceSpec>& devices) {
+  int threads = 0;
+  std::map<int, size_t> pinned_by;  // core -> the first device pinned to it
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i].is_cuda()) continue;
+    threads += devices[i].thread_count();
+    for (int core : devices[i].cores) {
+      const auto [it, first] = pinned_by.emplace(core, i);
+      if (!first && it->second != i) {
+        return "devices " + std::to_string(it->second) + " (" + devices[it->second].to_string() + ") and " +
+               std::to_string(i) + " (" + devices[i].to_string() + ") are both pinned to core " + std::to_string(core) +
+               ": they take turns on it";
+      }
+    }
+  }
+  if (threads > hardware_threads()) {
+    return std::to_string(threads) + " CPU threads for " + std::to_string(hardware_threads()) +
+           " hardware threads: the stages compete for cores (give each its own, e.g. cpu:1@0,cpu:1@1)";
+  }
+  return "";
 }
 
 int64_t host_memory_available() {

@@ -9,6 +9,7 @@
 
 #include "bench.h"
 #include "commands.h"
+#include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "options.h"
 
@@ -93,6 +94,11 @@ void run_bench(const CliContext& context, const BenchArgs& args) {
                                       std::to_string(bench.plan().parts()) + " pieces");
   }
   progress->clear();
+  // The pipeline and replicas modes use every device at once.
+  std::vector<DeviceSpec> devices = parse_devices(args.devices);
+  if (devices.size() == 1) devices.assign(bench.plan().parts(), devices.front());
+  const std::string contention = contention_warning(devices);
+  if (!contention.empty()) context.log("warning: " + contention);
   context.debug("bench: plan " + bench.plan_dir() + " (sha256 " + bench.plan_hash() + ")");
 
   // csv and json carry every column; md shows the key ones in the table and the fixed ones once, above it.

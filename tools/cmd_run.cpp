@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "commands.h"
+#include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/verify.h"
@@ -100,6 +101,10 @@ void run_run(const CliContext& context, const RunArgs& args) {
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
   Pipeline pipeline(args.source, options);
   progress->clear();
+  std::vector<DeviceSpec> stage_devices;
+  for (const StageInfo& stage : pipeline.stages()) stage_devices.push_back(parse_device(stage.device));
+  const std::string contention = contention_warning(stage_devices);
+  if (!contention.empty()) context.log("warning: " + contention);
 
   VerifyOptions random;
   random.inputs = read_inputs(args.inputs);

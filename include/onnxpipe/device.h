@@ -28,6 +28,10 @@ DeviceSpec parse_device(const std::string& text);
 // A comma-separated list: "cpu:1@0,cpu:1@1".
 std::vector<DeviceSpec> parse_devices(const std::string& list);
 
+// What is wrong with running these devices at once on this machine, as a warning: more CPU threads than hardware
+// threads (stages then compete for cores), or a core that two pinned devices share. Empty when nothing is.
+std::string contention_warning(const std::vector<DeviceSpec>& devices);
+
 // Host memory the kernel could give without swapping (MemAvailable of /proc/meminfo), in bytes; -1 when unknown.
 int64_t host_memory_available();
 
