@@ -444,7 +444,7 @@ std::vector<double> time_costs(const Graph& graph, const std::map<std::string, d
 double transfer_cost_per_byte(const std::string& unit) {
   if (unit == "bytes") return 1;
   if (unit == "flops") return 10;
-  if (unit == "us") return 3e-4;
+  if (unit == "us") return 1e-4;
   throw Error(ErrorCode::INTERNAL, "transfer cost: unknown cost unit '" + unit + "' (bytes, flops or us)");
 }
 

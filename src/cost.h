@@ -24,9 +24,10 @@ double node_flops(const NodeDesc& node, const std::map<std::string, ValueDesc>& 
 std::vector<double> time_costs(const Graph& graph, const std::map<std::string, double>& us_per_node);
 
 // The cost of moving one crossing byte, in each criterion's unit, so transfers weigh in the bottleneck:
-// bytes 1, flops 10 (about 100 GFLOP/s against 10 GB/s), time 3e-4 us: a crossing tensor is written by one piece
-// and read by the next, and on CPU each side also converts its layout (NCHWc), so moving it costs about 3 GB/s; that
-// figure balanced mobilenet_v2 in 4 best on this machine (bench/split_bench).
+// bytes 1, flops 10 (about 100 GFLOP/s against 10 GB/s), time 1e-4 us (10 GB/s): a crossing tensor is written by
+// one piece and read by the next, and on CPU each side also converts its layout (NCHWc). Of 0, 1e-4 and 3e-4 us/B,
+// 3e-4 gave mobilenet_v2 in 4 a first piece a third lighter than the others (ratio 1.15-1.16 in bench/split_bench,
+// runs interleaved), 0 and 1e-4 gave 1.06-1.10; resnet18 and GPT-2 cut the same either way.
 double transfer_cost_per_byte(const std::string& unit);
 
 }  // namespace onnxpipe::detail
