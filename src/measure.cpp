@@ -91,7 +91,8 @@ std::vector<double> run_piece_chain(const std::string& dir, const std::vector<Pi
       for (int run = 0; run <= timed_runs; ++run) {
         const auto start = std::chrono::steady_clock::now();
         produced = session.run_values(input_names, feeds, output_names);
-        if (run > 0) times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+        if (run > 0)
+          times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
       }
       if (timed_runs > 0) medians.push_back(median(std::move(times)));
       for (size_t i = 0; i < produced.size(); ++i) pool[output_names[i]] = std::move(produced[i]);
