@@ -8,6 +8,8 @@ const char* error_code_name(ErrorCode code) {
       return "usage";
     case ErrorCode::INVALID_MODEL:
       return "invalid_model";
+    case ErrorCode::INVALID_DATA:
+      return "invalid_data";
     case ErrorCode::IO:
       return "io";
     case ErrorCode::RUNTIME:
@@ -22,19 +24,23 @@ const char* error_code_name(ErrorCode code) {
   return "unknown";
 }
 
+std::string StageContext::label() const {
+  return kind + " " + std::to_string(index) + " (" + piece + ", " + device + ")";
+}
+
 Error::Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
-Error Error::with_context(const std::string& context) const { return Error(code_, context + ": " + what()); }
+Error Error::with_context(const std::string& context) const {
+  Error error(code_, context + ": " + what());
+  error.stage_ = stage_;
+  return error;
+}
 
-int exit_status(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::USAGE:
-      return 2;
-    case ErrorCode::VERIFY_MISMATCH:
-      return 3;
-    default:
-      return 1;
-  }
+Error Error::with_stage(const StageContext& stage) const {
+  if (stage_) return *this;
+  Error error = with_context(stage.label());
+  error.stage_ = stage;
+  return error;
 }
 
 }  // namespace onnxpipe

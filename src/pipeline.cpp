@@ -34,9 +34,9 @@ double micros(Clock::time_point from, Clock::time_point to) {
 struct Request {
   int64_t id = 0;
   std::promise<TensorMap> promise;
-  TensorMap host_inputs;                 // model inputs no stage has taken yet
-  std::map<std::string, Value> values;   // values a later stage reads
-  TensorMap outputs;                     // model outputs, on the host
+  TensorMap host_inputs;                // model inputs no stage has taken yet
+  std::map<std::string, Value> values;  // values a later stage reads
+  TensorMap outputs;                    // model outputs, on the host
 };
 using RequestPtr = std::unique_ptr<Request>;
 
@@ -44,10 +44,10 @@ using RequestPtr = std::unique_ptr<Request>;
 struct Wiring {
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::vector<bool> to_host;        // CUDA: the output leaves the device (model output, or a CPU stage reads it)
-  std::vector<bool> model_output;   // answered to the caller
-  std::vector<bool> keep;           // a later stage reads it
-  std::vector<std::string> drop;    // values no later stage reads
+  std::vector<bool> to_host;       // CUDA: the output leaves the device (model output, or a CPU stage reads it)
+  std::vector<bool> model_output;  // answered to the caller
+  std::vector<bool> keep;          // a later stage reads it
+  std::vector<std::string> drop;   // values no later stage reads
 };
 
 struct Stage {
@@ -56,7 +56,7 @@ struct Stage {
   std::string piece;  // file name, for messages
   DeviceSpec device;
   std::string device_text;
-  std::string label;  // "stage 1 (piece_1.onnx, cpu:1)"
+  StageContext context;  // what its errors name: "stage 1 (piece_1.onnx, cpu:1)"
   Wiring wiring;
   std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
@@ -111,8 +111,8 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
     }
     if (d.has_shape) {
       if (t.shape.size() != d.dims.size()) {
-        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " +
-                                          dims_text(d) + ", got " + shape_text(t.shape));
+        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " + dims_text(d) +
+                                          ", got " + shape_text(t.shape));
       }
       for (size_t i = 0; i < d.dims.size(); ++i) {
         const Dim& dim = d.dims[i];
@@ -125,8 +125,8 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
           if (!inserted && seen->second.first != t.shape[i]) {
             throw Error(ErrorCode::USAGE, where + ": dimension " + std::to_string(i) + " ('" + dim.param + "') is " +
                                               std::to_string(t.shape[i]) + " but " +
-                                              std::to_string(seen->second.first) + " in input '" +
-                                              seen->second.second + "'");
+                                              std::to_string(seen->second.first) + " in input '" + seen->second.second +
+                                              "'");
           }
         }
       }
@@ -135,13 +135,13 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
     for (int64_t v : t.shape) count *= v;
     if (t.dtype == DType::STRING) {
       if (static_cast<int64_t>(t.strings.size()) != count) {
-        throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.strings.size()) + " strings for shape " +
-                                          shape_text(t.shape));
+        throw Error(ErrorCode::USAGE,
+                    where + ": " + std::to_string(t.strings.size()) + " strings for shape " + shape_text(t.shape));
       }
     } else if (dtype_size(t.dtype) == 0 ||
                static_cast<int64_t>(t.data.size()) != count * static_cast<int64_t>(dtype_size(t.dtype))) {
-      throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.data.size()) + " bytes for " +
-                                        dtype_name(t.dtype) + " " + shape_text(t.shape));
+      throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.data.size()) + " bytes for " + dtype_name(t.dtype) +
+                                        " " + shape_text(t.shape));
     }
   }
 }
@@ -170,9 +170,12 @@ PipelineMode pipeline_mode_from_name(const std::string& name) {
 
 const char* pipeline_mode_name(PipelineMode mode) {
   switch (mode) {
-    case PipelineMode::SEQUENCE: return "sequence";
-    case PipelineMode::PIPELINE: return "pipeline";
-    case PipelineMode::REPLICAS: return "replicas";
+    case PipelineMode::SEQUENCE:
+      return "sequence";
+    case PipelineMode::PIPELINE:
+      return "pipeline";
+    case PipelineMode::REPLICAS:
+      return "replicas";
   }
   return "?";
 }
@@ -225,14 +228,14 @@ struct Pipeline::Impl {
   }
 
   detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text,
-                                       const std::string& label) const {
+                                       const StageContext& context) const {
     detail::SessionConfig config;
     config.device = device.to_string();
     config.optimization_level = options.optimization_level;
-    config.label = label;
+    config.stage = context;
     config.session_options = options.all_devices.session_options;
-    config.provider_options = device.is_cuda() ? options.all_devices.provider_options
-                                               : std::map<std::string, std::string>{};
+    config.provider_options =
+        device.is_cuda() ? options.all_devices.provider_options : std::map<std::string, std::string>{};
     for (const std::string& key : {text, device.to_string()}) {
       const auto it = options.per_device.find(key);
       if (it == options.per_device.end()) continue;
@@ -251,13 +254,12 @@ struct Pipeline::Impl {
     stage->piece = fs::path(path).filename().string();
     stage->device = parse_device(device_text);
     stage->device_text = stage->device.to_string();
-    stage->label = kind + " " + std::to_string(kind == "replica" ? lane : index) + " (" + stage->piece + ", " +
-                   stage->device_text + ")";
+    stage->context = StageContext{kind, kind == "replica" ? lane : index, stage->piece, stage->device_text};
     // Loaded on the side: ORT reads and prepacks a piece's weights on one core, so the stages load in parallel.
-    stage->loading = std::async(std::launch::async, [path, config = session_config(stage->device, device_text,
-                                                                                    stage->label)] {
-      return std::make_unique<Session>(path, config);
-    });
+    stage->loading =
+        std::async(std::launch::async, [path, config = session_config(stage->device, device_text, stage->context)] {
+          return std::make_unique<Session>(path, config);
+        });
     stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
     return stage;
   }
@@ -376,7 +378,7 @@ struct Pipeline::Impl {
           try {
             pin_current_thread(stage->device);
           } catch (const Error& e) {
-            pinned->set_exception(std::make_exception_ptr(e.with_context(stage->label)));
+            pinned->set_exception(std::make_exception_ptr(e.with_stage(stage->context)));
             return;
           }
           pinned->set_value();
@@ -398,17 +400,11 @@ struct Pipeline::Impl {
     try {
       std::rethrow_exception(error);
     } catch (const Error& e) {
-      if (stopping) {
-        request.promise.set_exception(std::make_exception_ptr(
-            Error(ErrorCode::CANCELLED, stage.label + ": cancelled: the pipeline shut down")));
-      } else if (std::string(e.what()).rfind(stage.label, 0) == 0) {
-        request.promise.set_exception(error);
-      } else {
-        request.promise.set_exception(std::make_exception_ptr(e.with_context(stage.label)));
-      }
+      const Error failure = stopping ? Error(ErrorCode::CANCELLED, "cancelled: the pipeline shut down") : e;
+      request.promise.set_exception(std::make_exception_ptr(failure.with_stage(stage.context)));
     } catch (const std::exception& e) {
       request.promise.set_exception(
-          std::make_exception_ptr(Error(ErrorCode::RUNTIME, stage.label + ": " + e.what())));
+          std::make_exception_ptr(Error(ErrorCode::RUNTIME, e.what()).with_stage(stage.context)));
     }
   }
 

@@ -1,6 +1,7 @@
 #include "runtime.h"
 
 #include <dlfcn.h>
+#include <onnxruntime_cxx_api.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,10 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <unordered_map>
-
 #include <nlohmann/json.hpp>
-#include <onnxruntime_cxx_api.h>
+#include <unordered_map>
 
 #include "onnxpipe/error.h"
 #include "stats.h"
@@ -184,13 +183,21 @@ Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& 
   Ort::SessionOptions options;
   GraphOptimizationLevel level = ORT_ENABLE_ALL;
   switch (config.optimization_level) {
-    case 0: level = ORT_DISABLE_ALL; break;
-    case 1: level = ORT_ENABLE_BASIC; break;
-    case 2: level = ORT_ENABLE_EXTENDED; break;
-    case 99: level = ORT_ENABLE_ALL; break;
+    case 0:
+      level = ORT_DISABLE_ALL;
+      break;
+    case 1:
+      level = ORT_ENABLE_BASIC;
+      break;
+    case 2:
+      level = ORT_ENABLE_EXTENDED;
+      break;
+    case 99:
+      level = ORT_ENABLE_ALL;
+      break;
     default:
-      throw Error(ErrorCode::USAGE, "optimization level " + std::to_string(config.optimization_level) +
-                                        ": expected 0, 1, 2 or 99");
+      throw Error(ErrorCode::USAGE,
+                  "optimization level " + std::to_string(config.optimization_level) + ": expected 0, 1, 2 or 99");
   }
   options.SetGraphOptimizationLevel(level);
   options.SetInterOpNumThreads(1);
@@ -309,7 +316,7 @@ std::pair<int64_t, int64_t> cuda_memory(int device_id) {
 // Value
 
 struct Value::Impl {
-  Tensor owned;                                // the bytes a host value wraps, when it owns them
+  Tensor owned;                               // the bytes a host value wraps, when it owns them
   std::shared_ptr<Ort::Allocator> allocator;  // keeps the allocator of pinned memory alive as long as the value
   Ort::Value value{nullptr};
 };
@@ -372,15 +379,20 @@ struct Session::Impl {
   Ort::Session session{nullptr};
   std::vector<std::string> input_names;
   std::vector<std::string> output_names;
-  Ort::MemoryInfo device_memory{nullptr};      // CUDA: where outputs stay
-  std::shared_ptr<Ort::Allocator> pinned;      // CUDA: pinned host memory for inputs, when the provider has it
+  Ort::MemoryInfo device_memory{nullptr};  // CUDA: where outputs stay
+  std::shared_ptr<Ort::Allocator> pinned;  // CUDA: pinned host memory for inputs, when the provider has it
 
-  Error ort_error(const Ort::Exception& e) const { return Error(ErrorCode::RUNTIME, label + ": " + e.what()); }
+  std::optional<StageContext> stage;
+
+  // An error of this session, named by the stage it serves or else by the model and device.
+  Error attributed(const Error& e) const { return stage ? e.with_stage(*stage) : e.with_context(label); }
+  Error ort_error(const Ort::Exception& e) const { return attributed(Error(ErrorCode::RUNTIME, e.what())); }
 
   void init(const SessionConfig& config, const std::string& model_label,
             const std::function<Ort::Session(const Ort::SessionOptions&)>& create) {
     device = parse_device(config.device);
-    label = config.label.empty() ? model_label + " (" + device.to_string() + ")" : config.label;
+    stage = config.stage;
+    label = stage ? stage->label() : model_label + " (" + device.to_string() + ")";
     profiling = config.profiling;
     try {
       session = create(make_options(config, device));
@@ -409,9 +421,8 @@ struct Session::Impl {
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Session::Session(const std::string& model_path, const SessionConfig& config) : impl_(std::make_unique<Impl>()) {
-  impl_->init(config, model_path, [&](const Ort::SessionOptions& options) {
-    return Ort::Session(ort_env(), model_path.c_str(), options);
-  });
+  impl_->init(config, model_path,
+              [&](const Ort::SessionOptions& options) { return Ort::Session(ort_env(), model_path.c_str(), options); });
 }
 
 Session Session::from_bytes(const std::string& model_bytes, const SessionConfig& config) {
@@ -481,7 +492,7 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
   } catch (const Ort::Exception& e) {
     throw impl_->ort_error(e);
   } catch (const Error& e) {
-    throw e.with_context(impl_->label);
+    throw impl_->attributed(e);
   }
   return result;
 }
@@ -519,8 +530,8 @@ Value Session::make_input(Tensor tensor, CopyStat* copy) const {
   result.impl_ = std::make_unique<Value::Impl>();
   result.impl_->allocator = impl_->pinned;
   try {
-    result.impl_->value = Ort::Value::CreateTensor(*impl_->pinned, tensor.shape.data(), tensor.shape.size(),
-                                                   ort_type(tensor.dtype));
+    result.impl_->value =
+        Ort::Value::CreateTensor(*impl_->pinned, tensor.shape.data(), tensor.shape.size(), ort_type(tensor.dtype));
   } catch (const Ort::Exception& e) {
     throw impl_->ort_error(e);
   }
@@ -557,8 +568,8 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
       for (const Value* value : inputs) in_values.push_back(value->impl_->value);
       std::vector<OrtValue*> out_values(output_names.size(), nullptr);
       const auto start = Clock::now();
-      Ort::ThrowOnError(Ort::GetApi().Run(impl_->session, options, in_names.data(), in_values.data(),
-                                          in_values.size(), out_names.data(), out_names.size(), out_values.data()));
+      Ort::ThrowOnError(Ort::GetApi().Run(impl_->session, options, in_names.data(), in_values.data(), in_values.size(),
+                                          out_names.data(), out_names.size(), out_values.data()));
       rec.run_us += micros_since(start);
       for (size_t i = 0; i < out_values.size(); ++i) {
         result[i].impl_ = std::make_unique<Value::Impl>();
@@ -611,10 +622,9 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
 std::map<std::string, int64_t> Session::memory_stats() const {
   std::map<std::string, int64_t> stats;
   try {
-    const Ort::MemoryInfo info = impl_->device.is_cuda()
-                                     ? Ort::MemoryInfo("Cuda", OrtArenaAllocator, impl_->device.device_id,
-                                                       OrtMemTypeDefault)
-                                     : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    const Ort::MemoryInfo info =
+        impl_->device.is_cuda() ? Ort::MemoryInfo("Cuda", OrtArenaAllocator, impl_->device.device_id, OrtMemTypeDefault)
+                                : Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     Ort::Allocator allocator(impl_->session, info);
     for (const auto& [key, value] : allocator.GetStats().GetKeyValuePairs()) {
       try {

@@ -4,10 +4,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "onnxpipe/device.h"
+#include "onnxpipe/error.h"
 #include "onnxpipe/plan.h"
 #include "onnxpipe/stage_timing.h"
 #include "onnxpipe/tensor.h"
@@ -21,7 +23,8 @@ struct SessionConfig {
   bool profiling = false;
   std::map<std::string, std::string> session_options;   // passed through as session config entries
   std::map<std::string, std::string> provider_options;  // passed through to the execution provider
-  std::string label;  // what errors name ("stage 1 (piece_1.onnx, cpu:1)"); default "<model> (<device>)"
+  // A pipeline stage's session: its errors carry the stage (Error::stage()) and are named by its label.
+  std::optional<StageContext> stage;
 };
 
 // A tensor owned by ONNX Runtime, in host or device memory: moved between stages without copying. Move-only.
@@ -82,10 +85,10 @@ class Session {
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
 
-  std::vector<ValueDesc> inputs() const;   // as ORT reports them (symbolic dims by name, unknown -1)
+  std::vector<ValueDesc> inputs() const;  // as ORT reports them (symbolic dims by name, unknown -1)
   std::vector<ValueDesc> outputs() const;
   const DeviceSpec& device() const;
-  const std::string& label() const;  // "<model> (<device>)" or config.label
+  const std::string& label() const;  // config.stage's label, else "<model> (<device>)"
 
   // Runs on host tensors; `outputs` empty means every output. Thread-safe like ORT's Run.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,

@@ -6,15 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
 #include "cost.h"
 #include "graph.h"
+#include "log.h"
 #include "measure.h"
 #include "model_io.h"
 #include "onnxpipe/device.h"
@@ -36,10 +35,14 @@ Balance balance_from_name(const std::string& name) {
 
 const char* balance_name(Balance balance) {
   switch (balance) {
-    case Balance::AUTO: return "auto";
-    case Balance::BYTES: return "bytes";
-    case Balance::FLOPS: return "flops";
-    case Balance::TIME: return "time";
+    case Balance::AUTO:
+      return "auto";
+    case Balance::BYTES:
+      return "bytes";
+    case Balance::FLOPS:
+      return "flops";
+    case Balance::TIME:
+      return "time";
   }
   return "?";
 }
@@ -51,13 +54,7 @@ void report(const ProgressFn& progress, const std::string& what, int64_t done, i
   if (progress) progress(what, done, total);
 }
 
-void warn(const SplitOptions& options, const std::string& message) {
-  if (options.warn) {
-    options.warn(message);
-  } else {
-    std::cerr << "warning: " << message << "\n";
-  }
-}
+void warn(const std::string& message) { log(LogLevel::WARN, message); }
 
 // Symbolic dims a user did not set default to 1, as the CLI promises.
 std::map<std::string, int64_t> dims_with_defaults(const GraphDesc& graph, std::map<std::string, int64_t> dims) {
@@ -111,8 +108,8 @@ ValueTypes value_types(const Model& model, const Graph& graph, const std::map<st
       }
     } catch (const Error& error) {
       if (error.code() != ErrorCode::RUNTIME) throw;
-      warn(options, "sizes of " + std::to_string(missing.size()) +
-                        " values stay unknown (a run on random inputs failed: " + error.what() + ")");
+      warn("sizes of " + std::to_string(missing.size()) +
+           " values stay unknown (a run on random inputs failed: " + error.what() + ")");
     }
   }
   return types;
@@ -155,8 +152,8 @@ void save_costs(const Costs& costs, const Graph& graph, const std::string& devic
   for (int position = 0; position < graph.size(); ++position)
     nodes[graph.desc().nodes[graph.order()[position]].name] = costs.node[position];
   for (const auto& [name, desc] : measured) values[name] = value_json(desc);
-  nlohmann::json doc = {{"balance", costs.balance}, {"unit", costs.unit}, {"device", device},
-                        {"dims", dims},        {"nodes", nodes},      {"values", values}};
+  nlohmann::json doc = {{"balance", costs.balance}, {"unit", costs.unit}, {"device", device}, {"dims", dims},
+                        {"nodes", nodes},           {"values", values}};
   std::ofstream out(path);
   out << doc.dump(1) << "\n";
   if (!out) throw Error(ErrorCode::IO, "cannot write " + path.string());
@@ -201,15 +198,15 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
     for (const auto& [name, weight] : graph.desc().weights) weight_bytes += weight.bytes;
     const int64_t available = host_memory_available();
     if (!parse_device(options.device).is_cuda() && available >= 0 && 2 * weight_bytes > available) {
-      warn(options, "timing needs the model's " + std::to_string(weight_bytes >> 20) + " MiB of weights twice in memory, " +
-                        std::to_string(available >> 20) + " MiB available: balancing by flops");
+      warn("timing needs the model's " + std::to_string(weight_bytes >> 20) + " MiB of weights twice in memory, " +
+           std::to_string(available >> 20) + " MiB available: balancing by flops");
       return node_costs(model, graph, Balance::FLOPS, types, options, dims);
     }
     try {
       return node_costs(model, graph, Balance::TIME, types, options, dims);
     } catch (const Error& error) {
       if (error.code() != ErrorCode::RUNTIME) throw;
-      warn(options, "the model does not run on " + options.device + " (" + error.what() + "): balancing by flops");
+      warn("the model does not run on " + options.device + " (" + error.what() + "): balancing by flops");
       return node_costs(model, graph, Balance::FLOPS, types, options, dims);
     }
   }
@@ -401,7 +398,8 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
 
 Plan split_model(const std::string& model_path, const SplitOptions& options) {
   using namespace detail;
-  if (options.parts < 1) throw Error(ErrorCode::USAGE, "the number of pieces must be >= 1, got " + std::to_string(options.parts));
+  if (options.parts < 1)
+    throw Error(ErrorCode::USAGE, "the number of pieces must be >= 1, got " + std::to_string(options.parts));
   if (options.output_dir.empty()) throw Error(ErrorCode::USAGE, "no output directory given");
   if (fs::exists(options.output_dir) && !options.force)
     throw Error(ErrorCode::USAGE, options.output_dir + " exists (use --force to replace it)");
@@ -469,8 +467,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   return plan;
 }
 
-ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims,
-                           Balance balance, int candidates) {
+ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims, Balance balance,
+                           int candidates) {
   using namespace detail;
   SplitOptions options;
   options.dims = dims;

@@ -421,7 +421,7 @@ TEST_F(BenchTest, AMismatchFailsTheCommandAfterTheRowsArePrinted) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::VERIFY_MISMATCH);
-    EXPECT_EQ(exit_status(e.code()), 3);
+    EXPECT_EQ(cli::exit_status(e.code()), 3);
   }
   EXPECT_EQ(parse_csv(last_stdout_).size(), 3u) << last_stdout_;
 }

@@ -1,6 +1,8 @@
 // The pipeline runtime on CPU: same answers as the unsplit model, in order, with failures, shutdown, micro-batches,
 // replicas, timings and copy counters. Plans are made by hand here (so that these tests do not depend on the
 // splitter) and, in the last tests, by split_model.
+#include "onnxpipe/pipeline.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,7 +15,6 @@
 
 #include "batching.h"
 #include "onnxpipe/error.h"
-#include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "support/model_builder.h"
@@ -103,8 +104,8 @@ std::string write_plan(const ModelSpec& spec, const std::vector<int>& cuts, cons
   for (const ValueDesc& in : spec.inputs) producer[in.name] = -1;
   for (size_t n = 0; n < spec.nodes.size(); ++n) {
     for (const auto& o : spec.nodes[n].outputs) {
-      producer[o] = static_cast<int>(std::upper_bound(bounds.begin(), bounds.end(), static_cast<int>(n)) -
-                                     bounds.begin()) - 1;
+      producer[o] =
+          static_cast<int>(std::upper_bound(bounds.begin(), bounds.end(), static_cast<int>(n)) - bounds.begin()) - 1;
     }
   }
   Plan plan;
@@ -167,10 +168,10 @@ ModelSpec skip_model() {
   spec.outputs = {"e", "y"};
   spec.weights = {test::random_tensor("W", {4, 4}, 7)};
   spec.nodes = {
-      {"Add", {"x", "m"}, {"a"}},   {"Relu", {"a"}, {"e"}},     // piece 0
-      {"Mul", {"x", "x"}, {"s"}},   {"Sub", {"a", "m"}, {"c"}},  // piece 1
+      {"Add", {"x", "m"}, {"a"}},     {"Relu", {"a"}, {"e"}},        // piece 0
+      {"Mul", {"x", "x"}, {"s"}},     {"Sub", {"a", "m"}, {"c"}},    // piece 1
       {"MatMul", {"c", "W"}, {"c2"}}, {"Mul", {"c2", "e"}, {"c3"}},  // piece 2
-      {"Add", {"c3", "s"}, {"d"}},  {"Mul", {"d", "m"}, {"y"}},  // piece 3
+      {"Add", {"c3", "s"}, {"d"}},    {"Mul", {"d", "m"}, {"y"}},    // piece 3
   };
   return spec;
 }
@@ -264,8 +265,7 @@ TEST_F(PipelineTest, ResultsStayInOrderUnderEightConcurrentSubmitters) {
   for (int t = 0; t < kThreads; ++t) {
     const auto expected = sequence.run(inputs[t]);
     for (int i = 0; i < kPerThread; ++i) {
-      expect_bitwise_equal(results[t][i], expected[i], "thread " + std::to_string(t) + " request " +
-                                                           std::to_string(i));
+      expect_bitwise_equal(results[t][i], expected[i], "thread " + std::to_string(t) + " request " + std::to_string(i));
     }
   }
   // Every stage saw the requests in submission order.
@@ -313,6 +313,10 @@ TEST_F(PipelineTest, AFailureInOneStageFailsExactlyTheAffectedRequests) {
       } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::RUNTIME);
         EXPECT_EQ(std::string(e.what()).rfind("stage 2 (piece_2.onnx, cpu:1): ", 0), 0u) << e.what();
+        ASSERT_TRUE(e.stage().has_value());
+        EXPECT_EQ(e.stage()->index, 2);
+        EXPECT_EQ(e.stage()->piece, "piece_2.onnx");
+        EXPECT_EQ(e.stage()->device, "cpu:1");
       }
     } else {
       expect_bitwise_equal(futures[i].get(), sequence.submit(requests[i]).get(), "request " + std::to_string(i));
@@ -667,8 +671,8 @@ TEST_F(PipelineTest, SplitModelsRunAsPipelinesEqualToSequence) {
       for (uint64_t seed = 0; seed < 3; ++seed) {
         random.seed = seed;
         const TensorMap inputs = make_inputs(pipeline.inputs(), random);
-        expect_bitwise_equal(pipeline.submit(inputs).get(), sequence.submit(inputs).get(), "seed " +
-                                                                                               std::to_string(seed));
+        expect_bitwise_equal(pipeline.submit(inputs).get(), sequence.submit(inputs).get(),
+                             "seed " + std::to_string(seed));
       }
     }
     EXPECT_GT(pipelines, 0) << name;

@@ -56,7 +56,6 @@ void run_split(const CliContext& context, const SplitArgs& args) {
   options.costs_file = args.costs_file;
   auto progress = context.progress();
   options.progress = progress->callback();
-  options.warn = [&context](const std::string& message) { context.log("warning: " + message); };
 
   auto start = std::chrono::steady_clock::now();
   Plan plan = split_model(args.model, options);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "onnxpipe/error.h"
 #include "printer.h"
 #include "progress.h"
 
@@ -33,6 +34,9 @@ struct CliContext {
     return std::make_unique<Progress>(!quiet && (tty || verbosity > 0), tty);
   }
 };
+
+// The CLI's exit status for an error code: 2 usage, 3 verification mismatch, 1 otherwise.
+int exit_status(ErrorCode code);
 
 // -v/--verbose, -q/--quiet, --format; main adds them to the app and to every subcommand.
 void add_common_options(CLI::App& app, CliContext& context);

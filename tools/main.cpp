@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "onnxpipe/error.h"
+#include "onnxpipe/log.h"
 
 namespace onnxpipe::cli {
 
@@ -41,6 +42,17 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CliContext context;
   add_common_options(app, context);
+  // The library's messages go to stderr as -q / -v say; read when a message comes, so after parsing.
+  onnxpipe::set_log_callback(onnxpipe::LogLevel::DEBUG, [&context](onnxpipe::LogLevel level, const std::string& text) {
+    switch (level) {
+      case onnxpipe::LogLevel::DEBUG:
+        return context.debug(text);
+      case onnxpipe::LogLevel::INFO:
+        return context.log(text);
+      default:
+        return context.log(std::string(onnxpipe::log_level_name(level)) + ": " + text);
+    }
+  });
 
   add_inspect_command(app, context);
   add_split_command(app, context);
@@ -66,10 +78,10 @@ int main(int argc, char** argv) {
                               ? "unknown subcommand '" + rest[0] + "'"
                               : one_line(e.what());
     std::cerr << "error: " << message << " (see onnxpipe --help)\n";
-    return onnxpipe::exit_status(onnxpipe::ErrorCode::USAGE);
+    return onnxpipe::cli::exit_status(onnxpipe::ErrorCode::USAGE);
   } catch (const onnxpipe::Error& e) {
     std::cerr << "error: " << one_line(e.what()) << "\n";
-    return onnxpipe::exit_status(e.code());
+    return onnxpipe::cli::exit_status(e.code());
   } catch (const std::exception& e) {
     std::cerr << "error: internal: " << one_line(e.what()) << "\n";
     return 1;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "commands.h"
 #include "onnxpipe/error.h"
 
 namespace onnxpipe::cli {
@@ -21,6 +22,17 @@ std::string trim(const std::string& text) {
 }
 
 }  // namespace
+
+int exit_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::USAGE:
+      return 2;
+    case ErrorCode::VERIFY_MISMATCH:
+      return 3;
+    default:
+      return 1;
+  }
+}
 
 std::pair<std::string, std::string> parse_assignment(const std::string& text, const std::string& option) {
   size_t eq = text.find('=');

@@ -1,35 +1,54 @@
 #pragma once
-// The one exception type of onnxpipe: a code (what kind of failure, which CLI exit status) and a message that carries
-// its context, outermost first: "stage 2 (piece_2.onnx, cuda:1): input 'x': expected float, got int64".
+// The one exception type of onnxpipe: a code (what kind of failure) and a message that carries its context, outermost
+// first: "stage 2 (piece_2.onnx, cuda:1): input 'x': expected float, got int64". Where a pipeline stage failed, the
+// stage is also a structured part of the error (Error::stage()), so that callers need not parse the message.
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 namespace onnxpipe {
 
+// What went wrong, by who can mend it. How to present each (a CLI exit status, a Python exception class) is the
+// caller's choice.
 enum class ErrorCode {
-  USAGE,            // bad arguments or options (CLI exit 2)
-  INVALID_MODEL,    // not ONNX, truncated, cyclic, dangling input, bad plan.json
-  IO,               // a file that cannot be read or written
-  RUNTIME,          // ONNX Runtime or device failure
-  VERIFY_MISMATCH,  // the pieces do not reproduce the model (CLI exit 3)
-  CANCELLED,        // a request dropped because its pipeline shut down
-  INTERNAL,         // a bug of ours
+  USAGE,            // the caller asked for something that cannot be done as asked: a bad option value, an
+                    // unknown name, a count out of range, inputs that do not match the model's declaration
+  INVALID_MODEL,    // a model or plan that is not what it claims: not ONNX, truncated, cyclic, a dangling input, a
+                    // plan.json that does not validate or does not match its pieces
+  INVALID_DATA,     // a tensor file (.npy, .pb) or other data the caller gave that cannot be read as what it claims
+  IO,               // a file or directory that cannot be read, written, created or replaced
+  RUNTIME,          // ONNX Runtime or the device failed while loading or running
+  VERIFY_MISMATCH,  // the pieces were run and do not reproduce the model within the tolerances
+  CANCELLED,        // the request was dropped because its pipeline shut down
+  INTERNAL,         // an invariant of onnxpipe broke: a bug of ours
 };
 
-const char* error_code_name(ErrorCode code);
+const char* error_code_name(ErrorCode code);  // "usage", "invalid_model", ...
+
+// The pipeline stage an error happened in.
+struct StageContext {
+  std::string kind = "stage";  // "stage" (a piece of a pipeline) or "replica" (a whole model in replicas mode)
+  int index = 0;               // stage index in its lane, or replica index
+  std::string piece;           // the file the stage runs ("piece_1.onnx")
+  std::string device;          // "cpu:1", "cuda:0"
+  std::string label() const;   // "stage 1 (piece_1.onnx, cpu:1)"
+};
 
 class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message);
   ErrorCode code() const noexcept { return code_; }
+  // Where it happened, when a pipeline stage (or a session made for one) raised it.
+  const std::optional<StageContext>& stage() const noexcept { return stage_; }
   // The same error with "context: " in front of its message.
   Error with_context(const std::string& context) const;
+  // The same error attributed to `stage` (its label in front of the message); an error already attributed to a
+  // stage is returned unchanged.
+  Error with_stage(const StageContext& stage) const;
 
  private:
   ErrorCode code_;
+  std::optional<StageContext> stage_;
 };
-
-// CLI exit status for an error code: 2 usage, 3 verification mismatch, 1 otherwise.
-int exit_status(ErrorCode code);
 
 }  // namespace onnxpipe

@@ -16,24 +16,21 @@ const char* balance_name(Balance balance);
 
 // Progress of long work, for a progress bar: what is being done, and done/total (total 0 when unknown).
 using ProgressFn = std::function<void(const std::string& what, int64_t done, int64_t total)>;
-// Where warnings go (a fallback taken, a value left unsized); empty: stderr.
-using WarnFn = std::function<void(const std::string& message)>;
 
 struct SplitOptions {
   int parts = 2;
-  Balance balance = Balance::AUTO;       // AUTO: time on CPU when the model runs there, else flops
-  std::vector<std::string> cuts;         // forced boundaries, right after the producers of these tensors, in order
-  std::map<std::string, int64_t> dims;   // symbolic dimension values (unset ones default to 1)
+  Balance balance = Balance::AUTO;      // AUTO: time on CPU when the model runs there, else flops
+  std::vector<std::string> cuts;        // forced boundaries, right after the producers of these tensors, in order
+  std::map<std::string, int64_t> dims;  // symbolic dimension values (unset ones default to 1)
   std::string output_dir;
-  bool force = false;                    // replace an existing output_dir
-  std::string device = "cpu";            // where Balance::TIME measures (cpu, cpu:T, cuda:K)
-  int profile_runs = 20;                 // for Balance::TIME (the first one more is dropped)
+  bool force = false;          // replace an existing output_dir
+  std::string device = "cpu";  // where Balance::TIME measures (cpu, cpu:T, cuda:K)
+  int profile_runs = 20;       // for Balance::TIME (the first one more is dropped)
   // Node costs saved by an earlier split (its DIR/costs.json) to reuse instead of measuring again; they set the
   // balance criterion. Every split writes its node costs there.
   std::string costs_file;
   int64_t external_data_threshold = int64_t(1) << 30;  // a piece with more weight bytes writes a .data file
   ProgressFn progress;
-  WarnFn warn;
 };
 
 // Splits MODEL into pieces written to options.output_dir (piece_K.onnx, their .data files, plan.json) and returns the
@@ -46,7 +43,7 @@ struct CutCandidate {
   std::string after_node;            // the node right before the cut
   std::vector<std::string> tensors;  // crossing set
   int64_t crossing_bytes = 0;
-  double cost_before_share = 0;      // fraction of the total cost before the cut
+  double cost_before_share = 0;  // fraction of the total cost before the cut
 };
 struct ModelSummary {
   std::string path;
@@ -62,9 +59,9 @@ struct ModelSummary {
   int64_t function_count = 0;
   std::vector<ValueDesc> inputs;
   std::vector<ValueDesc> outputs;
-  int64_t boundary_count = 0;             // legal cuts
-  std::string balance;                    // criterion used for cut candidates
-  std::vector<CutCandidate> best_cuts;    // smallest crossing bytes near balanced positions
+  int64_t boundary_count = 0;           // legal cuts
+  std::string balance;                  // criterion used for cut candidates
+  std::vector<CutCandidate> best_cuts;  // smallest crossing bytes near balanced positions
 };
 ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims,
                            Balance balance = Balance::FLOPS, int candidates = 8);
