@@ -51,8 +51,7 @@ double throughput(Pipeline& pipeline, const TensorMap& inputs, int count) {
 
 void print_row(const std::string& bench, const std::string& what, double value, const std::string& unit,
                const std::string& note = "") {
-  std::printf("| %-10s | %-58s | %12.3f | %-5s | %s\n", bench.c_str(), what.c_str(), value, unit.c_str(),
-              note.c_str());
+  std::printf("| %-10s | %-58s | %12.3f | %-5s | %s\n", bench.c_str(), what.c_str(), value, unit.c_str(), note.c_str());
   std::fflush(stdout);
 }
 
@@ -148,8 +147,10 @@ void resnet18(const std::string& models, const std::string& dir, int requests) {
     alone.timings().clear();
     for (int i = 0; i < 30; ++i) alone.submit(piece_inputs).get();
     const double run = alone.timings().summary().at(0).run_median;
-    print_row("resnet18", "piece " + std::to_string(piece.index) + " run alone on cpu:1@" +
-                              std::to_string(piece.index) + " (median)", run / 1e3, "ms");
+    print_row(
+        "resnet18",
+        "piece " + std::to_string(piece.index) + " run alone on cpu:1@" + std::to_string(piece.index) + " (median)",
+        run / 1e3, "ms");
     slowest = std::max(slowest, run);
   }
   const double bound = 1e6 / slowest;
@@ -159,8 +160,8 @@ void resnet18(const std::string& models, const std::string& dir, int requests) {
   std::string stage_runs;
   for (const StageSummary& s : pipeline.timings().summary()) {
     char text[96];
-    std::snprintf(text, sizeof text, "%sstage %d: run %.2f ms, wait %.2f ms", stage_runs.empty() ? "" : "; ",
-                  s.stage, s.run_median / 1e3, s.wait / 1e3);
+    std::snprintf(text, sizeof text, "%sstage %d: run %.2f ms, wait %.2f ms", stage_runs.empty() ? "" : "; ", s.stage,
+                  s.run_median / 1e3, s.wait / 1e3);
     stage_runs += text;
   }
   Pipeline sequence1(model, options(PipelineMode::SEQUENCE, {"cpu:1"}, 1));

@@ -19,10 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "onnxpipe/error.h"
-#include "onnxpipe/split.h"
 #include "measure.h"
 #include "model_io.h"
+#include "onnxpipe/error.h"
+#include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "runtime.h"
 
@@ -140,7 +140,6 @@ double model_mb(const fs::path& model) {
   return bytes / 1048576.0;
 }
 
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,7 +165,8 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {{"resnet18", 2}, {"mobilenet_v2", 4}, {"gpt2", 3}, {"gpt2", 4}};
   if (!only_model.empty()) cases = {{only_model, only_parts}};
   const fs::path work = fs::temp_directory_path() / ("onnxpipe_split_bench_" + std::to_string(::getpid()));
-  std::printf("| model | n | file MB | split s | process s | peak RSS MB | RSS / file | piece ms | max / lower bound |\n");
+  std::printf(
+      "| model | n | file MB | split s | process s | peak RSS MB | RSS / file | piece ms | max / lower bound |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& c : cases) {
     const fs::path model = models / (c.model + ".onnx");
@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
       split_model(model.string(), measured);
       // 2. The split alone in a fresh process: wall time and peak RSS.
       const fs::path out = work / "split";
-      ChildResult child = run_child(model.string(), c.parts, (work / "measured" / "costs.json").string(),
-                                    out.string(), c.model);
+      ChildResult child =
+          run_child(model.string(), c.parts, (work / "measured" / "costs.json").string(), out.string(), c.model);
       // 3. Each piece timed on its own, chained inputs.
       std::string piece_list;
       const double ratio = balance_ratio(out, c.model, c.parts, runs, &piece_list);

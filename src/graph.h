@@ -47,7 +47,7 @@ class Graph {
  private:
   const GraphDesc* desc_;
   std::vector<int> order_;
-  std::unordered_map<std::string, int> producer_;    // value -> position (-1 graph input)
+  std::unordered_map<std::string, int> producer_;  // value -> position (-1 graph input)
   std::unordered_map<std::string, int> last_reader_;
   std::vector<std::vector<std::string>> reads_;
   std::vector<std::vector<std::string>> weights_read_;

@@ -26,6 +26,7 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
 // timed_runs > 0 each piece runs once more than that (the first run dropped) and the result holds the median
 // microseconds of its runs; else it runs once and the result is empty. Errors name the piece.
 std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,
-                                    const SessionConfig& config, std::map<std::string, Value>& pool, int timed_runs = 0);
+                                    const SessionConfig& config, std::map<std::string, Value>& pool,
+                                    int timed_runs = 0);
 
 }  // namespace onnxpipe::detail

@@ -73,9 +73,16 @@ std::string normalize_domain(const std::string& domain) { return domain == "ai.o
 // Bytes of `count` elements of an onnx data type, including types newer than onnx 1.12 (float8: 1 byte, int4: half).
 int64_t data_bytes(int32_t data_type, int64_t count) {
   switch (data_type) {
-    case 21: case 22: return (count + 1) / 2;         // UINT4, INT4
-    case 17: case 18: case 19: case 20: return count;  // FLOAT8 variants
-    default: return count * static_cast<int64_t>(dtype_size(static_cast<DType>(data_type)));
+    case 21:
+    case 22:
+      return (count + 1) / 2;  // UINT4, INT4
+    case 17:
+    case 18:
+    case 19:
+    case 20:
+      return count;  // FLOAT8 variants
+    default:
+      return count * static_cast<int64_t>(dtype_size(static_cast<DType>(data_type)));
   }
 }
 
@@ -97,15 +104,19 @@ ExternalRef external_ref(const onnx::TensorProto& t) {
   ExternalRef ref;
   for (const auto& kv : t.external_data()) {
     try {
-      if (kv.key() == "location") ref.location = kv.value();
-      else if (kv.key() == "offset") ref.offset = std::stoll(kv.value());
-      else if (kv.key() == "length") ref.length = std::stoll(kv.value());
+      if (kv.key() == "location")
+        ref.location = kv.value();
+      else if (kv.key() == "offset")
+        ref.offset = std::stoll(kv.value());
+      else if (kv.key() == "length")
+        ref.length = std::stoll(kv.value());
     } catch (const std::exception&) {
       throw Error(ErrorCode::INVALID_MODEL,
                   "tensor '" + t.name() + "': bad external_data " + kv.key() + " '" + kv.value() + "'");
     }
   }
-  if (ref.location.empty()) throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data without location");
+  if (ref.location.empty())
+    throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data without location");
   return ref;
 }
 
@@ -143,9 +154,14 @@ void append_typed_data(const onnx::TensorProto& t, std::string* out) {
         append(&u, sizeof u);
       }
       return;
-    case onnx::TensorProto::INT32: case onnx::TensorProto::INT16: case onnx::TensorProto::INT8:
-    case onnx::TensorProto::UINT16: case onnx::TensorProto::UINT8: case onnx::TensorProto::BOOL:
-    case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: {
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL:
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16: {
       // int32_data holds one element per entry (float16 as its bit pattern): keep the low bytes (little endian).
       const size_t size = dtype_size(static_cast<DType>(t.data_type()));
       for (const int32_t v : t.int32_data()) {
@@ -155,8 +171,8 @@ void append_typed_data(const onnx::TensorProto& t, std::string* out) {
       return;
     }
     default:
-      throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': unsupported data type " +
-                                                std::to_string(t.data_type()));
+      throw Error(ErrorCode::INVALID_MODEL,
+                  "tensor '" + t.name() + "': unsupported data type " + std::to_string(t.data_type()));
   }
 }
 
@@ -165,12 +181,13 @@ Tensor to_tensor(const onnx::TensorProto& t) {
   out.dtype = static_cast<DType>(t.data_type());
   out.shape.assign(t.dims().begin(), t.dims().end());
   const int64_t count = element_count(t.dims());
-  if (is_external(t)) throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data not supported here");
+  if (is_external(t))
+    throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data not supported here");
   if (t.data_type() == onnx::TensorProto::STRING) {
     out.strings.assign(t.string_data().begin(), t.string_data().end());
     if (static_cast<int64_t>(out.strings.size()) != count)
-      throw Error(ErrorCode::INVALID_MODEL, "tensor has " + std::to_string(out.strings.size()) + " strings, shape needs " +
-                                                std::to_string(count));
+      throw Error(ErrorCode::INVALID_MODEL, "tensor has " + std::to_string(out.strings.size()) +
+                                                " strings, shape needs " + std::to_string(count));
     return out;
   }
   if (dtype_size(out.dtype) == 0)
@@ -183,8 +200,8 @@ Tensor to_tensor(const onnx::TensorProto& t) {
   }
   const int64_t expected = data_bytes(t.data_type(), count);
   if (static_cast<int64_t>(src->size()) != expected)
-    throw Error(ErrorCode::INVALID_MODEL, "tensor data has " + std::to_string(src->size()) + " bytes, shape needs " +
-                                              std::to_string(expected));
+    throw Error(ErrorCode::INVALID_MODEL,
+                "tensor data has " + std::to_string(src->size()) + " bytes, shape needs " + std::to_string(expected));
   out.data.assign(src->begin(), src->end());
   return out;
 }
@@ -198,8 +215,10 @@ ValueDesc value_desc(const onnx::ValueInfoProto& vi) {
   v.has_shape = tt.has_shape();
   for (const auto& d : tt.shape().dim()) {
     Dim dim;
-    if (d.has_dim_value()) dim.value = d.dim_value();
-    else if (d.has_dim_param()) dim.param = d.dim_param();
+    if (d.has_dim_value())
+      dim.value = d.dim_value();
+    else if (d.has_dim_param())
+      dim.param = d.dim_param();
     v.dims.push_back(dim);
   }
   return v;
@@ -214,8 +233,10 @@ onnx::ValueInfoProto value_info(const ValueDesc& v) {
     auto* shape = tt->mutable_shape();
     for (const Dim& d : v.dims) {
       auto* dim = shape->add_dim();
-      if (d.value >= 0) dim->set_dim_value(d.value);
-      else if (!d.param.empty()) dim->set_dim_param(d.param);
+      if (d.value >= 0)
+        dim->set_dim_value(d.value);
+      else if (!d.param.empty())
+        dim->set_dim_param(d.param);
     }
   }
   return vi;
@@ -317,8 +338,9 @@ void read_range(const FileRange& r, char* out) {
     const ssize_t n = ::pread(fd.fd, out + done, static_cast<size_t>(r.length - done), r.offset + done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error(ErrorCode::IO, sys_error(r.path));
-    if (n == 0) throw Error(ErrorCode::IO, r.path + ": ends before offset " + std::to_string(r.offset) + " + " +
-                                               std::to_string(r.length));
+    if (n == 0)
+      throw Error(ErrorCode::IO,
+                  r.path + ": ends before offset " + std::to_string(r.offset) + " + " + std::to_string(r.length));
     done += n;
   }
 }
@@ -375,7 +397,8 @@ class StringSink : public Sink {
 // Writes a file; ranges are copied kernel-side (copy_file_range), never through our memory.
 class FileSink : public Sink {
  public:
-  explicit FileSink(std::string path) : path_(std::move(path)), fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+  explicit FileSink(std::string path)
+      : path_(std::move(path)), fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
     if (fd_.fd < 0) throw Error(ErrorCode::IO, sys_error(path_));
   }
   void range(const FileRange& r) override {
@@ -390,15 +413,17 @@ class FileSink : public Sink {
         left -= n;
         continue;
       }
-      if (n == 0) throw Error(ErrorCode::IO, r.path + ": ends before offset " + std::to_string(r.offset) + " + " +
-                                                 std::to_string(r.length));
+      if (n == 0)
+        throw Error(ErrorCode::IO,
+                    r.path + ": ends before offset " + std::to_string(r.offset) + " + " + std::to_string(r.length));
       if (errno == EINTR) continue;
       if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != EBADF)
         throw Error(ErrorCode::IO, sys_error(path_));
       // No kernel copy between these files: go through a buffer.
       std::vector<char> chunk(static_cast<size_t>(std::min<int64_t>(left, kCopyChunk)));
       while (left > 0) {
-        const FileRange part{r.path, static_cast<int64_t>(in), std::min<int64_t>(left, static_cast<int64_t>(chunk.size()))};
+        const FileRange part{r.path, static_cast<int64_t>(in),
+                             std::min<int64_t>(left, static_cast<int64_t>(chunk.size()))};
         read_range(part, chunk.data());
         write_all(chunk.data(), static_cast<size_t>(part.length));
         in += part.length;
@@ -710,9 +735,9 @@ void Model::Impl::check_external_data() {
       desc.data_files.push_back(file);
     }
     if (ref.offset < 0 || length < 0 || ref.offset + length > it->second)
-      throw Error(ErrorCode::INVALID_MODEL, file + ": tensor '" + t.name() + "' at offset " + std::to_string(ref.offset) +
-                                                " length " + std::to_string(length) + " exceeds the file (" +
-                                                std::to_string(it->second) + " bytes)");
+      throw Error(ErrorCode::INVALID_MODEL, file + ": tensor '" + t.name() + "' at offset " +
+                                                std::to_string(ref.offset) + " length " + std::to_string(length) +
+                                                " exceeds the file (" + std::to_string(it->second) + " bytes)");
   }
   std::sort(desc.data_files.begin(), desc.data_files.end());
 }
@@ -727,7 +752,8 @@ void Model::Impl::make_node_names_unique() {
     auto& n = (*nodes)[i];
     if (!n.name().empty() && used.insert(n.name()).second) continue;
     std::string name = n.op_type() + "_" + std::to_string(i);
-    for (int k = 1; taken.count(name) || used.count(name); ++k) name = n.op_type() + "_" + std::to_string(i) + "_" + std::to_string(k);
+    for (int k = 1; taken.count(name) || used.count(name); ++k)
+      name = n.op_type() + "_" + std::to_string(i) + "_" + std::to_string(k);
     n.set_name(name);
     used.insert(name);
     taken.insert(name);
@@ -779,11 +805,21 @@ void Model::Impl::describe() {
     std::set<std::string> implicit;
     for (const auto& a : n.attribute()) {
       switch (a.type()) {
-        case onnx::AttributeProto::INT: nd.ints[a.name()] = {a.i()}; break;
-        case onnx::AttributeProto::INTS: nd.ints[a.name()].assign(a.ints().begin(), a.ints().end()); break;
-        case onnx::AttributeProto::FLOAT: nd.floats[a.name()] = {a.f()}; break;
-        case onnx::AttributeProto::FLOATS: nd.floats[a.name()].assign(a.floats().begin(), a.floats().end()); break;
-        case onnx::AttributeProto::STRING: nd.strings[a.name()] = a.s(); break;
+        case onnx::AttributeProto::INT:
+          nd.ints[a.name()] = {a.i()};
+          break;
+        case onnx::AttributeProto::INTS:
+          nd.ints[a.name()].assign(a.ints().begin(), a.ints().end());
+          break;
+        case onnx::AttributeProto::FLOAT:
+          nd.floats[a.name()] = {a.f()};
+          break;
+        case onnx::AttributeProto::FLOATS:
+          nd.floats[a.name()].assign(a.floats().begin(), a.floats().end());
+          break;
+        case onnx::AttributeProto::STRING:
+          nd.strings[a.name()] = a.s();
+          break;
         case onnx::AttributeProto::GRAPH:
           nd.has_subgraph = true;
           subgraph_free_names(a.g(), &implicit);
@@ -792,7 +828,8 @@ void Model::Impl::describe() {
           nd.has_subgraph = true;
           for (const auto& sg : a.graphs()) subgraph_free_names(sg, &implicit);
           break;
-        default: break;
+        default:
+          break;
       }
     }
     nd.implicit_inputs.assign(implicit.begin(), implicit.end());
@@ -847,8 +884,9 @@ Model Model::load(const std::string& path) {
   if (::fstat(fd.fd, &st) != 0) throw Error(ErrorCode::IO, sys_error(path));
   if (S_ISDIR(st.st_mode)) throw Error(ErrorCode::IO, path + ": is a directory");
   if (st.st_size > INT_MAX)
-    throw Error(ErrorCode::INVALID_MODEL, path + ": over protobuf's 2 GB limit (models this large keep their weights "
-                                                 "in external data files)");
+    throw Error(ErrorCode::INVALID_MODEL, path +
+                                              ": over protobuf's 2 GB limit (models this large keep their weights "
+                                              "in external data files)");
 
   auto impl = std::make_unique<Impl>();
   {
@@ -867,10 +905,11 @@ Model Model::load(const std::string& path) {
   }
   const auto& m = impl->model;
   if (!m.has_graph() || m.ir_version() <= 0 || (m.ir_version() >= 3 && m.opset_import_size() == 0))
-    throw Error(ErrorCode::INVALID_MODEL,
-                path + ": not an ONNX model or truncated (" +
-                    (!m.has_graph() ? std::string("no graph") :
-                     m.ir_version() <= 0 ? std::string("no ir_version") : std::string("no opset_import")) + ")");
+    throw Error(ErrorCode::INVALID_MODEL, path + ": not an ONNX model or truncated (" +
+                                              (!m.has_graph()        ? std::string("no graph")
+                                               : m.ir_version() <= 0 ? std::string("no ir_version")
+                                                                     : std::string("no opset_import")) +
+                                              ")");
   impl->dir = dir_of(path);
   impl->desc.path = path;
   impl->desc.file_bytes = static_cast<int64_t>(st.st_size);
@@ -929,7 +968,8 @@ std::map<std::string, ValueDesc> Model::infer_shapes(const std::map<std::string,
       }
       const auto& a = n.attribute(0);
       onnx::TensorProto t;
-      if (a.has_t()) t = a.t();
+      if (a.has_t())
+        t = a.t();
       else if (a.has_sparse_tensor()) {
         t.set_data_type(a.sparse_tensor().values().data_type());
         *t.mutable_dims() = a.sparse_tensor().dims();
@@ -951,8 +991,10 @@ std::map<std::string, ValueDesc> Model::infer_shapes(const std::map<std::string,
       for (auto& d : *v.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim()) {
         if (d.has_dim_value()) continue;
         const auto it = d.has_dim_param() ? dims.find(d.dim_param()) : dims.end();
-        if (it != dims.end()) d.set_dim_value(it->second);
-        else if (unknown_to_one) d.set_dim_value(1);
+        if (it != dims.end())
+          d.set_dim_value(it->second);
+        else if (unknown_to_one)
+          d.set_dim_value(1);
       }
     };
     for (auto& v : *g->mutable_input())
@@ -1030,10 +1072,18 @@ namespace {
 bool zeros_op_supports(int32_t data_type, int64_t opset) {
   if (opset < 9) return false;
   switch (data_type) {
-    case onnx::TensorProto::FLOAT: case onnx::TensorProto::FLOAT16: case onnx::TensorProto::DOUBLE:
-    case onnx::TensorProto::INT8: case onnx::TensorProto::INT16: case onnx::TensorProto::INT32:
-    case onnx::TensorProto::INT64: case onnx::TensorProto::UINT8: case onnx::TensorProto::UINT16:
-    case onnx::TensorProto::UINT32: case onnx::TensorProto::UINT64: case onnx::TensorProto::BOOL:
+    case onnx::TensorProto::FLOAT:
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::DOUBLE:
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT64:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::UINT64:
+    case onnx::TensorProto::BOOL:
       return true;
     case onnx::TensorProto::BFLOAT16:
       return opset >= 20;
@@ -1106,9 +1156,10 @@ std::string Model::serialize(const std::vector<std::string>& extra_outputs, Weig
       continue;
     }
     const auto it = impl_->deferred.find(t.name());
-    w.initializers.push_back({&t, it == impl_->deferred.end() || is_external(t)
-                                      ? std::nullopt
-                                      : std::optional<FileRange>(FileRange{impl_->desc.path, it->second.first, it->second.second})});
+    w.initializers.push_back(
+        {&t, it == impl_->deferred.end() || is_external(t)
+                 ? std::nullopt
+                 : std::optional<FileRange>(FileRange{impl_->desc.path, it->second.first, it->second.second})});
   }
   // The zeros makers come first: ORT orders execution by a depth-first walk back from the outputs that visits the
   // producers of a node's inputs by decreasing node index, so a low-index maker runs right before its first reader
@@ -1282,9 +1333,12 @@ bool Model::check_file(const std::string& onnx_path) {
         auto* g = header.mutable_graph();
         for (uint32_t gtag = in.ReadTag(); gtag != 0 && ok; gtag = in.ReadTag()) {
           const int gfield = WireFormatLite::GetTagFieldNumber(gtag);
-          if (gfield == onnx::GraphProto::kInputFieldNumber) ok = WireFormatLite::ReadMessage(&in, g->add_input());
-          else if (gfield == onnx::GraphProto::kOutputFieldNumber) ok = WireFormatLite::ReadMessage(&in, g->add_output());
-          else ok = WireFormatLite::SkipField(&in, gtag);
+          if (gfield == onnx::GraphProto::kInputFieldNumber)
+            ok = WireFormatLite::ReadMessage(&in, g->add_input());
+          else if (gfield == onnx::GraphProto::kOutputFieldNumber)
+            ok = WireFormatLite::ReadMessage(&in, g->add_output());
+          else
+            ok = WireFormatLite::SkipField(&in, gtag);
         }
         ok = ok && in.ConsumedEntireMessage();
         in.PopLimit(limit);

@@ -18,7 +18,7 @@ struct NodeDesc {
   std::vector<std::string> inputs;           // "" = omitted optional input
   std::vector<std::string> outputs;          // "" = omitted optional output
   std::vector<std::string> implicit_inputs;  // outer-scope names its subgraphs read (recursively), sorted, unique
-  std::map<std::string, std::vector<int64_t>> ints;  // INT and INTS attributes
+  std::map<std::string, std::vector<int64_t>> ints;   // INT and INTS attributes
   std::map<std::string, std::vector<double>> floats;  // FLOAT and FLOATS attributes
   std::map<std::string, std::string> strings;         // STRING attributes
   bool has_subgraph = false;
@@ -42,13 +42,13 @@ struct GraphDesc {
   std::string producer_name;
   std::map<std::string, int64_t> opsets;  // domain -> version, as imported
   int64_t function_count = 0;
-  bool external_data = false;            // some initializer lives in an external file
-  std::vector<std::string> data_files;   // the external data files initializers use, sorted
-  std::vector<NodeDesc> nodes;           // top-level nodes in file order (maybe not topologically sorted)
-  std::vector<ValueDesc> inputs;         // graph inputs that are not initializers
+  bool external_data = false;           // some initializer lives in an external file
+  std::vector<std::string> data_files;  // the external data files initializers use, sorted
+  std::vector<NodeDesc> nodes;          // top-level nodes in file order (maybe not topologically sorted)
+  std::vector<ValueDesc> inputs;        // graph inputs that are not initializers
   std::vector<ValueDesc> outputs;
-  std::map<std::string, WeightDesc> weights;      // initializers + outputs of input-less Constant nodes
-  std::map<std::string, ValueDesc> value_infos;   // declared types of intermediate values
+  std::map<std::string, WeightDesc> weights;     // initializers + outputs of input-less Constant nodes
+  std::map<std::string, ValueDesc> value_infos;  // declared types of intermediate values
 };
 
 // What one piece holds; Model::write_piece turns it into a valid ONNX model.
@@ -59,7 +59,7 @@ struct PieceSpec {
   std::vector<ValueDesc> inputs;     // declared as given: no shape when has_shape is false; dtype UNDEFINED: a
                                      // non-tensor value (sequence...) declared with the type inference gave it
   std::vector<ValueDesc> outputs;
-  std::string data_file;             // non-empty: write weights to this external data file, beside the .onnx
+  std::string data_file;  // non-empty: write weights to this external data file, beside the .onnx
 };
 
 class Model {

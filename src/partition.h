@@ -6,8 +6,9 @@
 namespace onnxpipe::detail {
 
 struct PartitionProblem {
-  std::vector<double> node_cost;        // per position, n entries
-  std::vector<double> transfer_cost;    // per boundary, n+1 entries: cost for a piece starting there to receive its inputs
+  std::vector<double> node_cost;  // per position, n entries
+  std::vector<double>
+      transfer_cost;  // per boundary, n+1 entries: cost for a piece starting there to receive its inputs
   std::vector<int64_t> crossing_bytes;  // per boundary, n+1 entries: tie-break, fewer is better
   std::vector<int> forced;              // boundaries in (0, n) that must be cuts, ascending
   int parts = 1;
@@ -17,7 +18,7 @@ struct Partition {
   std::vector<int> starts;         // parts+1 entries: 0 = starts[0] < starts[1] < ... < starts[parts] = n
   std::vector<double> piece_cost;  // compute + transfer in
   double max_cost = 0;
-  int64_t cut_bytes = 0;           // sum of crossing bytes over the inner cuts
+  int64_t cut_bytes = 0;  // sum of crossing bytes over the inner cuts
 };
 
 // Exact min-max partition into `parts` non-empty consecutive pieces: bisection on the bottleneck with an exact

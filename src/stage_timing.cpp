@@ -1,7 +1,6 @@
 #include "onnxpipe/stage_timing.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "stats.h"
@@ -10,11 +9,16 @@ namespace onnxpipe {
 
 const char* copy_path_name(CopyPath path) {
   switch (path) {
-    case CopyPath::NONE: return "none";
-    case CopyPath::HOST: return "host";
-    case CopyPath::H2D: return "h2d";
-    case CopyPath::D2D: return "d2d";
-    case CopyPath::D2H: return "d2h";
+    case CopyPath::NONE:
+      return "none";
+    case CopyPath::HOST:
+      return "host";
+    case CopyPath::H2D:
+      return "h2d";
+    case CopyPath::D2D:
+      return "d2d";
+    case CopyPath::D2H:
+      return "d2h";
   }
   return "?";
 }
@@ -80,9 +84,12 @@ std::vector<StageSummary> TimingCollector::summary() const {
 std::string TimingCollector::chrome_trace() const {
   nlohmann::json events = nlohmann::json::array();
   for (const StageRecord& r : records()) {
-    const nlohmann::json args = {{"request", r.request},       {"device", r.device},
-                                 {"wait", r.wait},             {"copy1", r.copy1},
-                                 {"run", r.run},               {"copy2", r.copy2},
+    const nlohmann::json args = {{"request", r.request},
+                                 {"device", r.device},
+                                 {"wait", r.wait},
+                                 {"copy1", r.copy1},
+                                 {"run", r.run},
+                                 {"copy2", r.copy2},
                                  {"copy_in_bytes", r.copy_in.bytes},
                                  {"copy_in_path", copy_path_name(r.copy_in.path)},
                                  {"copy_out_bytes", r.copy_out.bytes},

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <random>
 
-#include "onnxpipe/error.h"
-#include "model_io.h"
 #include "measure.h"
+#include "model_io.h"
+#include "onnxpipe/error.h"
 #include "runtime.h"
 
 namespace fs = std::filesystem;
@@ -46,9 +46,15 @@ Tensor random_tensor(const ValueDesc& desc, const VerifyOptions& options, std::m
     for (int64_t i = 0; i < count; ++i) data[i] = draw();
   };
   switch (desc.dtype) {
-    case DType::FLOAT: fill(tensor.as<float>(), [&] { return float(real(rng)); }); break;
-    case DType::DOUBLE: fill(tensor.as<double>(), [&] { return real(rng); }); break;
-    case DType::FLOAT16: fill(tensor.as<uint16_t>(), [&] { return float_to_half(float(real(rng))); }); break;
+    case DType::FLOAT:
+      fill(tensor.as<float>(), [&] { return float(real(rng)); });
+      break;
+    case DType::DOUBLE:
+      fill(tensor.as<double>(), [&] { return real(rng); });
+      break;
+    case DType::FLOAT16:
+      fill(tensor.as<uint16_t>(), [&] { return float_to_half(float(real(rng))); });
+      break;
     case DType::BFLOAT16:
       fill(tensor.as<uint16_t>(), [&] {
         float value = float(real(rng));
@@ -57,15 +63,33 @@ Tensor random_tensor(const ValueDesc& desc, const VerifyOptions& options, std::m
         return uint16_t(bits >> 16);
       });
       break;
-    case DType::INT8: fill(tensor.as<int8_t>(), [&] { return int8_t(integer(rng)); }); break;
-    case DType::UINT8: fill(tensor.as<uint8_t>(), [&] { return uint8_t(integer(rng)); }); break;
-    case DType::INT16: fill(tensor.as<int16_t>(), [&] { return int16_t(integer(rng)); }); break;
-    case DType::UINT16: fill(tensor.as<uint16_t>(), [&] { return uint16_t(integer(rng)); }); break;
-    case DType::INT32: fill(tensor.as<int32_t>(), [&] { return int32_t(integer(rng)); }); break;
-    case DType::UINT32: fill(tensor.as<uint32_t>(), [&] { return uint32_t(integer(rng)); }); break;
-    case DType::INT64: fill(tensor.as<int64_t>(), [&] { return integer(rng); }); break;
-    case DType::UINT64: fill(tensor.as<uint64_t>(), [&] { return uint64_t(integer(rng)); }); break;
-    case DType::BOOL: fill(tensor.as<uint8_t>(), [&] { return uint8_t(rng() & 1); }); break;
+    case DType::INT8:
+      fill(tensor.as<int8_t>(), [&] { return int8_t(integer(rng)); });
+      break;
+    case DType::UINT8:
+      fill(tensor.as<uint8_t>(), [&] { return uint8_t(integer(rng)); });
+      break;
+    case DType::INT16:
+      fill(tensor.as<int16_t>(), [&] { return int16_t(integer(rng)); });
+      break;
+    case DType::UINT16:
+      fill(tensor.as<uint16_t>(), [&] { return uint16_t(integer(rng)); });
+      break;
+    case DType::INT32:
+      fill(tensor.as<int32_t>(), [&] { return int32_t(integer(rng)); });
+      break;
+    case DType::UINT32:
+      fill(tensor.as<uint32_t>(), [&] { return uint32_t(integer(rng)); });
+      break;
+    case DType::INT64:
+      fill(tensor.as<int64_t>(), [&] { return integer(rng); });
+      break;
+    case DType::UINT64:
+      fill(tensor.as<uint64_t>(), [&] { return uint64_t(integer(rng)); });
+      break;
+    case DType::BOOL:
+      fill(tensor.as<uint8_t>(), [&] { return uint8_t(rng() & 1); });
+      break;
     case DType::STRING:
       tensor.strings.resize(size_t(count));
       for (auto& text : tensor.strings) text = std::to_string(integer(rng));
@@ -140,8 +164,8 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
 
   VerifyReport report;
   for (const auto& output : outputs) {
-    report.outputs.push_back(OutputCheck{output.name, compare(produced.at(output.name), expected.at(output.name),
-                                                              options.rtol, options.atol)});
+    report.outputs.push_back(OutputCheck{
+        output.name, compare(produced.at(output.name), expected.at(output.name), options.rtol, options.atol)});
   }
   return report;
 }

@@ -1,7 +1,6 @@
 // The bench (issue 4): sweep parsing, one row per (mode, N) with the seed's columns, csv/json through the CLI's
 // printers, the output check, the Chrome trace, and `onnxpipe plot`. A tiny model split in two on cpu:1 stages: no
 // timing is asserted, only what the rows must hold.
-#include "support/expect_error.h"
 #include "bench.h"
 
 #include <gtest/gtest.h>
@@ -24,6 +23,7 @@
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
+#include "support/expect_error.h"
 #include "support/model_builder.h"
 #include "support/tamper.h"
 #include "trace.h"
@@ -416,8 +416,9 @@ TEST_F(BenchTest, MdShowsTheSetupOnceAndTheKeyColumns) {
 
 TEST_F(BenchTest, AMismatchFailsTheCommandAfterTheRowsArePrinted) {
   try {
-    run_cli({"bench", broken_plan(model_, dir_), "--devices", "cpu:1,cpu:1", "--images", "2", "--repeat", "1", "--alone-runs",
-             "2", "--warmup", "0", "--profile-runs", "2", "--modes", "sequence,pipeline", "--format", "csv", "-q"});
+    run_cli({"bench", broken_plan(model_, dir_), "--devices", "cpu:1,cpu:1", "--images", "2", "--repeat", "1",
+             "--alone-runs", "2", "--warmup", "0", "--profile-runs", "2", "--modes", "sequence,pipeline", "--format",
+             "csv", "-q"});
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::VERIFY_MISMATCH);

@@ -216,8 +216,7 @@ TEST(Cost, TimeCostsMapNamesToPositionsAndFusedNodesCostZero) {
 TEST(Cost, TimeOfANodeOrtRenamedForItsNchwcLayoutLandsOnTheNodeMakingThatOutput) {
   GraphDesc desc = two_node_graph();  // embed makes h, head makes y
   Graph graph(desc);
-  EXPECT_EQ(time_costs(graph, {{"h_nchwc", 4}, {"y_nchwc", 6}, {"ReorderOutput", 1}}),
-            (std::vector<double>{4, 6}));
+  EXPECT_EQ(time_costs(graph, {{"h_nchwc", 4}, {"y_nchwc", 6}, {"ReorderOutput", 1}}), (std::vector<double>{4, 6}));
 }
 
 TEST(Cost, TransferCostPerByteByUnit) {

@@ -1,5 +1,7 @@
 // Model I/O on models built in code: what load() describes, load errors, pieces written back, shape inference,
 // serialization with extra outputs, TensorProto files and hashing.
+#include "model_io.h"
+
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -12,9 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "support/expect_error.h"
-#include "model_io.h"
 #include "onnxpipe/error.h"
+#include "support/expect_error.h"
 #include "support/model_builder.h"
 
 namespace onnxpipe::detail {
@@ -152,8 +153,8 @@ TEST_F(ModelIo, FunctionsCustomDomainsAndUnusedOpsetsAreReported) {
 
   const Model custom = Model::load(test::custom_domain(dir_));
   EXPECT_EQ(custom.graph().function_count, 1);
-  EXPECT_EQ(custom.graph().opsets, (std::map<std::string, int64_t>{
-                                       {"", 17}, {"ai.onnx.ml", 3}, {"com.unused", 1}, {"com.example", 1}}));
+  EXPECT_EQ(custom.graph().opsets,
+            (std::map<std::string, int64_t>{{"", 17}, {"ai.onnx.ml", 3}, {"com.unused", 1}, {"com.example", 1}}));
   EXPECT_EQ(custom.graph().producer_name, "onnxpipe-tests");
   EXPECT_EQ(custom.graph().ir_version, 8);
 }
@@ -254,7 +255,8 @@ TEST_F(ModelIo, PieceOfMiddleNodesDeclaresWhatItIsGiven) {
   spec.nodes = {3, 4, 5};  // MatMul(s1, w2), Tanh, Add(r2, s1)
   spec.weights = {"w2"};
   spec.inputs = {ValueDesc{"s1", DType::FLOAT, true, {Dim{-1, "batch"}, Dim{8, ""}}, -1}};
-  spec.outputs = {ValueDesc{"s2", DType::FLOAT, false, {}, -1}, ValueDesc{"r2", DType::FLOAT, true, {Dim{}, Dim{8, ""}}, -1}};
+  spec.outputs = {ValueDesc{"s2", DType::FLOAT, false, {}, -1},
+                  ValueDesc{"r2", DType::FLOAT, true, {Dim{}, Dim{8, ""}}, -1}};
   EXPECT_EQ(model.write_piece(spec, path("piece_1.onnx")), 256);
 
   const Model piece = Model::load(path("piece_1.onnx"));
@@ -377,7 +379,8 @@ TEST_F(ModelIo, ExternalSourceWeightsAreEmbeddedWhenThePieceHasNoDataFile) {
     for (const auto& s : source.graph().initializer()) {
       if (s.name() != t.name()) continue;
       auto kv = external_entries(s);
-      EXPECT_EQ(t.raw_data(), read_bytes(model.graph().path + ".data", std::stoll(kv["offset"]), std::stoll(kv["length"])));
+      EXPECT_EQ(t.raw_data(),
+                read_bytes(model.graph().path + ".data", std::stoll(kv["offset"]), std::stoll(kv["length"])));
     }
   }
   EXPECT_FALSE(Model::load(out).graph().external_data);
@@ -402,7 +405,8 @@ TEST_F(ModelIo, LargeEmbeddedWeightsAreCopiedFromTheSourceFile) {
   onnx::ModelProto serialized;
   ASSERT_TRUE(serialized.ParseFromString(model.serialize({"h"})));
   ASSERT_EQ(serialized.graph().initializer_size(), 2);
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(serialized.graph().initializer(i).raw_data(), source.graph().initializer(i).raw_data());
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(serialized.graph().initializer(i).raw_data(), source.graph().initializer(i).raw_data());
 
   PieceSpec spec;
   spec.nodes = {0, 1};
@@ -450,7 +454,8 @@ TEST_F(ModelIo, WritePieceRejectsUnknownWeightAndNodeIndex) {
   spec.weights = {"w1"};
   spec.nodes = {99};
   EXPECT_EQ(test::error_code_of([&] { model.write_piece(spec, path("p.onnx")); }, &message), ErrorCode::INTERNAL);
-  EXPECT_EQ(test::error_code_of([&] { model.write_piece(PieceSpec{}, path("no/such/dir/p.onnx")); }, &message), ErrorCode::IO);
+  EXPECT_EQ(test::error_code_of([&] { model.write_piece(PieceSpec{}, path("no/such/dir/p.onnx")); }, &message),
+            ErrorCode::IO);
 }
 
 TEST_F(ModelIo, InferShapesKeepsSymbolsOrFixesDims) {
@@ -605,8 +610,8 @@ TEST_F(ModelIo, SerializeWithZerosReplacesExternalWeightsAndKeepsWhatTheOpCannot
   b.node("MatMul", {"x", "w"}, {"y"});
   b.output("y", DType::FLOAT, {"batch", 256});
   onnx::ModelProto old_opset;
-  ASSERT_TRUE(old_opset.ParseFromString(
-      Model::load(b.save(path("opset8.onnx"), true)).serialize({}, Model::Weights::ZEROS)));
+  ASSERT_TRUE(
+      old_opset.ParseFromString(Model::load(b.save(path("opset8.onnx"), true)).serialize({}, Model::Weights::ZEROS)));
   EXPECT_EQ(old_opset.graph().initializer_size(), 1);
   EXPECT_EQ(zeros_maker(old_opset, "w"), nullptr);
 
@@ -632,7 +637,8 @@ TEST_F(ModelIo, CheckFileRejectsABrokenModel) {
   b.node("Add", {"x", "missing"}, {"y"});
   b.output("y", DType::FLOAT, {2});
   std::string message;
-  EXPECT_EQ(test::error_code_of([&] { Model::check_file(b.save(path("bad.onnx"))); }, &message), ErrorCode::INVALID_MODEL);
+  EXPECT_EQ(test::error_code_of([&] { Model::check_file(b.save(path("bad.onnx"))); }, &message),
+            ErrorCode::INVALID_MODEL);
   EXPECT_NE(message.find("bad.onnx"), std::string::npos);
 }
 

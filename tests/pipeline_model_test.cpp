@@ -5,13 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "support/models_dir.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "runtime.h"
 #include "support/model_builder.h"
+#include "support/models_dir.h"
 
 namespace onnxpipe {
 namespace {

@@ -7,8 +7,8 @@
 #include <sstream>
 
 // The printers are part of the CLI executable, not of the library: compiled into this test directly.
-#include "printer.h"
 #include "onnxpipe/error.h"
+#include "printer.h"
 
 namespace onnxpipe::cli {
 namespace {

@@ -1,4 +1,6 @@
 // The ORT wrapper: sessions on devices, runs on host tensors and on values, profiling, device strings.
+#include "runtime.h"
+
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
@@ -9,7 +11,6 @@
 #include <thread>
 
 #include "onnxpipe/error.h"
-#include "runtime.h"
 
 // ONNX Runtime keeps one small allocation (14 bytes, made while creating the first session) to the end of the process;
 // LeakSanitizer, in the AddressSanitizer build, reports it. It is ORT's, not ours: suppress that library only.
@@ -24,9 +25,8 @@ namespace fs = std::filesystem;
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("onnxpipe_runtime_test_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path_ = fs::temp_directory_path() / ("onnxpipe_runtime_test_" + std::to_string(getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -275,8 +275,8 @@ TEST(RuntimeDevice, ParsesACoreRange) {
 }
 
 TEST(RuntimeDevice, BadDeviceStringsAreUsageErrors) {
-  for (const std::string text : {"gpu", "", "cpu:", "cpu:0", "cpu:x", "cpu:2@1-0", "cpu:1@", "cpu:1@a", "cuda:",
-                                 "cuda:x", "cpu:1@99999", "CPU", "cpu:1,cpu:1", "cuda:-1"}) {
+  for (const std::string text : {"gpu", "", "cpu:", "cpu:0", "cpu:x", "cpu:2@1-0", "cpu:1@", "cpu:1@a",
+                                 "cuda:", "cuda:x", "cpu:1@99999", "CPU", "cpu:1,cpu:1", "cuda:-1"}) {
     try {
       parse_device(text);
       ADD_FAILURE() << "accepted '" << text << "'";

@@ -13,17 +13,16 @@
 #include <map>
 #include <set>
 
-#include "support/models_dir.h"
 #include "model_io.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "support/model_builder.h"
+#include "support/models_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnxpipe;
 
 namespace {
-
 
 // Removes a directory when the test ends, failed or not: gpt2_large's pieces are 3 GiB.
 struct RemovedAtExit {
@@ -109,7 +108,8 @@ TEST(SplitBigModel, Gpt2LargeInTwoPiecesByFlopsReproducesTheModelWithOwnDataFile
   }
 
   // The pieces compute what torch computed before export (batch 2, seq 7: other dims than the split's).
-  const fs::path input = test::models_dir() / "gpt2_large.input.npy", expected = test::models_dir() / "gpt2_large.output.npy";
+  const fs::path input = test::models_dir() / "gpt2_large.input.npy",
+                 expected = test::models_dir() / "gpt2_large.output.npy";
   if (fs::exists(input) && fs::exists(expected)) {
     const auto produced = run_pieces(out.string(), {{"input_ids", read_npy(input.string())}});
     const Difference diff = compare(produced.at("logits"), read_npy(expected.string()), 1e-3, 1e-4);

@@ -1,10 +1,10 @@
 // Every model of Debian's libonnx-testdata that ONNX Runtime runs, split at every N <= min(4, nodes), must reproduce
 // the expected outputs through its pieces, within the test data's tolerance.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
-#include <unistd.h>
 
 #include "graph.h"
 #include "model_io.h"

@@ -5,16 +5,15 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "support/models_dir.h"
 #include "model_io.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
+#include "support/models_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnxpipe;
 
 namespace {
-
 
 struct Case {
   std::string model;

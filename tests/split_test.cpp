@@ -1,5 +1,7 @@
 // The splitter on graphs built in code: every shape of graph a real model has, split at every N <= 4, reproduces the
 // model; bad input fails with a clear error and leaves nothing on disk.
+#include "onnxpipe/split.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 #include "graph.h"
 #include "model_io.h"
 #include "onnxpipe/error.h"
-#include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "support/model_builder.h"
 

@@ -179,21 +179,20 @@ void run_run(const CliContext& context, const RunArgs& args) {
   }
 
   auto printer = context.printer();
-  printer->record(
-      "run",
-      {{"mode", FieldType::STRING},
-       {"devices", FieldType::STRING},
-       {"stages", FieldType::INT},
-       {"requests", FieldType::INT},
-       {"failures", FieldType::INT},
-       {"wall_s", FieldType::FLOAT, 3},
-       {"throughput_rps", FieldType::FLOAT, 2},
-       {"latency_p50_ms", FieldType::FLOAT, 3},
-       {"latency_p90_ms", FieldType::FLOAT, 3},
-       {"latency_p99_ms", FieldType::FLOAT, 3}},
-      {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, failures, wall,
-       args.count / wall, detail::percentile(latencies, 0.5), detail::percentile(latencies, 0.9),
-       detail::percentile(latencies, 0.99)});
+  printer->record("run",
+                  {{"mode", FieldType::STRING},
+                   {"devices", FieldType::STRING},
+                   {"stages", FieldType::INT},
+                   {"requests", FieldType::INT},
+                   {"failures", FieldType::INT},
+                   {"wall_s", FieldType::FLOAT, 3},
+                   {"throughput_rps", FieldType::FLOAT, 2},
+                   {"latency_p50_ms", FieldType::FLOAT, 3},
+                   {"latency_p90_ms", FieldType::FLOAT, 3},
+                   {"latency_p99_ms", FieldType::FLOAT, 3}},
+                  {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, failures, wall,
+                   args.count / wall, detail::percentile(latencies, 0.5), detail::percentile(latencies, 0.9),
+                   detail::percentile(latencies, 0.99)});
 
   // Per stage: the seed's timings (means per request, ms), copies by path, memory.
   const std::vector<StageInfo> stages = pipeline.stages();

@@ -44,13 +44,13 @@ struct PipelineOptions {
   PipelineMode mode = PipelineMode::PIPELINE;
   // PIPELINE: one per piece; SEQUENCE: exactly one; REPLICAS: one per replica. Forms of parse_device.
   std::vector<std::string> devices = {"cpu"};
-  int max_inflight = 8;     // requests admitted and not yet answered; submit blocks beyond (back-pressure)
-  int micro_batch = 0;      // run_batch: micro-batch size along axis 0; 0 = the whole batch at once
+  int max_inflight = 8;  // requests admitted and not yet answered; submit blocks beyond (back-pressure)
+  int micro_batch = 0;   // run_batch: micro-batch size along axis 0; 0 = the whole batch at once
   int optimization_level = 99;
-  DeviceOptions all_devices;                       // for every session
-  std::map<std::string, DeviceOptions> per_device;  // by device text ("cuda:1"); merged over all_devices
+  DeviceOptions all_devices;                              // for every session
+  std::map<std::string, DeviceOptions> per_device;        // by device text ("cuda:1"); merged over all_devices
   std::vector<std::shared_ptr<StageObserver>> observers;  // besides the built-in TimingCollector
-  bool collect_timings = true;                     // keep every StageRecord in timings()
+  bool collect_timings = true;                            // keep every StageRecord in timings()
   // PIPELINE from a model file: how to split it on the fly (parts = number of devices; output_dir is a temporary
   // directory removed with the pipeline).
   SplitOptions split;
@@ -60,7 +60,7 @@ struct PipelineOptions {
 struct StageInfo {
   int stage = 0;
   int lane = 0;
-  std::string piece;   // piece file (or the model file)
+  std::string piece;  // piece file (or the model file)
   std::string device;
   std::vector<ValueDesc> inputs;
   std::vector<ValueDesc> outputs;
@@ -92,10 +92,10 @@ class Pipeline {
   TensorMap run_batch(const TensorMap& batch, int micro_batch = -1);
 
   PipelineMode mode() const;
-  const std::vector<ValueDesc>& inputs() const;   // of the whole model
+  const std::vector<ValueDesc>& inputs() const;  // of the whole model
   const std::vector<ValueDesc>& outputs() const;
-  int stage_count() const;   // per lane
-  int lane_count() const;    // replicas, else 1
+  int stage_count() const;                // per lane
+  int lane_count() const;                 // replicas, else 1
   std::vector<StageInfo> stages() const;  // memory statistics read now
   const TimingCollector& timings() const;
   TimingCollector& timings();

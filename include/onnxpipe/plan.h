@@ -28,12 +28,12 @@ struct ValueDesc {
 
 struct PieceDesc {
   int index = 0;
-  std::string file;           // relative to the plan directory: piece_K.onnx
-  std::string data_file;      // its external data file, or empty when the weights are inside the .onnx
+  std::string file;       // relative to the plan directory: piece_K.onnx
+  std::string data_file;  // its external data file, or empty when the weights are inside the .onnx
   int64_t node_count = 0;
-  int64_t weight_bytes = 0;      // all weights the piece holds
-  int64_t duplicated_bytes = 0;  // of those, the ones another piece holds too (shared weights, Constant nodes)
-  double cost = 0;               // estimated, in the balance criterion's unit, transfers in included
+  int64_t weight_bytes = 0;        // all weights the piece holds
+  int64_t duplicated_bytes = 0;    // of those, the ones another piece holds too (shared weights, Constant nodes)
+  double cost = 0;                 // estimated, in the balance criterion's unit, transfers in included
   std::vector<ValueDesc> inputs;   // graph inputs and crossing values it reads
   std::vector<ValueDesc> outputs;  // crossing values later pieces read, and the graph outputs it produces
 };
@@ -55,8 +55,8 @@ struct Plan {
   int format_version = 1;
   std::string source_path;
   std::string source_sha256;
-  std::string balance;                 // bytes | flops | time
-  std::string cost_unit;               // bytes | flops | us
+  std::string balance;                  // bytes | flops | time
+  std::string cost_unit;                // bytes | flops | us
   std::map<std::string, int64_t> dims;  // symbolic dimension values used for shapes and costs
   std::vector<ValueDesc> model_inputs;
   std::vector<ValueDesc> model_outputs;

@@ -24,19 +24,19 @@ struct CopyStat {
 struct StageRecord {
   int64_t request = 0;  // submission index
   int stage = 0;
-  int lane = 0;         // replica index (replicas mode), else 0
+  int lane = 0;  // replica index (replicas mode), else 0
   std::string device;
-  double wait0 = 0;     // waiting for the stage's very first item (only on that item)
-  double wait = 0;      // waiting for this item
-  double copy1 = 0;     // copy in: inputs into this stage's memory
-  double run = 0;       // ONNX Runtime's Run
-  double copy2 = 0;     // copy out: outputs to the host
-  double ttime = 0;     // total, from starting to wait to handing the request on
+  double wait0 = 0;  // waiting for the stage's very first item (only on that item)
+  double wait = 0;   // waiting for this item
+  double copy1 = 0;  // copy in: inputs into this stage's memory
+  double run = 0;    // ONNX Runtime's Run
+  double copy2 = 0;  // copy out: outputs to the host
+  double ttime = 0;  // total, from starting to wait to handing the request on
   CopyStat copy_in;
   CopyStat copy_out;
-  double t_wait = 0;    // started waiting
-  double t_begin = 0;   // got the request
-  double t_end = 0;     // done with it
+  double t_wait = 0;   // started waiting
+  double t_begin = 0;  // got the request
+  double t_end = 0;    // done with it
   bool failed = false;
 };
 
@@ -54,7 +54,7 @@ struct StageSummary {
   std::string device;
   int64_t requests = 0;
   int64_t failures = 0;
-  double wait0 = 0;  // total
+  double wait0 = 0;                                           // total
   double wait = 0, copy1 = 0, run = 0, copy2 = 0, ttime = 0;  // means
   double run_median = 0;
   std::map<CopyPath, int64_t> copy_bytes;  // in and out, by path
@@ -67,7 +67,7 @@ class TimingCollector : public StageObserver {
   void on_stage_begin(int stage, int64_t request) override;
   void on_stage_end(const StageRecord& record) override;
 
-  std::vector<StageRecord> records() const;  // in arrival order
+  std::vector<StageRecord> records() const;   // in arrival order
   std::vector<StageSummary> summary() const;  // one per stage, by stage index
   void clear();
   // The records as a Chrome trace (chrome://tracing, Perfetto): one row per stage and lane.

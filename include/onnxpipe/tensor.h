@@ -8,8 +8,23 @@ namespace onnxpipe {
 
 // Values are those of onnx.TensorProto.DataType, so they convert without a table.
 enum class DType : int32_t {
-  UNDEFINED = 0, FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7, STRING = 8, BOOL = 9,
-  FLOAT16 = 10, DOUBLE = 11, UINT32 = 12, UINT64 = 13, COMPLEX64 = 14, COMPLEX128 = 15, BFLOAT16 = 16,
+  UNDEFINED = 0,
+  FLOAT = 1,
+  UINT8 = 2,
+  INT8 = 3,
+  UINT16 = 4,
+  INT16 = 5,
+  INT32 = 6,
+  INT64 = 7,
+  STRING = 8,
+  BOOL = 9,
+  FLOAT16 = 10,
+  DOUBLE = 11,
+  UINT32 = 12,
+  UINT64 = 13,
+  COMPLEX64 = 14,
+  COMPLEX128 = 15,
+  BFLOAT16 = 16,
 };
 
 // Bytes per element; 0 for STRING and UNDEFINED.
@@ -28,8 +43,14 @@ struct Tensor {
 
   int64_t element_count() const;
   size_t byte_size() const { return data.size(); }
-  template <typename T> const T* as() const { return reinterpret_cast<const T*>(data.data()); }
-  template <typename T> T* as() { return reinterpret_cast<T*>(data.data()); }
+  template <typename T>
+  const T* as() const {
+    return reinterpret_cast<const T*>(data.data());
+  }
+  template <typename T>
+  T* as() {
+    return reinterpret_cast<T*>(data.data());
+  }
 };
 
 // An empty tensor of the given dtype and shape, zero-filled.

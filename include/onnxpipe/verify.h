@@ -15,7 +15,7 @@ struct VerifyOptions {
   std::map<std::string, int64_t> dims;   // symbolic dimension values for random inputs (default 1)
   double rtol = 1e-5;
   double atol = 1e-6;
-  int64_t int_low = 0;   // random integers in [int_low, int_high)
+  int64_t int_low = 0;  // random integers in [int_low, int_high)
   int64_t int_high = 10;
   uint64_t seed = 0;
 };

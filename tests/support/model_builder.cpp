@@ -13,8 +13,10 @@ void set_shape(onnx::ValueInfoProto* vi, const Shape& shape) {
   auto* s = vi->mutable_type()->mutable_tensor_type()->mutable_shape();
   for (const DimSpec& d : shape) {
     auto* dim = s->add_dim();
-    if (d.param.empty()) dim->set_dim_value(d.value);
-    else dim->set_dim_param(d.param);
+    if (d.param.empty())
+      dim->set_dim_value(d.value);
+    else
+      dim->set_dim_param(d.param);
   }
 }
 
@@ -70,8 +72,7 @@ onnx::TensorProto int64_tensor(const std::string& name, const std::vector<int64_
   return t;
 }
 
-onnx::TensorProto random_tensor(const std::string& name, const std::vector<int64_t>& dims, uint32_t seed,
-                                float scale) {
+onnx::TensorProto random_tensor(const std::string& name, const std::vector<int64_t>& dims, uint32_t seed, float scale) {
   std::vector<float> values(static_cast<size_t>(element_count(dims)));
   uint32_t state = seed * 2654435761u + 12345u;
   for (float& v : values) {

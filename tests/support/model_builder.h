@@ -20,9 +20,9 @@ namespace onnxpipe::test {
 
 // One dimension of a declared shape: a number or a symbolic name ({"batch", 4}).
 struct DimSpec {
-  DimSpec(int64_t v) : value(v) {}             // NOLINT: implicit on purpose, for brace lists
-  DimSpec(int v) : value(v) {}                 // NOLINT
-  DimSpec(const char* p) : param(p) {}         // NOLINT
+  DimSpec(int64_t v) : value(v) {}                 // NOLINT: implicit on purpose, for brace lists
+  DimSpec(int v) : value(v) {}                     // NOLINT
+  DimSpec(const char* p) : param(p) {}             // NOLINT
   DimSpec(std::string p) : param(std::move(p)) {}  // NOLINT
   int64_t value = -1;
   std::string param;
@@ -30,8 +30,8 @@ struct DimSpec {
 using Shape = std::vector<DimSpec>;
 
 // Tensors (onnx protos) for initializers and Constant nodes. Data is stored as raw_data unless typed_fields is set.
-onnx::TensorProto float_tensor(const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& values,
-                               bool typed_fields = false);
+onnx::TensorProto float_tensor(const std::string& name, const std::vector<int64_t>& dims,
+                               const std::vector<float>& values, bool typed_fields = false);
 onnx::TensorProto int64_tensor(const std::string& name, const std::vector<int64_t>& dims,
                                const std::vector<int64_t>& values);
 // Deterministic pseudo-random values in [-scale, scale).
@@ -106,8 +106,9 @@ onnx::NodeProto make_node(const std::string& op_type, const std::vector<std::str
                           const std::vector<std::string>& outputs, const std::vector<onnx::AttributeProto>& attrs = {},
                           const std::string& domain = "");
 
-// Ready-made models for the split tests: each writes `<dir>/<name>.onnx` and returns its path. All run on ONNX Runtime's
-// CPU provider (opset 17 unless said) with float inputs (any values) and symbolic dimension "batch" where noted.
+// Ready-made models for the split tests: each writes `<dir>/<name>.onnx` and returns its path. All run on ONNX
+// Runtime's CPU provider (opset 17 unless said) with float inputs (any values) and symbolic dimension "batch" where
+// noted.
 std::string skip_connections(const std::string& dir);
 std::string mask_read_by_every_block(const std::string& dir);
 std::string shared_weight_first_last(const std::string& dir);
