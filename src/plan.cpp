@@ -12,6 +12,41 @@
 
 namespace onnxpipe {
 
+ValueDesc ValueDesc::of_shape(std::string name, DType dtype, const std::vector<int64_t>& shape) {
+  ValueDesc desc;
+  desc.name = std::move(name);
+  desc.dtype = dtype;
+  desc.has_shape = true;
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    desc.dims.push_back(Dim{d, ""});
+    count *= d;
+  }
+  if (dtype_size(dtype) > 0) desc.bytes = count * static_cast<int64_t>(dtype_size(dtype));
+  return desc;
+}
+
+bool ValueDesc::is_concrete() const {
+  return has_shape && std::all_of(dims.begin(), dims.end(), [](const Dim& d) { return d.value >= 0; });
+}
+
+std::vector<int64_t> ValueDesc::concrete_shape() const {
+  if (!is_concrete()) throw Error(ErrorCode::INTERNAL, "value '" + name + "' has no concrete shape " + dims_text());
+  std::vector<int64_t> shape;
+  for (const Dim& d : dims) shape.push_back(d.value);
+  return shape;
+}
+
+std::string ValueDesc::dims_text(const std::string& separator) const {
+  if (!has_shape) return "unknown";
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) text += separator;
+    text += dims[i].value >= 0 ? std::to_string(dims[i].value) : dims[i].param.empty() ? "?" : dims[i].param;
+  }
+  return text + "]";
+}
+
 void check_dim_names(const std::vector<ValueDesc>& inputs, const std::map<std::string, int64_t>& dims) {
   std::set<std::string> named;
   for (const ValueDesc& input : inputs)

@@ -44,39 +44,6 @@ ONNXTensorElementDataType ort_type(DType dtype) {
 }
 DType our_type(ONNXTensorElementDataType type) { return static_cast<DType>(static_cast<int>(type)); }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
-int64_t element_count(const std::vector<int64_t>& shape) {
-  int64_t count = 1;
-  for (int64_t d : shape) count *= d;
-  return count;
-}
-
-// Checks a host tensor before ORT reads its bytes: a short buffer would be read past its end.
-void check_tensor(const std::string& name, const Tensor& tensor) {
-  for (int64_t d : tensor.shape) {
-    if (d < 0) throw Error(ErrorCode::USAGE, "input '" + name + "': negative dimension in " + shape_text(tensor.shape));
-  }
-  const int64_t count = element_count(tensor.shape);
-  if (tensor.dtype == DType::STRING) {
-    if (static_cast<int64_t>(tensor.strings.size()) != count) {
-      throw Error(ErrorCode::USAGE, "input '" + name + "': " + std::to_string(tensor.strings.size()) +
-                                        " strings for shape " + shape_text(tensor.shape));
-    }
-    return;
-  }
-  const size_t item = dtype_size(tensor.dtype);
-  if (item == 0) throw Error(ErrorCode::USAGE, "input '" + name + "': unsupported dtype " + dtype_name(tensor.dtype));
-  if (tensor.data.size() != static_cast<size_t>(count) * item) {
-    throw Error(ErrorCode::USAGE, "input '" + name + "': " + std::to_string(tensor.data.size()) + " bytes for " +
-                                      dtype_name(tensor.dtype) + " " + shape_text(tensor.shape));
-  }
-}
-
 const Ort::MemoryInfo& host_memory() {
   static const Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
   return info;

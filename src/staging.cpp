@@ -46,6 +46,21 @@ StagingDir::~StagingDir() {
   if (!path_.empty()) fs::remove_all(path_, error);
 }
 
+TempDir::TempDir(const std::string& purpose) {
+  std::error_code error;
+  const fs::path base = fs::temp_directory_path(error);
+  std::string pattern = ((error ? fs::path("/tmp") : base) / ("onnxpipe_" + purpose + "_XXXXXX")).string();
+  if (!mkdtemp(pattern.data())) {
+    throw Error(ErrorCode::IO, "cannot create a temporary directory " + pattern + ": " + std::strerror(errno));
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code error;
+  fs::remove_all(path_, error);
+}
+
 void StagingDir::commit(bool replace) {
   std::error_code error;
   fs::path old;

@@ -25,6 +25,22 @@ class StagingDir {
   std::filesystem::path path_;
 };
 
+// A fresh private directory under the system's temporary directory ("onnxpipe_PURPOSE_XXXXXX"), removed with all it
+// holds when the TempDir is destroyed. For work files nobody keeps: a split made on the fly, profiler output.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& purpose);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Writes `text` to `path` through a temporary file in the same directory and a rename: readers never see half a
 // file, and a failed write leaves the old file (if any) as it was. Error(IO) naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);

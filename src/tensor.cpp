@@ -53,7 +53,7 @@ const DTypeInfo* find_info(DType dtype) {
 constexpr char kNpyMagic[] = "\x93NUMPY";
 constexpr size_t kNpyMagicSize = 6;
 
-std::string shape_text(const std::vector<int64_t>& shape) {
+std::string npy_shape_text(const std::vector<int64_t>& shape) {
   std::string text = "(";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i > 0) text += ", ";
@@ -315,6 +315,33 @@ int64_t Tensor::element_count() const {
   return count;
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+void check_tensor(const std::string& name, const Tensor& tensor) {
+  const std::string where = "input '" + name + "': ";
+  for (int64_t d : tensor.shape) {
+    if (d < 0) throw Error(ErrorCode::USAGE, where + "negative dimension in " + shape_text(tensor.shape));
+  }
+  const int64_t count = tensor.element_count();
+  if (tensor.dtype == DType::STRING) {
+    if (static_cast<int64_t>(tensor.strings.size()) != count) {
+      throw Error(ErrorCode::USAGE,
+                  where + std::to_string(tensor.strings.size()) + " strings for shape " + shape_text(tensor.shape));
+    }
+    return;
+  }
+  const size_t item = dtype_size(tensor.dtype);
+  if (item == 0) throw Error(ErrorCode::USAGE, where + "unsupported dtype " + dtype_name(tensor.dtype));
+  if (tensor.data.size() != static_cast<size_t>(count) * item) {
+    throw Error(ErrorCode::USAGE, where + std::to_string(tensor.data.size()) + " bytes for " +
+                                      dtype_name(tensor.dtype) + " " + shape_text(tensor.shape));
+  }
+}
+
 Tensor make_tensor(DType dtype, std::vector<int64_t> shape) {
   for (int64_t d : shape) {
     if (d < 0) throw Error(ErrorCode::USAGE, "make_tensor: negative dimension in shape " + shape_text(shape));
@@ -457,7 +484,7 @@ void write_npy(const std::string& path, const Tensor& tensor) {
   }
 
   std::string header =
-      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape_text(tensor.shape) + ", }";
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + npy_shape_text(tensor.shape) + ", }";
   // Pad with spaces and a newline so that the data starts on a 64-byte boundary, like numpy does. Version 1.0 has a
   // 2-byte header length; longer headers (many dimensions) need version 2.0 and its 4-byte length.
   auto padded = [&](size_t prefix) { return (prefix + header.size() + 1 + 63) / 64 * 64 - prefix; };

@@ -328,5 +328,27 @@ TEST(DimNames, ADimensionNoInputCarriesIsAUsageErrorNamingTheOthers) {
   }
 }
 
+TEST(ValueDesc, OfShapeIsConcreteWithItsByteSize) {
+  const ValueDesc v = ValueDesc::of_shape("x", DType::FLOAT, {2, 3});
+  EXPECT_TRUE(v.is_concrete());
+  EXPECT_EQ(v.bytes, 24);
+  EXPECT_EQ(v.concrete_shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(v.dims_text(), "[2,3]");
+  EXPECT_EQ(v.dims_text(", "), "[2, 3]");
+  EXPECT_EQ(ValueDesc::of_shape("s", DType::STRING, {2}).bytes, -1);  // strings have no fixed size
+}
+
+TEST(ValueDesc, SymbolicAndUnknownDimsAreNotConcrete) {
+  ValueDesc v;
+  v.name = "x";
+  EXPECT_EQ(v.dims_text(), "unknown");
+  EXPECT_FALSE(v.is_concrete());
+  v.has_shape = true;
+  v.dims = {Dim{-1, "batch"}, Dim{-1, ""}, Dim{4, ""}};
+  EXPECT_EQ(v.dims_text(), "[batch,?,4]");
+  EXPECT_FALSE(v.is_concrete());
+  EXPECT_THROW(v.concrete_shape(), Error);
+}
+
 }  // namespace
 }  // namespace onnxpipe

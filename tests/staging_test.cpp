@@ -89,5 +89,19 @@ TEST_F(Staging, AFileInAMissingPlaceIsAnIoError) {
   EXPECT_EQ(test::error_code_of([&] { write_file_atomically(path, "x"); }), ErrorCode::IO);
 }
 
+TEST(TempDir, IsFreshAndGoesWithEverythingInIt) {
+  std::filesystem::path kept;
+  {
+    TempDir first("test"), second("test");
+    EXPECT_NE(first.path(), second.path());
+    EXPECT_TRUE(std::filesystem::is_directory(first.path()));
+    EXPECT_EQ(first.path().filename().string().rfind("onnxpipe_test_", 0), 0u) << first.str();
+    std::filesystem::create_directories(first.path() / "a" / "b");
+    std::ofstream(first.path() / "a" / "b" / "f.txt") << "x";
+    kept = first.path();
+  }
+  EXPECT_FALSE(std::filesystem::exists(kept));
+}
+
 }  // namespace
 }  // namespace onnxpipe::detail

@@ -317,5 +317,27 @@ TEST(Compare, StringsMustBeEqual) {
   EXPECT_FALSE(d.bitwise_equal);
 }
 
+TEST(CheckTensor, RejectsBuffersThatDoNotMatchTheShape) {
+  EXPECT_NO_THROW(check_tensor("x", make_tensor(DType::FLOAT, {2, 3})));
+  Tensor short_buffer = make_tensor(DType::FLOAT, {2, 3});
+  short_buffer.data.resize(20);
+  EXPECT_THROW(check_tensor("x", short_buffer), Error);
+  Tensor negative;
+  negative.dtype = DType::FLOAT;
+  negative.shape = {-1};
+  EXPECT_THROW(check_tensor("x", negative), Error);
+  Tensor strings;
+  strings.dtype = DType::STRING;
+  strings.shape = {2};
+  strings.strings = {"a"};
+  try {
+    check_tensor("s", strings);
+    ADD_FAILURE() << "one string for two elements must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_STREQ(e.what(), "input 's': 1 strings for shape [2]");
+  }
+}
+
 }  // namespace
 }  // namespace onnxpipe

@@ -23,7 +23,14 @@ struct ValueDesc {
   DType dtype = DType::UNDEFINED;
   bool has_shape = false;  // false: rank unknown, declared without a shape
   std::vector<Dim> dims;
-  int64_t bytes = -1;  // for the plan's --dim values; -1 when not known
+  int64_t bytes = -1;  // for the plan's dimension values; -1 when not known
+
+  // A value of a concrete shape: has_shape, fixed dims, and bytes when the dtype has a size.
+  static ValueDesc of_shape(std::string name, DType dtype, const std::vector<int64_t>& shape);
+  bool is_concrete() const;                     // a shape whose every dimension is fixed
+  std::vector<int64_t> concrete_shape() const;  // the fixed dims; Error(INTERNAL) unless is_concrete()
+  // "[batch,4]" (symbolic dims by name, unknown ones "?"), "unknown" without a shape. `separator` between dims.
+  std::string dims_text(const std::string& separator = ",") const;
 };
 
 struct PieceDesc {

@@ -56,6 +56,13 @@ struct Tensor {
 // An empty tensor of the given dtype and shape, zero-filled.
 Tensor make_tensor(DType dtype, std::vector<int64_t> shape);
 
+// "[1,3,224,224]", as messages name shapes.
+std::string shape_text(const std::vector<int64_t>& shape);
+
+// Checks that a tensor's buffer matches its dtype and shape (no negative dimension, a dtype with a size, as many
+// bytes or strings as elements) before anything reads it: Error(USAGE) "input 'NAME': ..." otherwise.
+void check_tensor(const std::string& name, const Tensor& tensor);
+
 // .npy (numpy format 1.0/2.0, C order, the dtypes above) and .pb (serialized onnx.TensorProto) files.
 // read_tensor_file picks by extension. Errors name the file.
 Tensor read_npy(const std::string& path);
