@@ -245,29 +245,24 @@ INSTANTIATE_TEST_SUITE_P(
 // The library says what is wrong in its own terms and names the argument for a front end to translate.
 TEST(MakeInputs, ErrorsNameTheInputArgumentWithoutCliFlags) {
   const std::vector<ValueDesc> inputs = {{"x", DType::FLOAT, false, {}, -1}};
-  auto error_of = [&inputs](const VerifyOptions& options) {
+  auto expect_argument_error = [&inputs](const VerifyOptions& options, const std::string& message,
+                                         const std::string& entry, bool missing) {
     try {
       make_inputs(inputs, options);
+      ADD_FAILURE() << "no error; expected " << message;
     } catch (const Error& e) {
-      return e;
+      EXPECT_EQ(e.code(), ErrorCode::USAGE);
+      EXPECT_EQ(e.what(), message);
+      ASSERT_TRUE(e.argument().has_value());
+      EXPECT_EQ(e.argument()->field, "inputs");
+      EXPECT_EQ(e.argument()->entry, entry);
+      EXPECT_EQ(e.argument()->missing, missing);
     }
-    return Error(ErrorCode::INTERNAL, "no error");
   };
   VerifyOptions options;
-  const Error unshaped = error_of(options);
-  EXPECT_EQ(unshaped.code(), ErrorCode::USAGE);
-  EXPECT_STREQ(unshaped.what(), "input 'x' has no declared shape: give a value for it");
-  ASSERT_TRUE(unshaped.argument().has_value());
-  EXPECT_EQ(unshaped.argument()->field, "inputs");
-  EXPECT_TRUE(unshaped.argument()->missing);
-
+  expect_argument_error(options, "input 'x' has no declared shape: give a value for it", "x", true);
   options.inputs["z"] = make_tensor(DType::FLOAT, {1});
-  const Error unknown = error_of(options);
-  EXPECT_EQ(unknown.code(), ErrorCode::USAGE);
-  EXPECT_STREQ(unknown.what(), "given input 'z': the model has no such input");
-  ASSERT_TRUE(unknown.argument().has_value());
-  EXPECT_EQ(unknown.argument()->entry, "z");
-  EXPECT_FALSE(unknown.argument()->missing);
+  expect_argument_error(options, "given input 'z': the model has no such input", "z", false);
 }
 
 }  // namespace
