@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <sstream>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "onnxpipe/error.h"
 
@@ -18,14 +18,8 @@ using Shapes = std::map<std::string, ValueDesc>;
 std::optional<Shape> shape_of(const Shapes& shapes, const std::string& name) {
   if (name.empty()) return std::nullopt;
   auto it = shapes.find(name);
-  if (it == shapes.end() || !it->second.has_shape) return std::nullopt;
-  Shape shape;
-  shape.reserve(it->second.dims.size());
-  for (const Dim& dim : it->second.dims) {
-    if (dim.value < 0) return std::nullopt;
-    shape.push_back(dim.value);
-  }
-  return shape;
+  if (it == shapes.end() || !it->second.is_concrete()) return std::nullopt;
+  return it->second.concrete_shape();
 }
 
 std::optional<Shape> input_shape(const NodeDesc& node, const Shapes& shapes, size_t index) {
@@ -46,29 +40,29 @@ int64_t int_attr(const NodeDesc& node, const std::string& name, int64_t fallback
   return it == node.ints.end() || it->second.empty() ? fallback : it->second.front();
 }
 
-// Elements of all outputs; nullopt when one is not known.
-std::optional<double> output_elements(const NodeDesc& node, const Shapes& shapes) {
+// Sum over the outputs of their elements times `per_element(output)`; nullopt when a shape is not known.
+template <typename PerElement>
+std::optional<double> sum_over_outputs(const NodeDesc& node, const Shapes& shapes, PerElement per_element) {
   double total = 0;
   for (const auto& name : node.outputs) {
     if (name.empty()) continue;
     auto shape = shape_of(shapes, name);
     if (!shape) return std::nullopt;
-    total += product(*shape);
+    total += product(*shape) * per_element(shapes.at(name));
   }
   return total;
 }
 
-// Bytes of all outputs (4 per element where the dtype is unknown); nullopt when a shape is not known.
+std::optional<double> output_elements(const NodeDesc& node, const Shapes& shapes) {
+  return sum_over_outputs(node, shapes, [](const ValueDesc&) { return 1.0; });
+}
+
+// 4 bytes per element where the dtype has no size.
 std::optional<double> output_bytes(const NodeDesc& node, const Shapes& shapes) {
-  double total = 0;
-  for (const auto& name : node.outputs) {
-    if (name.empty()) continue;
-    auto shape = shape_of(shapes, name);
-    if (!shape) return std::nullopt;
-    size_t element = dtype_size(shapes.at(name).dtype);
-    total += product(*shape) * static_cast<double>(element ? element : 4);
-  }
-  return total;
+  return sum_over_outputs(node, shapes, [](const ValueDesc& value) {
+    const size_t element = dtype_size(value.dtype);
+    return static_cast<double>(element ? element : 4);
+  });
 }
 
 // Matrix product A[..., M, K] x B[..., K, N] with numpy broadcasting of the batch dims: 2*batch*M*N*K.
@@ -154,244 +148,155 @@ std::optional<double> recurrent_flops(const NodeDesc& node, const Shapes& shapes
   return steps * gate_rows * (2 * static_cast<double>((*w)[2] + (*r)[2]) + 10);
 }
 
-const std::unordered_set<std::string>& cheap_elementwise() {
-  static const std::unordered_set<std::string> ops = {"Add",
-                                                      "Sub",
-                                                      "Mul",
-                                                      "Div",
-                                                      "Neg",
-                                                      "Abs",
-                                                      "Relu",
-                                                      "LeakyRelu",
-                                                      "PRelu",
-                                                      "ThresholdedRelu",
-                                                      "Max",
-                                                      "Min",
-                                                      "Sum",
-                                                      "Mean",
-                                                      "Where",
-                                                      "Equal",
-                                                      "Less",
-                                                      "LessOrEqual",
-                                                      "Greater",
-                                                      "GreaterOrEqual",
-                                                      "And",
-                                                      "Or",
-                                                      "Xor",
-                                                      "Not",
-                                                      "Clip",
-                                                      "Sqrt",
-                                                      "Reciprocal",
-                                                      "Floor",
-                                                      "Ceil",
-                                                      "Round",
-                                                      "Sign",
-                                                      "Mod",
-                                                      "IsNaN",
-                                                      "IsInf",
-                                                      "BitShift",
-                                                      "BitwiseAnd",
-                                                      "BitwiseOr",
-                                                      "BitwiseXor",
-                                                      "BitwiseNot",
-                                                      "HardSigmoid",
-                                                      "HardSwish",
-                                                      "Shrink",
-                                                      "Celu",
-                                                      "QuantizeLinear",
-                                                      "DequantizeLinear",
-                                                      "DynamicQuantizeLinear",
-                                                      "BiasAdd",
-                                                      "BiasDropout",
-                                                      "Resize",
-                                                      "Upsample"};
-  return ops;
+// FLOPs of a node from the shapes around it; nullopt when a shape it needs is not known.
+using FlopsFn = std::optional<double> (*)(const NodeDesc& node, const Shapes& shapes);
+
+std::optional<double> times(std::optional<double> value, double factor) {
+  return value ? std::optional<double>(*value * factor) : std::nullopt;
 }
 
-// Transcendental functions: a few FLOPs per element each.
-const std::unordered_set<std::string>& costly_elementwise() {
-  static const std::unordered_set<std::string> ops = {
-      "Erf", "Tanh",     "Exp",      "Log",  "Sigmoid", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Sin",
-      "Cos", "Tan",      "Asin",     "Acos", "Atan",    "Sinh", "Cosh",     "Asinh",    "Acosh",     "Atanh",
-      "Pow", "Softplus", "Softsign", "Elu",  "Selu",    "Mish", "Swish",    "Silu"};
-  return ops;
+std::optional<double> input_elements(const NodeDesc& node, const Shapes& shapes) {
+  auto x = input_shape(node, shapes, 0);
+  return x ? std::optional<double>(product(*x)) : std::nullopt;
 }
 
-const std::unordered_set<std::string>& reductions() {
-  static const std::unordered_set<std::string> ops = {
-      "ReduceSum",    "ReduceMean",      "ReduceMax",       "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-      "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax",    "ArgMin",     "CumSum",   "TopK"};
-  return ops;
+std::optional<double> conv_flops(const NodeDesc& node, const Shapes& shapes) {
+  // W: [Cout, Cin/group, k...]; each output element is a dot product of Cin/group * prod(k) terms.
+  const bool quantized = node.op_type == "QLinearConv";
+  auto w = input_shape(node, shapes, quantized ? 3 : 1);
+  auto y = shape_of(shapes, node.outputs.empty() ? "" : node.outputs[0]);
+  if (!w || !y || w->size() < 2) return std::nullopt;
+  double outputs = product(*y);
+  bool bias = has_input(node, quantized ? 8 : 2) && node.op_type != "ConvInteger";
+  return 2 * outputs * product(*w, 1) + (bias ? outputs : 0);
 }
 
-const std::unordered_set<std::string>& normalisations() {
-  static const std::unordered_set<std::string> ops = {"LayerNormalization",        "SimplifiedLayerNormalization",
-                                                      "SkipLayerNormalization",    "SkipSimplifiedLayerNormalization",
-                                                      "RMSNormalization",          "InstanceNormalization",
-                                                      "GroupNormalization",        "LpNormalization",
-                                                      "MeanVarianceNormalization", "EmbedLayerNormalization"};
-  return ops;
+std::optional<double> conv_transpose_flops(const NodeDesc& node, const Shapes& shapes) {
+  // W: [Cin, Cout/group, k...]; each input element is scattered into Cout/group * prod(k) outputs.
+  auto x = input_shape(node, shapes, 0);
+  auto w = input_shape(node, shapes, 1);
+  if (!x || !w || w->size() < 2) return std::nullopt;
+  double bias = 0;
+  if (has_input(node, 2)) {
+    auto y = output_elements(node, shapes);
+    if (!y) return std::nullopt;
+    bias = *y;
+  }
+  return 2 * product(*x) * product(*w, 1) + bias;
 }
 
-const std::unordered_set<std::string>& data_movement() {
-  static const std::unordered_set<std::string> ops = {"Reshape",
-                                                      "Transpose",
-                                                      "Concat",
-                                                      "Gather",
-                                                      "GatherElements",
-                                                      "GatherND",
-                                                      "Slice",
-                                                      "Split",
-                                                      "Expand",
-                                                      "Identity",
-                                                      "Cast",
-                                                      "CastLike",
-                                                      "Pad",
-                                                      "Shape",
-                                                      "Size",
-                                                      "Squeeze",
-                                                      "Unsqueeze",
-                                                      "Flatten",
-                                                      "Tile",
-                                                      "ConstantOfShape",
-                                                      "Range",
-                                                      "Scatter",
-                                                      "ScatterND",
-                                                      "ScatterElements",
-                                                      "DepthToSpace",
-                                                      "SpaceToDepth",
-                                                      "NonZero",
-                                                      "Trilu",
-                                                      "OneHot",
-                                                      "Compress",
-                                                      "ReverseSequence",
-                                                      "Dropout",
-                                                      "Constant",
-                                                      "EyeLike",
-                                                      "Unique",
-                                                      "SequenceConstruct",
-                                                      "SequenceAt",
-                                                      "SplitToSequence",
-                                                      "ConcatFromSequence",
-                                                      "Optional",
-                                                      "OptionalGetElement",
-                                                      "CenterCropPad",
-                                                      "Col2Im",
-                                                      "Bernoulli",
-                                                      "RandomNormal",
-                                                      "RandomNormalLike",
-                                                      "RandomUniform",
-                                                      "RandomUniformLike",
-                                                      "Multinomial"};
-  return ops;
+std::optional<double> gemm_flops(const NodeDesc& node, const Shapes& shapes) {
+  auto flops = matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, 1),
+                            int_attr(node, "transA", 0) != 0, int_attr(node, "transB", 0) != 0);
+  if (!flops || !has_input(node, 2)) return flops;
+  auto y = output_elements(node, shapes);
+  return y ? std::optional<double>(*flops + *y) : std::nullopt;
+}
+
+// MatMul, MatMulInteger, QLinearMatMul (B is input 3) and FusedMatMul (transposes from attributes, which the others
+// do not have).
+std::optional<double> matmul_node_flops(const NodeDesc& node, const Shapes& shapes) {
+  return matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, node.op_type == "QLinearMatMul" ? 3 : 1),
+                      int_attr(node, "transA", 0) != 0, int_attr(node, "transB", 0) != 0);
+}
+
+std::optional<double> matmul_nbits_flops(const NodeDesc& node, const Shapes& shapes) {
+  // B is packed: K comes from the attribute, Y = [..., N].
+  auto y = output_elements(node, shapes);
+  int64_t k = int_attr(node, "K", -1);
+  if (!y || k < 0) return std::nullopt;
+  return 2 * *y * static_cast<double>(k);
+}
+
+std::optional<double> fused_attention_flops(const NodeDesc& node, const Shapes& shapes) {
+  // Fused QKV projection input [B, S, hidden] x weights [hidden, 3 * hidden], then attention over S.
+  auto x = input_shape(node, shapes, 0);
+  auto w = input_shape(node, shapes, 1);
+  if (!x || !w || x->size() != 3 || w->size() != 2) return std::nullopt;
+  double projection = 2 * product(*x) * static_cast<double>((*w)[1]);
+  Shape query = {(*x)[0], (*x)[1], (*w)[1] / 3};
+  auto attention = attention_flops(query, (*x)[1], int_attr(node, "num_heads", 1), static_cast<double>(query[2]));
+  return attention ? std::optional<double>(projection + *attention) : std::nullopt;
+}
+
+std::optional<double> attention_node_flops(const NodeDesc& node, const Shapes& shapes) {
+  if (node.op_type == "Attention" && node.domain == "com.microsoft") return fused_attention_flops(node, shapes);
+  // Q, K, V as separate inputs: [B, S, D] (heads from the attribute) or [B, H, S, Dh].
+  auto q = input_shape(node, shapes, 0);
+  auto k = input_shape(node, shapes, 1);
+  auto v = input_shape(node, shapes, 2);
+  if (!q || !k || !v || k->size() < 2 || q->size() != k->size() || q->size() != v->size()) return std::nullopt;
+  int64_t heads = int_attr(node, "num_heads", int_attr(node, "q_num_heads", 1));
+  int64_t length = (*k)[k->size() - 2];
+  if (q->size() == 3) length = (*k)[1];
+  double value_width = static_cast<double>(v->back());
+  if (q->size() == 3) value_width /= static_cast<double>(int_attr(node, "kv_num_heads", heads));
+  return attention_flops(*q, length, heads, value_width * (q->size() == 3 ? static_cast<double>(heads) : 1));
+}
+
+std::optional<double> pool_flops(const NodeDesc& node, const Shapes& shapes) {
+  auto it = node.ints.find("kernel_shape");
+  auto y = shape_of(shapes, node.outputs.empty() ? "" : node.outputs[0]);
+  if (it == node.ints.end() || !y) return std::nullopt;
+  return product(*y) * product(Shape(it->second.begin(), it->second.end()));
+}
+
+// Each op's FLOPs function. Ops missing here (custom ones, the rest) are unknown.
+const std::unordered_map<std::string, FlopsFn>& flops_table() {
+  static const std::unordered_map<std::string, FlopsFn> table = [] {
+    std::unordered_map<std::string, FlopsFn> t;
+    auto add = [&t](const char* ops, FlopsFn fn) {  // ops separated by spaces
+      std::istringstream names(ops);
+      for (std::string op; names >> op;) t.emplace(op, fn);
+    };
+    add("Conv ConvInteger QLinearConv FusedConv NhwcConv", conv_flops);
+    add("ConvTranspose", conv_transpose_flops);
+    add("Gemm", gemm_flops);
+    add("MatMul MatMulInteger QLinearMatMul FusedMatMul", matmul_node_flops);
+    add("MatMulNBits", matmul_nbits_flops);
+    add("Einsum", einsum_flops);
+    add("Softmax LogSoftmax Hardmax",
+        [](const NodeDesc& n, const Shapes& s) { return times(output_elements(n, s), 5); });
+    add("Attention MultiHeadAttention GroupQueryAttention", attention_node_flops);
+    // Cheap elementwise: one FLOP per output element.
+    add("Add Sub Mul Div Neg Abs Relu LeakyRelu PRelu ThresholdedRelu Max Min Sum Mean Where Equal Less LessOrEqual "
+        "Greater GreaterOrEqual And Or Xor Not Clip Sqrt Reciprocal Floor Ceil Round Sign Mod IsNaN IsInf BitShift "
+        "BitwiseAnd BitwiseOr BitwiseXor BitwiseNot HardSigmoid HardSwish Shrink Celu QuantizeLinear DequantizeLinear "
+        "DynamicQuantizeLinear BiasAdd BiasDropout Resize Upsample",
+        output_elements);
+    // Transcendental functions: a few FLOPs per element each.
+    add("Erf Tanh Exp Log Sigmoid Gelu FastGelu BiasGelu QuickGelu Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh Acosh "
+        "Atanh Pow Softplus Softsign Elu Selu Mish Swish Silu",
+        [](const NodeDesc& n, const Shapes& s) { return times(output_elements(n, s), 8); });
+    // Reductions and global pooling: one FLOP per input element.
+    add("ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp "
+        "ReduceSumSquare ArgMax ArgMin CumSum TopK GlobalAveragePool GlobalMaxPool GlobalLpPool",
+        input_elements);
+    // Normalisations: mean and variance (stored statistics for BatchNorm), then scale and shift.
+    add("BatchNormalization", [](const NodeDesc& n, const Shapes& s) { return times(input_elements(n, s), 5); });
+    add("LayerNormalization SimplifiedLayerNormalization SkipLayerNormalization SkipSimplifiedLayerNormalization "
+        "RMSNormalization InstanceNormalization GroupNormalization LpNormalization MeanVarianceNormalization "
+        "EmbedLayerNormalization",
+        [](const NodeDesc& n, const Shapes& s) { return times(input_elements(n, s), 8); });
+    add("MaxPool AveragePool LpPool", pool_flops);
+    add("LSTM GRU RNN", recurrent_flops);
+    // Data movement costs its bytes moved / 4, so that nothing is free.
+    add("Reshape Transpose Concat Gather GatherElements GatherND Slice Split Expand Identity Cast CastLike Pad Shape "
+        "Size Squeeze Unsqueeze Flatten Tile ConstantOfShape Range Scatter ScatterND ScatterElements DepthToSpace "
+        "SpaceToDepth NonZero Trilu OneHot Compress ReverseSequence Dropout Constant EyeLike Unique SequenceConstruct "
+        "SequenceAt SplitToSequence ConcatFromSequence Optional OptionalGetElement CenterCropPad Col2Im Bernoulli "
+        "RandomNormal RandomNormalLike RandomUniform RandomUniformLike Multinomial",
+        [](const NodeDesc& n, const Shapes& s) { return times(output_bytes(n, s), 0.25); });
+    // Subgraph bodies are not analysed: one FLOP per output element stands for the whole body.
+    add("If Loop Scan", output_elements);
+    return t;
+  }();
+  return table;
 }
 
 std::optional<double> compute_flops(const NodeDesc& node, const Shapes& shapes) {
-  const std::string& op = node.op_type;
-  if (op == "Conv" || op == "ConvInteger" || op == "QLinearConv" || op == "FusedConv" || op == "NhwcConv") {
-    // W: [Cout, Cin/group, k...]; each output element is a dot product of Cin/group * prod(k) terms.
-    size_t weight_index = op == "QLinearConv" ? 3 : 1;
-    auto w = input_shape(node, shapes, weight_index);
-    auto y = shape_of(shapes, node.outputs.empty() ? "" : node.outputs[0]);
-    if (!w || !y || w->size() < 2) return std::nullopt;
-    double outputs = product(*y);
-    bool bias = has_input(node, op == "QLinearConv" ? 8 : 2) && op != "ConvInteger";
-    return 2 * outputs * product(*w, 1) + (bias ? outputs : 0);
-  }
-  if (op == "ConvTranspose") {
-    // W: [Cin, Cout/group, k...]; each input element is scattered into Cout/group * prod(k) outputs.
-    auto x = input_shape(node, shapes, 0);
-    auto w = input_shape(node, shapes, 1);
-    if (!x || !w || w->size() < 2) return std::nullopt;
-    double bias = 0;
-    if (has_input(node, 2)) {
-      auto y = output_elements(node, shapes);
-      if (!y) return std::nullopt;
-      bias = *y;
-    }
-    return 2 * product(*x) * product(*w, 1) + bias;
-  }
-  if (op == "Gemm") {
-    auto flops = matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, 1),
-                              int_attr(node, "transA", 0) != 0, int_attr(node, "transB", 0) != 0);
-    if (!flops || !has_input(node, 2)) return flops;
-    auto y = output_elements(node, shapes);
-    return y ? std::optional<double>(*flops + *y) : std::nullopt;
-  }
-  if (op == "MatMul" || op == "MatMulInteger")
-    return matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, 1), false, false);
-  if (op == "QLinearMatMul")
-    return matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, 3), false, false);
-  if (op == "FusedMatMul")
-    return matmul_flops(input_shape(node, shapes, 0), input_shape(node, shapes, 1), int_attr(node, "transA", 0) != 0,
-                        int_attr(node, "transB", 0) != 0);
-  if (op == "MatMulNBits") {  // B is packed: K comes from the attribute, Y = [..., N]
-    auto y = output_elements(node, shapes);
-    int64_t k = int_attr(node, "K", -1);
-    if (!y || k < 0) return std::nullopt;
-    return 2 * *y * static_cast<double>(k);
-  }
-  if (op == "Einsum") return einsum_flops(node, shapes);
-  if (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") {
-    auto y = output_elements(node, shapes);
-    return y ? std::optional<double>(5 * *y) : std::nullopt;
-  }
-  if (op == "Attention" && node.domain == "com.microsoft") {
-    // Fused QKV projection input [B, S, hidden] x weights [hidden, 3 * hidden], then attention over S.
-    auto x = input_shape(node, shapes, 0);
-    auto w = input_shape(node, shapes, 1);
-    if (!x || !w || x->size() != 3 || w->size() != 2) return std::nullopt;
-    double projection = 2 * product(*x) * static_cast<double>((*w)[1]);
-    Shape query = {(*x)[0], (*x)[1], (*w)[1] / 3};
-    auto attention = attention_flops(query, (*x)[1], int_attr(node, "num_heads", 1), static_cast<double>(query[2]));
-    return attention ? std::optional<double>(projection + *attention) : std::nullopt;
-  }
-  if (op == "Attention" || op == "MultiHeadAttention" || op == "GroupQueryAttention") {
-    // Q, K, V as separate inputs: [B, S, D] (heads from the attribute) or [B, H, S, Dh].
-    auto q = input_shape(node, shapes, 0);
-    auto k = input_shape(node, shapes, 1);
-    auto v = input_shape(node, shapes, 2);
-    if (!q || !k || !v || k->size() < 2 || q->size() != k->size() || q->size() != v->size()) return std::nullopt;
-    int64_t heads = int_attr(node, "num_heads", int_attr(node, "q_num_heads", 1));
-    int64_t length = (*k)[k->size() - 2];
-    if (q->size() == 3) length = (*k)[1];
-    double value_width = static_cast<double>(v->back());
-    if (q->size() == 3) value_width /= static_cast<double>(int_attr(node, "kv_num_heads", heads));
-    return attention_flops(*q, length, heads, value_width * (q->size() == 3 ? static_cast<double>(heads) : 1));
-  }
-  if (cheap_elementwise().count(op)) return output_elements(node, shapes);
-  if (costly_elementwise().count(op)) {
-    auto y = output_elements(node, shapes);
-    return y ? std::optional<double>(8 * *y) : std::nullopt;
-  }
-  if (reductions().count(op)) {
-    auto x = input_shape(node, shapes, 0);
-    return x ? std::optional<double>(product(*x)) : std::nullopt;
-  }
-  if (op == "BatchNormalization" || normalisations().count(op)) {
-    // Mean and variance (or stored statistics for BatchNorm), then scale and shift.
-    auto x = input_shape(node, shapes, 0);
-    if (!x) return std::nullopt;
-    return (op == "BatchNormalization" ? 5 : 8) * product(*x);
-  }
-  if (op == "MaxPool" || op == "AveragePool" || op == "LpPool") {
-    auto it = node.ints.find("kernel_shape");
-    auto y = shape_of(shapes, node.outputs.empty() ? "" : node.outputs[0]);
-    if (it == node.ints.end() || !y) return std::nullopt;
-    return product(*y) * product(Shape(it->second.begin(), it->second.end()));
-  }
-  if (op == "GlobalAveragePool" || op == "GlobalMaxPool" || op == "GlobalLpPool") {
-    auto x = input_shape(node, shapes, 0);
-    return x ? std::optional<double>(product(*x)) : std::nullopt;
-  }
-  if (op == "LSTM" || op == "GRU" || op == "RNN") return recurrent_flops(node, shapes);
-  if (data_movement().count(op)) {
-    auto bytes = output_bytes(node, shapes);
-    return bytes ? std::optional<double>(*bytes / 4) : std::nullopt;
-  }
-  // Subgraph bodies are not analysed: one FLOP per output element stands for the whole body.
-  if (op == "If" || op == "Loop" || op == "Scan") return output_elements(node, shapes);
-  return std::nullopt;
+  const auto it = flops_table().find(node.op_type);
+  return it == flops_table().end() ? std::nullopt : it->second(node, shapes);
 }
 
 }  // namespace

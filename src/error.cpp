@@ -1,5 +1,7 @@
 #include "onnxpipe/error.h"
 
+#include <utility>
+
 namespace onnxpipe {
 
 const char* error_code_name(ErrorCode code) {
@@ -29,6 +31,9 @@ std::string StageContext::label() const {
 }
 
 Error::Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+Error::Error(ErrorCode code, const std::string& message, ArgumentContext argument)
+    : std::runtime_error(message), code_(code), argument_(std::move(argument)) {}
 
 Error Error::with_context(const std::string& context) const {
   Error error(code_, context + ": " + what());

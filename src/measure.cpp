@@ -47,15 +47,8 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
       wanted.push_back(output.name);
   std::map<std::string, ValueDesc> types;
   if (wanted.empty()) return types;
-  for (auto& [name, tensor] : session.run(random_inputs(model, dims), wanted)) {
-    ValueDesc desc;
-    desc.name = name;
-    desc.dtype = tensor.dtype;
-    desc.has_shape = true;
-    for (int64_t d : tensor.shape) desc.dims.push_back(Dim{d, ""});
-    desc.bytes = static_cast<int64_t>(tensor.dtype == DType::STRING ? 0 : tensor.byte_size());
-    types[name] = std::move(desc);
-  }
+  for (auto& [name, tensor] : session.run(random_inputs(model, dims), wanted))
+    types[name] = ValueDesc::of_shape(name, tensor.dtype, tensor.shape);
   return types;
 }
 

@@ -56,8 +56,9 @@ void check_dim_names(const std::vector<ValueDesc>& inputs, const std::map<std::s
     if (named.count(name)) continue;
     std::string known;
     for (const std::string& param : named) known += (known.empty() ? "" : ", ") + param;
-    throw Error(ErrorCode::USAGE, "--dim " + name + ": no input of the model has a dimension of that name (" +
-                                      (known.empty() ? "it has none" : "named: " + known) + ")");
+    const std::string reason = "no input of the model has a dimension of that name (" +
+                               (known.empty() ? "it has none" : "named: " + known) + ")";
+    throw Error(ErrorCode::USAGE, "dimension '" + name + "': " + reason, ArgumentContext{"dims", name, reason});
   }
 }
 

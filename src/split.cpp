@@ -86,7 +86,7 @@ struct ValueTypes {
 };
 
 ValueTypes value_types(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                       const std::map<std::string, ValueDesc>& measured, const SplitOptions& options) {
+                       const std::map<std::string, ValueDesc>& measured) {
   ValueTypes types;
   bool symbolic_complete = false, concrete_complete = false;
   types.declared = model.infer_shapes({}, &symbolic_complete);
@@ -140,9 +140,7 @@ struct Costs {
 // costs.json: what running the model taught (node costs by node name, and the sizes of values shape inference could
 // not tell, for the dims used), so that a later split can reuse it instead of measuring again.
 nlohmann::json value_json(const ValueDesc& desc) {
-  std::vector<int64_t> shape;
-  for (const auto& dim : desc.dims) shape.push_back(dim.value);
-  return {{"dtype", dtype_name(desc.dtype)}, {"shape", shape}};
+  return {{"dtype", dtype_name(desc.dtype)}, {"shape", desc.concrete_shape()}};
 }
 
 void save_costs(const Costs& costs, const Graph& graph, const std::string& device,
@@ -171,17 +169,13 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
   try {
     nlohmann::json doc = nlohmann::json::parse(in);
     if (doc.at("dims").get<std::map<std::string, int64_t>>() != dims)
-      throw Error(ErrorCode::USAGE, path + " was measured with other --dim values: " + doc.at("dims").dump());
+      throw Error(ErrorCode::USAGE, path + " was measured with other dimension values: " + doc.at("dims").dump());
     saved.costs.balance = doc.at("balance").get<std::string>();
     saved.costs.unit = doc.at("unit").get<std::string>();
     saved.costs.node = time_costs(graph, doc.at("nodes").get<std::map<std::string, double>>());
     for (const auto& [name, value] : doc.at("values").items()) {
-      ValueDesc desc;
-      desc.name = name;
-      desc.dtype = dtype_from_name(value.at("dtype").get<std::string>());
-      desc.has_shape = true;
-      for (int64_t d : value.at("shape").get<std::vector<int64_t>>()) desc.dims.push_back(Dim{d, ""});
-      saved.values[name] = std::move(desc);
+      saved.values[name] = ValueDesc::of_shape(name, dtype_from_name(value.at("dtype").get<std::string>()),
+                                               value.at("shape").get<std::vector<int64_t>>());
     }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorCode::USAGE, path + ": not a costs.json of onnxpipe: " + error.what());
@@ -219,14 +213,8 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
       break;
     case Balance::FLOPS: {
       std::map<std::string, ValueDesc> shapes = types.concrete;
-      for (const auto& [name, weight] : graph.desc().weights) {
-        ValueDesc desc;
-        desc.name = name;
-        desc.dtype = weight.dtype;
-        desc.has_shape = true;
-        for (int64_t d : weight.shape) desc.dims.push_back(Dim{d, ""});
-        shapes.emplace(name, std::move(desc));
-      }
+      for (const auto& [name, weight] : graph.desc().weights)
+        shapes.emplace(name, ValueDesc::of_shape(name, weight.dtype, weight.shape));
       costs.node = flops_costs(graph, shapes);
       costs.unit = "flops";
       break;
@@ -269,11 +257,11 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   analysis->dims = dims_with_defaults(graph.desc(), options.dims);
   report(options.progress, "typing values", 0, 0);
   if (options.costs_file.empty()) {
-    analysis->types = value_types(analysis->model, graph, analysis->dims, {}, options);
+    analysis->types = value_types(analysis->model, graph, analysis->dims, {});
     analysis->costs = node_costs(analysis->model, graph, balance, analysis->types, options, analysis->dims);
   } else {
     SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
-    analysis->types = value_types(analysis->model, graph, analysis->dims, saved.values, options);
+    analysis->types = value_types(analysis->model, graph, analysis->dims, saved.values);
     analysis->costs = std::move(saved.costs);
   }
   analysis->crossing_bytes = graph.crossing_bytes(value_bytes(analysis->types));
@@ -401,8 +389,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   if (options.parts < 1)
     throw Error(ErrorCode::USAGE, "the number of pieces must be >= 1, got " + std::to_string(options.parts));
   if (options.output_dir.empty()) throw Error(ErrorCode::USAGE, "no output directory given");
-  if (fs::exists(options.output_dir) && !options.force)
-    throw Error(ErrorCode::USAGE, options.output_dir + " exists (use --force to replace it)");
+  check_replaceable(options.output_dir, options.force);
 
   auto analysis = analyse(model_path, options.balance, options);
   const Graph& graph = analysis->graph;
@@ -416,11 +403,13 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   problem.crossing_bytes = analysis->crossing_bytes;
   problem.parts = options.parts;
   for (const auto& tensor : options.cuts) {
+    auto bad_cut = [&tensor](const std::string& reason) {
+      return Error(ErrorCode::USAGE, "cut '" + tensor + "': " + reason, ArgumentContext{"cuts", tensor, reason});
+    };
     int boundary = graph.boundary_after(tensor);
     if (!problem.forced.empty() && boundary <= problem.forced.back())
-      throw Error(ErrorCode::USAGE, "--cut '" + tensor + "' is not after the previous cut in execution order");
-    if (boundary >= graph.size())
-      throw Error(ErrorCode::USAGE, "--cut '" + tensor + "' is made by the last node: nothing would follow the cut");
+      throw bad_cut("not after the previous cut in execution order");
+    if (boundary >= graph.size()) throw bad_cut("made by the last node: nothing would follow the cut");
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
@@ -467,12 +456,12 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   return plan;
 }
 
-ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims, Balance balance,
-                           int candidates) {
+ModelSummary inspect_model(const std::string& model_path, const InspectOptions& inspect) {
   using namespace detail;
   SplitOptions options;
-  options.dims = dims;
-  auto analysis = analyse(model_path, balance, options);
+  options.dims = inspect.dims;
+  const int candidates = inspect.candidates;
+  auto analysis = analyse(model_path, inspect.balance, options);
   const Graph& graph = analysis->graph;
   const GraphDesc& desc = graph.desc();
 

@@ -61,11 +61,17 @@ TempDir::~TempDir() {
   fs::remove_all(path_, error);
 }
 
+void check_replaceable(const fs::path& target, bool replace) {
+  if (replace || !fs::exists(target)) return;
+  throw Error(ErrorCode::USAGE, target.string() + " exists and replacing it was not asked for",
+              ArgumentContext{"force", target.string(), "exists"});
+}
+
 void StagingDir::commit(bool replace) {
   std::error_code error;
   fs::path old;
+  check_replaceable(target_, replace);
   if (fs::exists(target_)) {
-    if (!replace) throw Error(ErrorCode::USAGE, target_.string() + " exists (use --force to replace it)");
     old = path_.string() + ".old";
     fs::rename(target_, old, error);
     if (error) throw Error(ErrorCode::IO, "cannot replace " + target_.string() + ": " + error.message());

@@ -16,14 +16,17 @@ class StagingDir {
 
   const std::filesystem::path& path() const { return path_; }
 
-  // Moves the staged directory to the target, replacing an existing one only when `replace` (else Error(USAGE)
-  // naming it and --force).
+  // Moves the staged directory to the target, replacing an existing one only when `replace` (else
+  // check_replaceable's error).
   void commit(bool replace);
 
  private:
   std::filesystem::path target_;
   std::filesystem::path path_;
 };
+
+// Throws Error(USAGE) naming `target` when it exists and `replace` is false (its argument() is the "force" field).
+void check_replaceable(const std::filesystem::path& target, bool replace);
 
 // A fresh private directory under the system's temporary directory ("onnxpipe_PURPOSE_XXXXXX"), removed with all it
 // holds when the TempDir is destroyed. For work files nobody keeps: a split made on the fly, profiler output.

@@ -106,7 +106,7 @@ class NpyHeaderParser {
     while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
   }
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(ErrorCode::INVALID_MODEL, path_ + ": bad .npy header: " + what + " in " + text_);
+    throw Error(ErrorCode::INVALID_DATA, path_ + ": bad .npy header: " + what + " in " + text_);
   }
   void expect(char c) {
     skip_space();
@@ -364,7 +364,7 @@ Tensor read_npy(const std::string& path) {
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw Error(ErrorCode::IO, path + ": read failed");
 
-  auto bad = [&](const std::string& what) { return Error(ErrorCode::INVALID_MODEL, path + ": " + what); };
+  auto bad = [&](const std::string& what) { return Error(ErrorCode::INVALID_DATA, path + ": " + what); };
   if (bytes.size() < kNpyMagicSize + 4 || bytes.compare(0, kNpyMagicSize, kNpyMagic) != 0) {
     throw bad("not a .npy file");
   }

@@ -37,6 +37,12 @@ uint16_t float_to_half(float value) {  // values in [0,1): no overflow, subnorma
   return uint16_t((exponent << 10) | ((bits >> 13) & 0x3ff));
 }
 
+// An input the caller must give a value for: `why` it cannot be made up (" has no declared shape").
+Error needs_value(const std::string& input, const std::string& why) {
+  const std::string reason = "input '" + input + "'" + why;
+  return Error(ErrorCode::USAGE, reason + ": give a value for it", ArgumentContext{"inputs", input, reason, true});
+}
+
 Tensor random_tensor(const ValueDesc& desc, const VerifyOptions& options, std::mt19937_64& rng) {
   Tensor tensor = make_tensor(desc.dtype, concrete_shape(desc, options.dims));
   const int64_t count = tensor.element_count();
@@ -95,8 +101,7 @@ Tensor random_tensor(const ValueDesc& desc, const VerifyOptions& options, std::m
       for (auto& text : tensor.strings) text = std::to_string(integer(rng));
       break;
     default:
-      throw Error(ErrorCode::USAGE, "input '" + desc.name + "': cannot make random " + dtype_name(desc.dtype) +
-                                        " values; give it with --input");
+      throw needs_value(desc.name, ": cannot make random " + dtype_name(desc.dtype) + " values");
   }
   return tensor;
 }
@@ -111,14 +116,16 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
   std::map<std::string, Tensor> result;
   for (const auto& [name, tensor] : options.inputs) {
     bool known = std::any_of(inputs.begin(), inputs.end(), [&](const ValueDesc& d) { return d.name == name; });
-    if (!known) throw Error(ErrorCode::USAGE, "--input '" + name + "': the model has no such input");
+    if (!known) {
+      const std::string reason = "the model has no such input";
+      throw Error(ErrorCode::USAGE, "given input '" + name + "': " + reason, ArgumentContext{"inputs", name, reason});
+    }
     result[name] = tensor;
   }
   std::mt19937_64 rng(options.seed);
   for (const auto& input : inputs) {
     if (result.count(input.name)) continue;
-    if (!input.has_shape)
-      throw Error(ErrorCode::USAGE, "input '" + input.name + "' has no declared shape: give it with --input");
+    if (!input.has_shape) throw needs_value(input.name, " has no declared shape");
     result[input.name] = random_tensor(input, options, rng);
   }
   return result;
@@ -129,7 +136,11 @@ bool VerifyReport::pass() const {
 }
 
 std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std::map<std::string, Tensor>& inputs) {
-  const Plan plan = Plan::load(plan_dir);
+  return run_pieces(Plan::load(plan_dir), plan_dir, inputs);
+}
+
+std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
+                                         const std::map<std::string, Tensor>& inputs) {
   detail::SessionConfig config;
   config.device = "cpu";
   // Values, not host tensors: a crossing value may be a sequence.
@@ -160,12 +171,16 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
     expected = full.run(inputs);
     outputs = full.outputs();
   }
-  const std::map<std::string, Tensor> produced = run_pieces(plan_dir, inputs);
+  const std::map<std::string, Tensor> produced = run_pieces(plan, plan_dir, inputs);
 
+  std::map<std::string, const ValueDesc*> declared;
+  for (const ValueDesc& output : plan.model_outputs) declared[output.name] = &output;
   VerifyReport report;
   for (const auto& output : outputs) {
-    report.outputs.push_back(OutputCheck{
-        output.name, compare(produced.at(output.name), expected.at(output.name), options.rtol, options.atol)});
+    OutputCheck check{
+        output.name, compare(produced.at(output.name), expected.at(output.name), options.rtol, options.atol), {}};
+    if (const auto found = declared.find(output.name); found != declared.end()) check.declared = *found->second;
+    report.outputs.push_back(std::move(check));
   }
   return report;
 }

@@ -12,6 +12,7 @@
 #include "onnxpipe/tensor.h"
 #include "support/model_builder.h"
 #include "support/tamper.h"
+#include "support/temp_dir.h"
 
 namespace onnxpipe {
 namespace {
@@ -42,9 +43,7 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is not built (cmake --build <dir> --target onnxpipe_cli)";
-    dir_ = test::temp_dir("cli_test");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Runs `onnxpipe ARGS` (ARGS already shell-quoted where needed).
   Result run(const std::string& args) {
@@ -81,7 +80,8 @@ class Cli : public ::testing::Test {
   }
 
   const std::string binary_ = std::string(ONNXPIPE_BINARY_DIR) + "/onnxpipe";
-  std::string dir_;
+  test::TempDir temp_;
+  std::string dir_ = temp_.str();
 };
 
 void expect_one_error_line(const Result& r, const std::string& fragment) {
@@ -284,6 +284,43 @@ TEST_F(Cli, VerifyMismatchExitsThreeAfterPrintingTheTable) {
   std::vector<std::string> err = lines(verify.err);
   ASSERT_FALSE(err.empty());
   EXPECT_EQ(err.back(), "error: verify: 1 of 1 outputs differ beyond rtol 1e-05, atol 1e-06");
+}
+
+TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {
+  std::string model = small_model(), out = dir_ + "/pieces";
+  Result cut = run("split " + quote(model) + " -n 2 --cut y -o " + quote(out));
+  EXPECT_EQ(cut.status, 2);
+  expect_one_error_line(cut, "--cut 'y': made by the last node");
+  ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -q -o " + quote(out)).status, 0);
+  write_npy(dir_ + "/x.npy", make_tensor(DType::FLOAT, {1, 4}));
+  Result input = run("verify " + quote(model) + " " + quote(out) + " --input " + quote("nope=" + dir_ + "/x.npy"));
+  EXPECT_EQ(input.status, 2);
+  expect_one_error_line(input, "--input 'nope': the model has no such input");
+}
+
+// x -> MatMul -> an op of a domain ONNX Runtime does not know: the model loads and splits, but cannot be timed.
+std::string unrunnable_model(const std::string& dir) {
+  test::ModelBuilder b;
+  b.opset("com.example", 1);
+  b.input("x", DType::FLOAT, {"batch", 4});
+  b.initializer(test::random_tensor("w", {4, 4}, 3));
+  b.node("MatMul", {"x", "w"}, {"h"}, {}, "", "first");
+  b.node("Frobnicate", {"h"}, {"y"}, {}, "com.example", "custom");
+  b.output("y", DType::FLOAT, {"batch", 4});
+  return b.save(dir + "/unrunnable.onnx");
+}
+
+TEST_F(Cli, LibraryWarningsReachStderrUnlessQuiet) {
+  const std::string model = quote(unrunnable_model(dir_)), out = quote(dir_ + "/pieces");
+  Result split = run("split " + model + " -n 2 --balance auto -o " + out);
+  ASSERT_EQ(split.status, 0) << split.err;
+  bool fell_back = false;
+  for (const std::string& line : lines(split.err))
+    fell_back = fell_back || (line.rfind("warning: ", 0) == 0 && line.find("balancing by flops") != std::string::npos);
+  EXPECT_TRUE(fell_back) << split.err;
+  Result quiet = run("split " + model + " -n 2 --balance auto --force -q -o " + out);
+  ASSERT_EQ(quiet.status, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
 }
 
 }  // namespace

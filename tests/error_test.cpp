@@ -46,6 +46,27 @@ TEST(Error, WithContextPrefixesTheMessageAndKeepsTheCode) {
   EXPECT_STREQ(inner.what(), "input 'x': expected float, got int64");
 }
 
+TEST(Error, AnArgumentErrorIsNamedInTheCliByItsFlag) {
+  const Error dims(ErrorCode::USAGE, "dimension 'seq': no input of the model has a dimension of that name",
+                   ArgumentContext{"dims", "seq", "no input of the model has a dimension of that name"});
+  ASSERT_TRUE(dims.argument().has_value());
+  EXPECT_EQ(cli::error_message(dims), "--dim seq: no input of the model has a dimension of that name");
+  const Error missing(ErrorCode::USAGE, "input 'x' has no declared shape: give a value for it",
+                      ArgumentContext{"inputs", "x", "input 'x' has no declared shape", true});
+  EXPECT_EQ(cli::error_message(missing), "input 'x' has no declared shape: give it with --input");
+  const Error exists(ErrorCode::USAGE, "out exists and replacing it was not asked for",
+                     ArgumentContext{"force", "out", "exists"});
+  EXPECT_EQ(cli::error_message(exists), "out exists (use --force to replace it)");
+  const Error given(ErrorCode::USAGE, "given input 'z': the model has no such input",
+                    ArgumentContext{"inputs", "z", "the model has no such input"});
+  EXPECT_EQ(cli::error_message(given), "--input 'z': the model has no such input");
+  // Context makes the message more than the argument's fault: the CLI then says what the library said.
+  const Error wrapped = dims.with_context("request 1");
+  EXPECT_FALSE(wrapped.argument().has_value());
+  EXPECT_EQ(cli::error_message(wrapped), wrapped.what());
+  EXPECT_EQ(cli::error_message(Error(ErrorCode::IO, "cannot read x")), "cannot read x");
+}
+
 TEST(Error, CodesHaveDistinctNames) {
   EXPECT_STREQ(error_code_name(ErrorCode::USAGE), "usage");
   EXPECT_STREQ(error_code_name(ErrorCode::VERIFY_MISMATCH), "verify_mismatch");

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "support/model_builder.h"
+#include "support/temp_dir.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -15,9 +16,8 @@ namespace fs = std::filesystem;
 
 class Measure : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = test::temp_dir("measure"); }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir_;
+  test::TempDir temp_;
+  std::string dir_ = temp_.str();
 };
 
 std::vector<int64_t> dims_of(const ValueDesc& v) {

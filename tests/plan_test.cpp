@@ -1,13 +1,13 @@
 #include "onnxpipe/plan.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 
 #include "onnxpipe/error.h"
+#include "support/temp_dir.h"
 
 namespace onnxpipe {
 namespace {
@@ -117,21 +117,6 @@ std::string validation_error(const std::function<void(Plan&)>& edit) {
   return error_of([&] { plan.validate(); });
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("onnxpipe_plan_test_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 TEST(Plan, SamplePlanIsValid) { EXPECT_NO_THROW(sample_plan().validate()); }
 
 TEST(Plan, JsonRoundTripKeepsEveryField) {
@@ -158,7 +143,7 @@ TEST(Plan, JsonIsReadable) {
 }
 
 TEST(Plan, SaveAndLoad) {
-  TempDir dir;
+  test::TempDir dir;
   Plan plan = sample_plan();
   for (const char* file : {"piece_0.onnx", "piece_1.onnx", "piece_1.data", "piece_2.onnx"}) {
     std::ofstream(dir.path() / file) << "x";
@@ -175,7 +160,7 @@ TEST(Plan, SaveAndLoad) {
 }
 
 TEST(Plan, LoadValidatesAndNamesThePath) {
-  TempDir dir;
+  test::TempDir dir;
   Plan plan = sample_plan();
   plan.pieces[2].index = 5;
   plan.save(dir.path().string());
@@ -316,8 +301,13 @@ TEST(DimNames, ADimensionNoInputCarriesIsAUsageErrorNamingTheOthers) {
     ADD_FAILURE() << "a misspelt dimension was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::USAGE);
-    EXPECT_NE(std::string(e.what()).find("--dim sequence"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dimension 'sequence'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("named: batch, seq"), std::string::npos) << e.what();
+    // The library names no CLI flag; the argument is structured for a front end to name its own.
+    EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();
+    ASSERT_TRUE(e.argument().has_value());
+    EXPECT_EQ(e.argument()->field, "dims");
+    EXPECT_EQ(e.argument()->entry, "sequence");
   }
   const std::vector<ValueDesc> fixed = {{"image", DType::FLOAT, true, {Dim{1, ""}, Dim{3, ""}}, -1}};
   try {

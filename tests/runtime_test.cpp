@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "onnxpipe/error.h"
+#include "support/temp_dir.h"
 
 // ONNX Runtime keeps one small allocation (14 bytes, made while creating the first session) to the end of the process;
 // LeakSanitizer, in the AddressSanitizer build, reports it. It is ORT's, not ours: suppress that library only.
@@ -20,22 +21,6 @@ namespace onnxpipe::detail {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("onnxpipe_runtime_test_" + std::to_string(getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 void add_value(onnx::ValueInfoProto* info, const std::string& name, int elem_type,
                const std::vector<std::string>& dims) {
@@ -106,7 +91,7 @@ SessionConfig cpu1() {
 }
 
 TEST(Runtime, RunsAddMulModelOnHostTensors) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   const auto out = session.run({{"x", floats({2, 3}, {1, 2, 3, 4, 5, 6})}, {"y", floats({2, 3}, {1, 1, 1, 2, 2, 2})}});
@@ -121,7 +106,7 @@ TEST(Runtime, RunsAddMulModelOnHostTensors) {
 }
 
 TEST(Runtime, DescribesInputsWithSymbolicDims) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   const auto inputs = session.inputs();
@@ -138,7 +123,7 @@ TEST(Runtime, DescribesInputsWithSymbolicDims) {
 }
 
 TEST(Runtime, ProfilingReturnsATimeForEveryNode) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   SessionConfig config = cpu1();
   config.profiling = true;
@@ -158,7 +143,7 @@ TEST(Runtime, ProfilingReturnsATimeForEveryNode) {
 }
 
 TEST(Runtime, ProfilingNeedsAProfilingSession) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   try {
@@ -170,7 +155,7 @@ TEST(Runtime, ProfilingNeedsAProfilingSession) {
 }
 
 TEST(Runtime, BadInputErrorNamesModelAndDevice) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   try {
@@ -184,7 +169,7 @@ TEST(Runtime, BadInputErrorNamesModelAndDevice) {
 }
 
 TEST(Runtime, ShortTensorBufferIsRejectedBeforeOrtReadsIt) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   Tensor short_x = floats({1, 3}, {1, 2, 3});
@@ -199,7 +184,7 @@ TEST(Runtime, ShortTensorBufferIsRejectedBeforeOrtReadsIt) {
 }
 
 TEST(Runtime, NotAModelIsARuntimeErrorNamingTheFile) {
-  TempDir dir;
+  test::TempDir dir;
   std::ofstream(dir.file("bad.onnx")) << "not a model";
   try {
     Session session(dir.file("bad.onnx"), cpu1());
@@ -211,7 +196,7 @@ TEST(Runtime, NotAModelIsARuntimeErrorNamingTheFile) {
 }
 
 TEST(Runtime, CudaSessionFailsCleanlyWithoutAGpu) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   SessionConfig config;
   config.device = "cuda:0";
@@ -229,7 +214,7 @@ TEST(Runtime, CudaSessionFailsCleanlyWithoutAGpu) {
 }
 
 TEST(Runtime, ProviderOptionsOnACpuDeviceAreAUsageError) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   SessionConfig config = cpu1();
   config.provider_options = {{"gpu_mem_limit", "1"}};
@@ -289,7 +274,7 @@ TEST(RuntimeDevice, BadDeviceStringsAreUsageErrors) {
 }
 
 TEST(RuntimeDevice, BadDeviceInSessionConfigIsAUsageError) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   SessionConfig config;
   config.device = "tpu:0";
@@ -302,7 +287,7 @@ TEST(RuntimeDevice, BadDeviceInSessionConfigIsAUsageError) {
 }
 
 TEST(RuntimeDevice, PinnedSessionsRunAndPinTheCallingThread) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   std::vector<std::string> devices = {"cpu:1@0"};
@@ -326,7 +311,7 @@ TEST(RuntimeDevice, PinnedSessionsRunAndPinTheCallingThread) {
 }
 
 TEST(Runtime, StringTensorsRoundTrip) {
-  TempDir dir;
+  test::TempDir dir;
   onnx::ModelProto model = new_model();
   auto* g = model.mutable_graph();
   add_value(g->add_input(), "s", onnx::TensorProto::STRING, {"2"});
@@ -344,7 +329,7 @@ TEST(Runtime, StringTensorsRoundTrip) {
 }
 
 TEST(Runtime, FromBytesResolvesExternalDataInTheGivenFolder) {
-  TempDir dir;
+  test::TempDir dir;
   onnx::ModelProto model = new_model();
   auto* g = model.mutable_graph();
   add_value(g->add_input(), "x", onnx::TensorProto::FLOAT, {"3"});
@@ -374,7 +359,7 @@ TEST(Runtime, FromBytesResolvesExternalDataInTheGivenFolder) {
 }
 
 TEST(Runtime, ValuesChainBetweenSessionsWithoutCopies) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session first(dir.file("m.onnx"), cpu1());
   Session second(dir.file("m.onnx"), cpu1());
@@ -399,7 +384,7 @@ TEST(Runtime, ValuesChainBetweenSessionsWithoutCopies) {
 }
 
 TEST(Runtime, TerminatedRunControlFailsRunsUntilReset) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   Value x = Value::from_tensor(floats({1, 3}, {1, 2, 3}));
@@ -417,7 +402,7 @@ TEST(Runtime, TerminatedRunControlFailsRunsUntilReset) {
 }
 
 TEST(Runtime, MemoryStatsComeFromTheCpuArena) {
-  TempDir dir;
+  test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
   session.run({{"x", floats({1, 3}, {1, 2, 3})}, {"y", floats({1, 3}, {1, 1, 1})}});

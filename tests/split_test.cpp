@@ -13,6 +13,7 @@
 #include "onnxpipe/error.h"
 #include "onnxpipe/verify.h"
 #include "support/model_builder.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnxpipe;
@@ -69,7 +70,8 @@ bool declares_unknown_rank(const PieceDesc& piece) {
 class SplitEveryModel : public testing::TestWithParam<test::NamedModel> {};
 
 TEST_P(SplitEveryModel, EveryPieceCountReproducesAllOutputs) {
-  const fs::path dir = test::temp_dir("split_" + GetParam().name);
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = GetParam().make(dir.string());
   const int max_parts = std::min(4, node_count(model));
   for (Balance balance : {Balance::FLOPS, Balance::BYTES, Balance::TIME}) {
@@ -96,14 +98,14 @@ TEST_P(SplitEveryModel, EveryPieceCountReproducesAllOutputs) {
         EXPECT_TRUE(output.diff.bitwise_equal) << output.name << " max abs " << output.diff.max_abs;
     }
   }
-  fs::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Graphs, SplitEveryModel, testing::ValuesIn(test::all_models()),
                          [](const testing::TestParamInfo<test::NamedModel>& info) { return info.param.name; });
 
 TEST(Split, GraphOutputLeavesFromThePieceThatMakesIt) {
-  const fs::path dir = test::temp_dir("split_early_output");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::early_extra_output(dir.string());
   const int n = std::min(4, node_count(model));
   const Plan plan = split(model, dir / "out", n);
@@ -115,20 +117,20 @@ TEST(Split, GraphOutputLeavesFromThePieceThatMakesIt) {
   }
   // The last piece does not recompute an early output: it has fewer nodes than the whole graph.
   EXPECT_LT(plan.pieces.back().node_count, node_count(model));
-  fs::remove_all(dir);
 }
 
 TEST(Split, SharedWeightIsCopiedAndReportedAsDuplicated) {
-  const fs::path dir = test::temp_dir("split_shared_weight");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::shared_weight_first_last(dir.string());
   const Plan plan = split(model, dir / "out", 2);
   EXPECT_GT(plan.pieces[0].duplicated_bytes, 0);
   EXPECT_EQ(plan.pieces[0].duplicated_bytes, plan.pieces[1].duplicated_bytes);
-  fs::remove_all(dir);
 }
 
 TEST(Split, ForcedCutsAreHonoured) {
-  const fs::path dir = test::temp_dir("split_cut");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::skip_connections(dir.string());
   auto loaded = detail::Model::load(model);
   detail::Graph graph(loaded.graph());
@@ -138,11 +140,11 @@ TEST(Split, ForcedCutsAreHonoured) {
   bool crosses = false;
   for (const auto& output : plan.pieces[0].outputs) crosses |= output.name == tensor;
   EXPECT_TRUE(crosses);
-  fs::remove_all(dir);
 }
 
 TEST(Split, ExternalDataSourceGivesPiecesTheirOwnDataFiles) {
-  const fs::path dir = test::temp_dir("split_external");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::external_data(dir.string());
   const Plan plan = split(model, dir / "out", 2);
   for (const auto& piece : plan.pieces) {
@@ -151,11 +153,11 @@ TEST(Split, ExternalDataSourceGivesPiecesTheirOwnDataFiles) {
       EXPECT_TRUE(fs::exists(dir / "out" / piece.data_file)) << piece.data_file;
     }
   }
-  fs::remove_all(dir);
 }
 
 TEST(Split, VerifyRefusesAModelWhoseExternalWeightsChanged) {
-  const fs::path dir = test::temp_dir("split_changed_weights");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::external_data(dir.string());
   split(model, dir / "out", 2);
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -172,17 +174,16 @@ TEST(Split, VerifyRefusesAModelWhoseExternalWeightsChanged) {
   } catch (const Error& error) {
     EXPECT_EQ(error.code(), ErrorCode::USAGE) << error.what();
   }
-  fs::remove_all(dir);
 }
 
 TEST(Split, ExistingOutputIsNotOverwrittenWithoutForce) {
-  const fs::path dir = test::temp_dir("split_existing");
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   const std::string model = test::skip_connections(dir.string());
   fs::create_directories(dir / "out");
   std::ofstream(dir / "out" / "keep.txt") << "mine";
   EXPECT_EQ(split_error(model, dir / "out", 2), ErrorCode::USAGE);
   EXPECT_TRUE(fs::exists(dir / "out" / "keep.txt"));
-  fs::remove_all(dir);
 }
 
 struct BadInput {
@@ -195,7 +196,8 @@ void PrintTo(const BadInput& bad, std::ostream* out) { *out << bad.name; }
 class SplitBadInput : public testing::TestWithParam<BadInput> {};
 
 TEST_P(SplitBadInput, FailsClearlyAndLeavesNothing) {
-  const fs::path dir = test::temp_dir("split_bad_" + GetParam().name);
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
   std::string model = test::skip_connections(dir.string());
   const std::string& name = GetParam().name;
   int parts = 2;
@@ -230,7 +232,6 @@ TEST_P(SplitBadInput, FailsClearlyAndLeavesNothing) {
   const auto before = listing(dir);
   EXPECT_EQ(split_error(model, out, parts, cuts), GetParam().code);
   EXPECT_EQ(listing(dir), before);
-  fs::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -240,5 +241,28 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{"unknown_cut", ErrorCode::USAGE}, BadInput{"too_many_parts", ErrorCode::USAGE},
                     BadInput{"missing_external_data", ErrorCode::IO}, BadInput{"unwritable_output", ErrorCode::IO}),
     [](const testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+// The library says what is wrong in its own terms and names the argument for a front end to translate.
+TEST(MakeInputs, ErrorsNameTheInputArgumentWithoutCliFlags) {
+  const std::vector<ValueDesc> inputs = {{"x", DType::FLOAT, false, {}, -1}};
+  auto expect_argument_error = [&inputs](const VerifyOptions& options, const std::string& message,
+                                         const std::string& entry, bool missing) {
+    try {
+      make_inputs(inputs, options);
+      ADD_FAILURE() << "no error; expected " << message;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::USAGE);
+      EXPECT_EQ(e.what(), message);
+      ASSERT_TRUE(e.argument().has_value());
+      EXPECT_EQ(e.argument()->field, "inputs");
+      EXPECT_EQ(e.argument()->entry, entry);
+      EXPECT_EQ(e.argument()->missing, missing);
+    }
+  };
+  VerifyOptions options;
+  expect_argument_error(options, "input 'x' has no declared shape: give a value for it", "x", true);
+  options.inputs["z"] = make_tensor(DType::FLOAT, {1});
+  expect_argument_error(options, "given input 'z': the model has no such input", "z", false);
+}
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "onnxpipe/error.h"
 #include "support/expect_error.h"
 #include "support/model_builder.h"
+#include "support/temp_dir.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -19,15 +20,14 @@ namespace fs = std::filesystem;
 
 class Staging : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = test::temp_dir("staging"); }
-  void TearDown() override { fs::remove_all(dir_); }
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
     for (const auto& entry : fs::directory_iterator(dir_)) names.push_back(entry.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
   }
-  std::string dir_;
+  test::TempDir temp_;
+  std::string dir_ = temp_.str();
 };
 
 std::string read(const fs::path& path) {
@@ -49,7 +49,9 @@ TEST_F(Staging, CommitReplacesAnExistingDirectoryOnlyWhenAsked) {
   {
     StagingDir staging(fs::path(dir_) / "out");
     std::ofstream(staging.path() / "new.txt") << "new";
-    EXPECT_EQ(test::error_code_of([&] { staging.commit(false); }), ErrorCode::USAGE);
+    std::string message;
+    EXPECT_EQ(test::error_code_of([&] { staging.commit(false); }, &message), ErrorCode::USAGE);
+    EXPECT_NE(message.find("out exists and replacing it was not asked for"), std::string::npos) << message;
   }
   EXPECT_EQ(entries(), std::vector<std::string>{"out"});
   EXPECT_EQ(read(fs::path(dir_) / "out" / "mine.txt"), "mine");

@@ -1,7 +1,6 @@
 #include "onnxpipe/tensor.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +11,7 @@
 #include <limits>
 
 #include "onnxpipe/error.h"
+#include "support/temp_dir.h"
 
 namespace onnxpipe {
 namespace {
@@ -31,20 +31,6 @@ Tensor tensor_of(DType dtype, std::vector<int64_t> shape, std::vector<T> values)
 Tensor floats(std::vector<int64_t> shape, std::vector<float> values) {
   return tensor_of(DType::FLOAT, std::move(shape), std::move(values));
 }
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("onnxpipe_tensor_test_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 void expect_error(const std::function<void()>& f, ErrorCode code, const std::string& fragment) {
   try {
@@ -83,7 +69,7 @@ TEST(Tensor, MakeTensorIsZeroFilledWithElementCount) {
 }
 
 TEST(Npy, RoundTripsEveryNumericDtype) {
-  TempDir dir;
+  test::TempDir dir;
   std::vector<Tensor> tensors = {
       floats({2, 3}, {0.f, -1.5f, 3.25f, 1e-30f, std::numeric_limits<float>::infinity(), 7.f}),
       tensor_of<double>(DType::DOUBLE, {3}, {1.0 / 3, -2e300, 0}),
@@ -111,7 +97,7 @@ TEST(Npy, RoundTripsEveryNumericDtype) {
 }
 
 TEST(Npy, RoundTripsStrings) {
-  TempDir dir;
+  test::TempDir dir;
   Tensor t = make_tensor(DType::STRING, {3});
   t.strings = {"abc", "", "h\xc3\xa9llo"};
   write_npy(dir.file("s.npy"), t);
@@ -122,7 +108,7 @@ TEST(Npy, RoundTripsStrings) {
 }
 
 TEST(Npy, ManyDimensionsUseVersion2) {
-  TempDir dir;
+  test::TempDir dir;
   std::vector<int64_t> shape(25000, 1);  // a header over 64 KiB
   Tensor t = make_tensor(DType::FLOAT, shape);
   write_npy(dir.file("big.npy"), t);
@@ -135,7 +121,7 @@ TEST(Npy, ManyDimensionsUseVersion2) {
 }
 
 TEST(Npy, BfloatHasNoNpyDtype) {
-  TempDir dir;
+  test::TempDir dir;
   expect_error([&] { write_npy(dir.file("b.npy"), make_tensor(DType::BFLOAT16, {1})); }, ErrorCode::USAGE, "bfloat16");
 }
 
@@ -182,7 +168,7 @@ TEST(Npy, NumpyReadsWhatWeWrite) {
   if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "/usr/bin/python3 with numpy is not available";
   }
-  TempDir dir;
+  test::TempDir dir;
   write_npy(dir.file("f.npy"), floats({2, 2}, {1, 2, 3, 4.5f}));
   write_npy(dir.file("b.npy"), tensor_of<uint8_t>(DType::BOOL, {2}, {1, 0}));
   write_npy(dir.file("i.npy"), tensor_of<int64_t>(DType::INT64, {}, {-9}));
@@ -197,26 +183,26 @@ TEST(Npy, NumpyReadsWhatWeWrite) {
 }
 
 TEST(Npy, ErrorsNameTheFile) {
-  TempDir dir;
+  test::TempDir dir;
   expect_error([&] { read_npy(dir.file("missing.npy")); }, ErrorCode::IO, "missing.npy");
-  expect_error([&] { read_npy(kData + "np_fortran.npy"); }, ErrorCode::INVALID_MODEL, "np_fortran.npy: Fortran");
-  expect_error([&] { read_npy(kData + "np_object.npy"); }, ErrorCode::INVALID_MODEL, "unsupported dtype '|O'");
+  expect_error([&] { read_npy(kData + "np_fortran.npy"); }, ErrorCode::INVALID_DATA, "np_fortran.npy: Fortran");
+  expect_error([&] { read_npy(kData + "np_object.npy"); }, ErrorCode::INVALID_DATA, "unsupported dtype '|O'");
   { std::ofstream(dir.file("text.npy")) << "just text, not numpy"; }
-  expect_error([&] { read_npy(dir.file("text.npy")); }, ErrorCode::INVALID_MODEL, "text.npy: not a .npy file");
+  expect_error([&] { read_npy(dir.file("text.npy")); }, ErrorCode::INVALID_DATA, "text.npy: not a .npy file");
 
   // Truncated data: cut the last bytes off a valid file.
   write_npy(dir.file("cut.npy"), floats({4}, {1, 2, 3, 4}));
   fs::resize_file(dir.file("cut.npy"), fs::file_size(dir.file("cut.npy")) - 3);
-  expect_error([&] { read_npy(dir.file("cut.npy")); }, ErrorCode::INVALID_MODEL, "truncated");
+  expect_error([&] { read_npy(dir.file("cut.npy")); }, ErrorCode::INVALID_DATA, "truncated");
   // Truncated header.
   fs::resize_file(dir.file("cut.npy"), 20);
-  expect_error([&] { read_npy(dir.file("cut.npy")); }, ErrorCode::INVALID_MODEL, "cut.npy");
+  expect_error([&] { read_npy(dir.file("cut.npy")); }, ErrorCode::INVALID_DATA, "cut.npy");
 
   expect_error([&] { read_tensor_file(dir.file("x.bin")); }, ErrorCode::USAGE, "x.bin");
 }
 
 TEST(Npy, ReadTensorFilePicksNpyByExtension) {
-  TempDir dir;
+  test::TempDir dir;
   write_npy(dir.file("x.npy"), floats({1}, {2.5f}));
   EXPECT_EQ(read_tensor_file(dir.file("x.npy")).as<float>()[0], 2.5f);
 }

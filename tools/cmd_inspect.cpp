@@ -13,8 +13,8 @@ namespace {
 struct InspectArgs {
   std::string model;
   std::vector<std::string> dims;
-  std::string balance = "flops";
-  int candidates = 8;
+  std::string balance = balance_name(InspectOptions().balance);
+  int candidates = InspectOptions().candidates;
 };
 
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
@@ -24,9 +24,11 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 }
 
 void run_inspect(const CliContext& context, const InspectArgs& args) {
-  std::map<std::string, int64_t> dims = parse_dims(args.dims);
-  Balance balance = balance_from_name(args.balance);
-  ModelSummary summary = inspect_model(args.model, dims, balance, args.candidates);
+  InspectOptions options;
+  options.dims = parse_dims(args.dims);
+  options.balance = balance_from_name(args.balance);
+  options.candidates = args.candidates;
+  const ModelSummary summary = inspect_model(args.model, options);
 
   std::vector<std::string> opsets;
   for (const auto& [domain, version] : summary.opsets) {
@@ -55,7 +57,7 @@ void run_inspect(const CliContext& context, const InspectArgs& args) {
   for (const auto* list : {&summary.inputs, &summary.outputs}) {
     for (const ValueDesc& value : *list) {
       values.push_back({list == &summary.inputs ? "input" : "output", value.name, dtype_name(value.dtype),
-                        shape_text(value), value.bytes >= 0 ? Cell(value.bytes) : Cell()});
+                        value.dims_text(", "), value.bytes >= 0 ? Cell(value.bytes) : Cell()});
     }
   }
   printer->table("values",
@@ -96,10 +98,8 @@ void add_inspect_command(CLI::App& app, CliContext& context) {
                                          "Show a model's nodes, opsets, weights, inputs/outputs and the "
                                          "best places to cut it");
   command->add_option("MODEL", args->model, "the .onnx file")->required();
-  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
-      ->allow_extra_args(false);
-  command->add_option("--balance", args->balance, "cost used to place the candidates: bytes, flops, time or auto")
-      ->check(CLI::IsMember({"auto", "bytes", "flops", "time"}))
+  add_dims_option(*command, args->dims);
+  add_balance_option(*command, args->balance, "cost used to place the candidates: bytes, flops, time or auto")
       ->capture_default_str();
   command->add_option("--candidates", args->candidates, "how many cut candidates to show")
       ->check(CLI::Range(1, 1000))

@@ -15,13 +15,13 @@ namespace {
 struct SplitArgs {
   std::string model;
   int parts = 0;
-  std::string balance = "auto";
+  std::string balance = balance_name(SplitOptions().balance);
   std::string cuts;
   std::vector<std::string> dims;
   std::string output_dir;
   bool force = false;
-  int profile_runs = 20;
-  std::string device = "cpu";
+  int profile_runs = SplitOptions().profile_runs;
+  std::string device = SplitOptions().device;
   std::string costs_file;
 };
 
@@ -122,15 +122,12 @@ void add_split_command(CLI::App& app, CliContext& context) {
   command->add_option("MODEL", args->model, "the .onnx file")->required();
   command->add_option("-n,--parts", args->parts, "number of pieces")->required()->check(at_least(1));
   command->add_option("-o,--output", args->output_dir, "output directory")->required();
-  command
-      ->add_option("--balance", args->balance,
-                   "cost to balance: bytes (weights), flops, time (measured with ONNX Runtime), auto (time when "
-                   "the model runs on the device, else flops)")
-      ->check(CLI::IsMember({"auto", "bytes", "flops", "time"}))
+  add_balance_option(*command, args->balance,
+                     "cost to balance: bytes (weights), flops, time (measured with ONNX Runtime), auto (time when "
+                     "the model runs on the device, else flops)")
       ->capture_default_str();
   command->add_option("--cut", args->cuts, "T1,T2,...: cut right after the producers of these tensors, in order");
-  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
-      ->allow_extra_args(false);
+  add_dims_option(*command, args->dims);
   command->add_flag("--force", args->force, "replace an existing output directory");
   command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time (one more is dropped)")
       ->check(at_least(1))

@@ -19,8 +19,8 @@ struct VerifyArgs {
   std::vector<std::string> dims;
   double rtol = VerifyOptions().rtol;
   double atol = VerifyOptions().atol;
-  std::string int_range = "0,10";
-  uint64_t seed = 0;
+  std::string int_range = std::to_string(VerifyOptions().int_low) + "," + std::to_string(VerifyOptions().int_high);
+  uint64_t seed = VerifyOptions().seed;
 };
 
 void run_verify(const CliContext& context, const VerifyArgs& args) {
@@ -36,20 +36,15 @@ void run_verify(const CliContext& context, const VerifyArgs& args) {
                 std::to_string(options.seed) + ", integers in [" + std::to_string(options.int_low) + ", " +
                 std::to_string(options.int_high) + "))");
   VerifyReport report = verify_split(args.model, args.plan_dir, options);
-  // The plan declares each output's dtype and shape (verify_split has just validated it).
-  Plan plan = Plan::load(args.plan_dir);
-  std::map<std::string, const ValueDesc*> declared;
-  for (const ValueDesc& output : plan.model_outputs) declared[output.name] = &output;
 
   auto printer = context.printer();
   std::vector<Row> rows;
   int failed = 0;
   for (const OutputCheck& check : report.outputs) {
-    auto found = declared.find(check.name);
-    const ValueDesc* desc = found == declared.end() ? nullptr : found->second;
-    rows.push_back({check.name, desc ? Cell(dtype_name(desc->dtype)) : Cell(), desc ? Cell(shape_text(*desc)) : Cell(),
-                    check.diff.max_abs, check.diff.max_rel, check.diff.mismatches, check.diff.shape_mismatch,
-                    check.diff.bitwise_equal, check.diff.pass()});
+    const std::optional<ValueDesc>& declared = check.declared;
+    rows.push_back({check.name, declared ? Cell(dtype_name(declared->dtype)) : Cell(),
+                    declared ? Cell(declared->dims_text(", ")) : Cell(), check.diff.max_abs, check.diff.max_rel,
+                    check.diff.mismatches, check.diff.shape_mismatch, check.diff.bitwise_equal, check.diff.pass()});
     if (!check.diff.pass()) ++failed;
   }
   printer->table("",
@@ -84,10 +79,8 @@ void add_verify_command(CLI::App& app, CliContext& context) {
                                          "on CPU and compare every output (exit 3 on a mismatch)");
   command->add_option("MODEL", args->model, "the .onnx file that was split")->required();
   command->add_option("DIR", args->plan_dir, "the directory split wrote (plan.json and pieces)")->required();
-  command->add_option("--input", args->inputs, "NAME=FILE.npy|FILE.pb: an input's value (default random); repeatable")
-      ->allow_extra_args(false);
-  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
-      ->allow_extra_args(false);
+  add_inputs_option(*command, args->inputs);
+  add_dims_option(*command, args->dims);
   command->add_option("--rtol", args->rtol, "relative tolerance")->check(at_least(0))->capture_default_str();
   command->add_option("--atol", args->atol, "absolute tolerance")->check(at_least(0))->capture_default_str();
   command->add_option("--int-range", args->int_range, "LO,HI: random integer inputs in [LO, HI)")

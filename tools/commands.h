@@ -37,6 +37,9 @@ struct CliContext {
 
 // The CLI's exit status for an error code: 2 usage, 3 verification mismatch, 1 otherwise.
 int exit_status(ErrorCode code);
+// An error's message in the CLI's terms: an error about an argument of the library (Error::argument()) names the
+// flag that sets it ("--dim seq: ...", "give it with --input"); any other error says what the library said.
+std::string error_message(const Error& error);
 
 // -v/--verbose, -q/--quiet, --format; main adds them to the app and to every subcommand.
 void add_common_options(CLI::App& app, CliContext& context);

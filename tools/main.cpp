@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << message << " (see onnxpipe --help)\n";
     return onnxpipe::cli::exit_status(onnxpipe::ErrorCode::USAGE);
   } catch (const onnxpipe::Error& e) {
-    std::cerr << "error: " << one_line(e.what()) << "\n";
+    std::cerr << "error: " << one_line(error_message(e)) << "\n";
     return onnxpipe::cli::exit_status(e.code());
   } catch (const std::exception& e) {
     std::cerr << "error: internal: " << one_line(e.what()) << "\n";

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
 #include "commands.h"
@@ -32,6 +33,18 @@ int exit_status(ErrorCode code) {
     default:
       return 1;
   }
+}
+
+std::string error_message(const Error& error) {
+  const std::optional<ArgumentContext>& argument = error.argument();
+  static const std::map<std::string, std::string> flags = {
+      {"dims", "--dim"}, {"inputs", "--input"}, {"cuts", "--cut"}, {"force", "--force"}};
+  const auto flag = argument ? flags.find(argument->field) : flags.end();
+  if (flag == flags.end()) return error.what();
+  if (argument->missing) return argument->reason + ": give it with " + flag->second;
+  if (argument->field == "force") return argument->entry + " " + argument->reason + " (use --force to replace it)";
+  if (argument->field == "dims") return "--dim " + argument->entry + ": " + argument->reason;
+  return flag->second + " '" + argument->entry + "': " + argument->reason;
 }
 
 std::pair<std::string, std::string> parse_assignment(const std::string& text, const std::string& option) {
@@ -96,15 +109,22 @@ std::pair<int64_t, int64_t> parse_int_range(const std::string& text, const std::
   return {low, high};
 }
 
-std::string shape_text(const ValueDesc& value) {
-  if (!value.has_shape) return "unknown";
-  std::string text = "[";
-  for (size_t i = 0; i < value.dims.size(); ++i) {
-    if (i > 0) text += ", ";
-    const Dim& dim = value.dims[i];
-    text += dim.value >= 0 ? std::to_string(dim.value) : dim.param.empty() ? "?" : dim.param;
-  }
-  return text + "]";
+CLI::Option* add_dims_option(CLI::App& command, std::vector<std::string>& specs) {
+  return command.add_option("--dim", specs, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
+      ->allow_extra_args(false);
+}
+
+CLI::Option* add_inputs_option(CLI::App& command, std::vector<std::string>& specs) {
+  return command.add_option("--input", specs, "NAME=FILE.npy|FILE.pb: an input's value (default random); repeatable")
+      ->allow_extra_args(false);
+}
+
+CLI::Option* add_devices_option(CLI::App& command, std::string& list, const std::string& what) {
+  return command.add_option("--devices", list, "comma list, " + what + ": cpu, cpu:T, cpu:T@C0-C1, cuda:K");
+}
+
+CLI::Option* add_balance_option(CLI::App& command, std::string& name, const std::string& what) {
+  return command.add_option("--balance", name, what)->check(CLI::IsMember({"auto", "bytes", "flops", "time"}));
 }
 
 double megabytes(int64_t bytes) { return static_cast<double>(bytes) / 1e6; }

@@ -25,12 +25,20 @@ int64_t parse_int(const std::string& text, const std::string& option);
 // "LO,HI" with LO < HI.
 std::pair<int64_t, int64_t> parse_int_range(const std::string& text, const std::string& option);
 
+// The options several subcommands have, added the same way by each: the value stays text until the command runs,
+// then parse_dims / read_inputs / split_list / balance_from_name turn it into the library's. Each returns the
+// option, for ->required() or ->capture_default_str().
+CLI::Option* add_dims_option(CLI::App& command, std::vector<std::string>& specs);    // --dim NAME=VALUE...
+CLI::Option* add_inputs_option(CLI::App& command, std::vector<std::string>& specs);  // --input NAME=FILE...
+// --devices D1,D2,...; `what` says what one device is for ("one per stage (pipeline) or replica").
+CLI::Option* add_devices_option(CLI::App& command, std::string& list, const std::string& what);
+// --balance auto|bytes|flops|time; `what` says what it balances for that command.
+CLI::Option* add_balance_option(CLI::App& command, std::string& name, const std::string& what);
+
 // A CLI11 check that a number is >= minimum, with a message a person reads ("must be >= 1, got 0"): CLI11's
 // PositiveNumber and NonNegativeNumber print their range up to DBL_MAX.
 CLI::Validator at_least(double minimum);
 
-// "[batch, 3, 224, 224]", "?" for an unknown dimension, "unknown" when the rank is unknown.
-std::string shape_text(const ValueDesc& value);
 // Bytes in megabytes (10^6), for tables.
 double megabytes(int64_t bytes);
 

@@ -34,13 +34,26 @@ struct StageContext {
   std::string label() const;   // "stage 1 (piece_1.onnx, cpu:1)"
 };
 
+// The argument of a call an error is about, in the library's terms, so that a front end can name it in its own (a CLI
+// by its flag) instead of parsing the message.
+struct ArgumentContext {
+  std::string field;     // the options-struct field: "dims", "inputs", "cuts", "force"
+  std::string entry;     // the key or item in it ("seq", an input's name, a tensor), or the path for "force"
+  std::string reason;    // what is wrong, without naming the argument: "no input of the model has ..."
+  bool missing = false;  // the entry has no value and needs one (reason says why)
+};
+
 class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message);
+  // An error about one argument of the call: `message` in the library's words, `argument` for a front end.
+  Error(ErrorCode code, const std::string& message, ArgumentContext argument);
   ErrorCode code() const noexcept { return code_; }
   // Where it happened, when a pipeline stage (or a session made for one) raised it.
   const std::optional<StageContext>& stage() const noexcept { return stage_; }
-  // The same error with "context: " in front of its message.
+  // The argument it is about, while the message says nothing more than that argument's fault.
+  const std::optional<ArgumentContext>& argument() const noexcept { return argument_; }
+  // The same error with "context: " in front of its message (and no argument(): the message now says more).
   Error with_context(const std::string& context) const;
   // The same error attributed to `stage` (its label in front of the message); an error already attributed to a
   // stage is returned unchanged.
@@ -49,6 +62,7 @@ class Error : public std::runtime_error {
  private:
   ErrorCode code_;
   std::optional<StageContext> stage_;
+  std::optional<ArgumentContext> argument_;
 };
 
 }  // namespace onnxpipe

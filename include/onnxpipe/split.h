@@ -63,7 +63,11 @@ struct ModelSummary {
   std::string balance;                  // criterion used for cut candidates
   std::vector<CutCandidate> best_cuts;  // smallest crossing bytes near balanced positions
 };
-ModelSummary inspect_model(const std::string& model_path, const std::map<std::string, int64_t>& dims,
-                           Balance balance = Balance::FLOPS, int candidates = 8);
+struct InspectOptions {
+  std::map<std::string, int64_t> dims;  // symbolic dimension values (unset ones default to 1)
+  Balance balance = Balance::FLOPS;     // the cost that places the candidates
+  int candidates = 8;                   // how many cut candidates to look for
+};
+ModelSummary inspect_model(const std::string& model_path, const InspectOptions& options = {});
 
 }  // namespace onnxpipe

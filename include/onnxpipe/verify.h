@@ -2,6 +2,7 @@
 // Proof that a split reproduces its model: run both on the same inputs, compare every output.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct VerifyOptions {
 struct OutputCheck {
   std::string name;
   Difference diff;
+  std::optional<ValueDesc> declared;  // the output as plan.json declares it
 };
 
 struct VerifyReport {
@@ -34,8 +36,10 @@ struct VerifyReport {
 VerifyReport verify_split(const std::string& model_path, const std::string& plan_dir, const VerifyOptions& options);
 
 // Runs the pieces of PLAN_DIR one after the other with ORT on CPU; returns the model's outputs. Errors name the
-// piece.
+// piece. The second form takes the plan already loaded from PLAN_DIR.
 std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std::map<std::string, Tensor>& inputs);
+std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
+                                         const std::map<std::string, Tensor>& inputs);
 
 // Random inputs for every model input not in `given`, following VerifyOptions (floats in [0,1), ints in range,
 // bools random, symbolic dims from dims or 1).
