@@ -185,6 +185,9 @@ std::string affinities(const DeviceSpec& device) {
 const char* const kRecordPlacement = "session.record_ep_graph_assignment_info";
 
 Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& device) {
+  // The environment first: appending the CUDA provider loads it, which logs through the environment's logger; without
+  // one, the first CUDA session of a process fails ("Attempt to use DefaultLogger but none has been registered").
+  ort_env();
   Ort::SessionOptions options;
   GraphOptimizationLevel level = ORT_ENABLE_ALL;
   switch (config.optimization_level) {

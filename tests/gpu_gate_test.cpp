@@ -49,6 +49,8 @@ TEST_P(GpuTestGate, SkipsWithoutCudaAndFailsWhenCudaIsRequired) {
   EXPECT_NE(required.output.find("ONNXPIPE_REQUIRE_CUDA=1 but no usable CUDA device"), std::string::npos)
       << required.output;
   EXPECT_NE(required.output.find("[  FAILED  ]"), std::string::npos) << required.output;
+  // The probe is the process's first session: it must fail for want of a device, not of ORT's logger.
+  EXPECT_EQ(required.output.find("DefaultLogger"), std::string::npos) << required.output;
   EXPECT_EQ(required.output.find("[  SKIPPED ]"), std::string::npos) << required.output;
 }
 
