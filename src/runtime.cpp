@@ -370,7 +370,9 @@ struct Session::Impl {
   // The provider's pinned host allocator, registered under this device's id or (in some ORT versions) under 0. Without
   // one, inputs go from and outputs come back to plain host memory.
   void find_pinned_allocator() {
-    for (int id : {device.device_id, 0}) {
+    std::vector<int> ids = {device.device_id};
+    if (device.device_id != 0) ids.push_back(0);
+    for (int id : ids) {
       try {
         Ort::MemoryInfo info("CudaPinned", OrtDeviceAllocator, id, OrtMemTypeCPUOutput);
         pinned = std::make_shared<Ort::Allocator>(session, info);
@@ -449,7 +451,8 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
     }
     for (const std::string& name : wanted) output_names.push_back(name.c_str());
     if (impl_->device.is_cuda()) {
-      // Outputs bound to host memory: ORT copies them back once, at the end of the run.
+      // Outputs bound to (pinned) host memory: ORT copies them back once, at the end of the run.
+      cuda_make_current(impl_->device.device_id);  // the copies of BindInput run on the current device
       Ort::IoBinding binding(impl_->session);
       for (size_t i = 0; i < values.size(); ++i) binding.BindInput(input_names[i], values[i]);
       for (const char* name : output_names) binding.BindOutput(name, impl_->host_output_memory());
