@@ -1,6 +1,5 @@
 #include "runtime.h"
 
-#include <dlfcn.h>
 #include <onnxruntime_cxx_api.h>
 #include <unistd.h>
 
@@ -12,11 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "log.h"
 #include "onnxpipe/error.h"
-#include "stats.h"
+#include "runtime_profile.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -69,10 +68,14 @@ Ort::Value wrap_tensor(const std::string& name, const Tensor& tensor) {
                                   ort_type(tensor.dtype));
 }
 
-int value_device(const Ort::Value& value) {
-  const auto info = value.GetTensorMemoryInfo();
-  return info.GetDeviceType() == OrtMemoryInfoDeviceType_GPU ? info.GetDeviceId() : -1;
+// Device memory is a GPU device's DEFAULT memory; pinned memory ("CudaPinned": GPU, HOST_ACCESSIBLE) is host memory.
+int location(const Ort::ConstMemoryInfo& info) {
+  const bool device =
+      info.GetDeviceType() == OrtMemoryInfoDeviceType_GPU && info.GetDeviceMemoryType() == OrtDeviceMemoryType_DEFAULT;
+  return device ? info.GetDeviceId() : -1;
 }
+
+int value_device(const Ort::Value& value) { return location(value.GetTensorMemoryInfo()); }
 
 int64_t value_bytes(const Ort::Value& value) {
   const auto info = value.GetTensorTypeAndShapeInfo();
@@ -146,7 +149,12 @@ std::string affinities(const DeviceSpec& device) {
   return text;
 }
 
+const char* const kRecordPlacement = "session.record_ep_graph_assignment_info";
+
 Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& device) {
+  // The environment first: appending the CUDA provider loads it, which logs through the environment's logger; without
+  // one, the first CUDA session of a process fails ("Attempt to use DefaultLogger but none has been registered").
+  ort_env();
   Ort::SessionOptions options;
   GraphOptimizationLevel level = ORT_ENABLE_ALL;
   switch (config.optimization_level) {
@@ -173,14 +181,13 @@ Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& 
   options.AddConfigEntry("session.inter_op.allow_spinning", "0");
   if (device.is_cuda()) {
     options.SetIntraOpNumThreads(1);
-    std::unordered_map<std::string, std::string> provider(config.provider_options.begin(),
-                                                          config.provider_options.end());
-    provider["device_id"] = std::to_string(device.device_id);
+    const auto provider = cuda_provider_options(device.device_id, config.provider_options);
     Ort::CUDAProviderOptions cuda;
-    cuda.Update(provider);
+    cuda.Update(std::unordered_map<std::string, std::string>(provider.begin(), provider.end()));
     options.AppendExecutionProvider_CUDA_V2(*cuda);
-    // A GPU stage must fail rather than silently run its nodes on the CPU.
-    options.AddConfigEntry("session.disable_cpu_ep_fallback", "1");
+    // The CUDA provider leaves shape computations on the CPU on purpose: let it (GPT-2 would not load otherwise), but
+    // record where the nodes went so that the session can say how many run on the CPU.
+    if (!config.session_options.count(kRecordPlacement)) options.AddConfigEntry(kRecordPlacement, "1");
   } else {
     if (!config.provider_options.empty()) {
       throw Error(ErrorCode::USAGE, "provider option '" + config.provider_options.begin()->first +
@@ -199,82 +206,17 @@ Ort::SessionOptions make_options(const SessionConfig& config, const DeviceSpec& 
   return options;
 }
 
-// Reads the Chrome trace ORT wrote and returns microseconds per node: the median over every run but the first (a
-// median, because on a shared machine a few runs are preempted and a mean would charge that to random nodes).
-std::map<std::string, double> node_times_from_trace(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorCode::IO, "profile trace '" + path + "': cannot read");
-  nlohmann::json trace;
-  try {
-    trace = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::RUNTIME, "profile trace '" + path + "': " + e.what());
-  }
-  if (trace.is_object() && trace.contains("traceEvents")) trace = trace["traceEvents"];
-  if (!trace.is_array()) throw Error(ErrorCode::RUNTIME, "profile trace '" + path + "': not an event array");
-
-  std::vector<std::pair<int64_t, int64_t>> run_ranges;  // [ts, ts + dur] of each model_run, in time order
-  for (const auto& event : trace) {
-    if (event.value("cat", "") == "Session" && event.value("name", "") == "model_run") {
-      const int64_t ts = event.value("ts", int64_t(0));
-      run_ranges.emplace_back(ts, ts + event.value("dur", int64_t(0)));
+// Nodes per provider, and the op types of the nodes on the CPU provider, as ORT recorded them.
+Placement read_placement(const Ort::Session& session) {
+  Placement placement;
+  for (const Ort::ConstEpAssignedSubgraph& subgraph : session.GetEpGraphAssignmentInfo()) {
+    const std::string provider = subgraph.GetEpName();
+    for (const Ort::ConstEpAssignedNode& node : subgraph.GetNodes()) {
+      ++placement.nodes_per_provider[provider];
+      if (provider == "CPUExecutionProvider") ++placement.cpu_ops[node.GetOperatorType()];
     }
   }
-  std::sort(run_ranges.begin(), run_ranges.end());
-
-  static const std::string suffix = "_kernel_time";
-  std::map<std::string, std::vector<double>> per_run;  // node -> microseconds in each run (index 0: the warm-up)
-  for (const auto& event : trace) {
-    if (event.value("cat", "") != "Node") continue;
-    const std::string name = event.value("name", "");
-    if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-    const int64_t ts = event.value("ts", int64_t(0));
-    // The run this event belongs to: the last run that started at or before it.
-    auto it = std::upper_bound(run_ranges.begin(), run_ranges.end(), std::make_pair(ts, INT64_MAX));
-    if (it == run_ranges.begin()) continue;
-    const size_t run = static_cast<size_t>(it - run_ranges.begin()) - 1;
-    if (run == 0 || ts > run_ranges[run].second) continue;  // the warm-up run, or outside any run
-    std::string node = name.substr(0, name.size() - suffix.size());
-    const auto args = event.find("args");
-    if (args != event.end() && args->is_object() && args->contains("node_name")) {
-      node = (*args)["node_name"].get<std::string>();
-    }
-    std::vector<double>& times = per_run[node];
-    times.resize(run_ranges.size(), 0.0);
-    times[run] += event.value("dur", 0.0);
-  }
-  std::map<std::string, double> median;
-  for (auto& [node, times] : per_run) {
-    median[node] = detail::median(std::vector<double>(times.begin() + 1, times.end()));
-  }
-  return median;
-}
-
-// Device memory of the CUDA runtime the provider loaded, when it is loaded: {free, total}, or {-1, -1}.
-std::pair<int64_t, int64_t> cuda_memory(int device_id) {
-  void* cudart = nullptr;
-  for (const char* name : {"libcudart.so.13", "libcudart.so.12", "libcudart.so"}) {
-    cudart = dlopen(name, RTLD_NOW | RTLD_NOLOAD);
-    if (cudart) break;
-  }
-  if (!cudart) return {-1, -1};
-  using GetDevice = int (*)(int*);
-  using SetDevice = int (*)(int);
-  using MemGetInfo = int (*)(size_t*, size_t*);
-  auto get_device = reinterpret_cast<GetDevice>(dlsym(cudart, "cudaGetDevice"));
-  auto set_device = reinterpret_cast<SetDevice>(dlsym(cudart, "cudaSetDevice"));
-  auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(cudart, "cudaMemGetInfo"));
-  std::pair<int64_t, int64_t> result{-1, -1};
-  int previous = 0;
-  if (get_device && set_device && mem_get_info && get_device(&previous) == 0 && set_device(device_id) == 0) {
-    size_t free_bytes = 0, total_bytes = 0;
-    if (mem_get_info(&free_bytes, &total_bytes) == 0) {
-      result = {static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
-    }
-    set_device(previous);
-  }
-  dlclose(cudart);
-  return result;
+  return placement;
 }
 
 }  // namespace
@@ -334,7 +276,6 @@ struct RunControl::Impl {
 RunControl::RunControl() : impl_(std::make_unique<Impl>()) {}
 RunControl::~RunControl() = default;
 void RunControl::terminate() { impl_->options.SetTerminate(); }
-void RunControl::reset() { impl_->options.UnsetTerminate(); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Session
@@ -348,6 +289,8 @@ struct Session::Impl {
   std::vector<std::string> output_names;
   Ort::MemoryInfo device_memory{nullptr};  // CUDA: where outputs stay
   std::shared_ptr<Ort::Allocator> pinned;  // CUDA: pinned host memory for inputs, when the provider has it
+  Ort::MemoryInfo pinned_memory{nullptr};  // CUDA: its description, where outputs for the host are bound
+  Placement placement;
 
   std::optional<StageContext> stage;
 
@@ -370,18 +313,48 @@ struct Session::Impl {
       for (size_t i = 0; i < session.GetOutputCount(); ++i) {
         output_names.push_back(session.GetOutputNameAllocated(i, allocator).get());
       }
+      const auto record = config.session_options.find(kRecordPlacement);
+      if (record == config.session_options.end() ? device.is_cuda() : record->second == "1") {
+        try {
+          placement = read_placement(session);
+        } catch (const Ort::Exception& e) {
+          log(LogLevel::DEBUG, label + ": node placement not recorded: " + e.what());
+        }
+      }
       if (device.is_cuda()) {
         device_memory = Ort::MemoryInfo("Cuda", OrtArenaAllocator, device.device_id, OrtMemTypeDefault);
-        try {
-          Ort::MemoryInfo pinned_memory("CudaPinned", OrtDeviceAllocator, device.device_id, OrtMemTypeCPUOutput);
-          pinned = std::make_shared<Ort::Allocator>(session, pinned_memory);
-        } catch (const Ort::Exception&) {
-          pinned.reset();  // no pinned allocator registered: inputs go from plain host memory
-        }
+        find_pinned_allocator();
       }
     } catch (const Ort::Exception& e) {
       throw ort_error(e);
     }
+    if (device.is_cuda() && log_enabled(LogLevel::WARN)) {
+      const std::string warning = placement_warning(label, placement);
+      if (!warning.empty()) log(LogLevel::WARN, warning);
+    }
+  }
+
+  // The provider's pinned host allocator, registered under this device's id or (in some ORT versions) under 0. Without
+  // one, inputs go from and outputs come back to plain host memory.
+  void find_pinned_allocator() {
+    std::vector<int> ids = {device.device_id};
+    if (device.device_id != 0) ids.push_back(0);
+    for (int id : ids) {
+      try {
+        Ort::MemoryInfo info("CudaPinned", OrtDeviceAllocator, id, OrtMemTypeCPUOutput);
+        pinned = std::make_shared<Ort::Allocator>(session, info);
+        pinned_memory = std::move(info);
+        return;
+      } catch (const Ort::Exception&) {
+        // not under this id
+      }
+    }
+  }
+
+  // Where outputs that leave the device are bound: pinned memory (the copy from the device runs at full speed and
+  // lands where to_tensor() copies it from once), else plain host memory.
+  const OrtMemoryInfo* host_output_memory() const {
+    return pinned ? static_cast<const OrtMemoryInfo*>(pinned_memory) : static_cast<const OrtMemoryInfo*>(host_memory());
   }
 };
 
@@ -430,6 +403,7 @@ std::vector<ValueDesc> Session::outputs() const {
 
 const DeviceSpec& Session::device() const { return impl_->device; }
 const std::string& Session::label() const { return impl_->label; }
+const Placement& Session::placement() const { return impl_->placement; }
 
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs,
                                            const std::vector<std::string>& outputs) const {
@@ -444,10 +418,11 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
     }
     for (const std::string& name : wanted) output_names.push_back(name.c_str());
     if (impl_->device.is_cuda()) {
-      // Outputs bound to host memory: ORT copies them back once, at the end of the run.
+      // Outputs bound to (pinned) host memory: ORT copies them back once, at the end of the run.
+      cuda_make_current(impl_->device.device_id);  // the copies of BindInput run on the current device
       Ort::IoBinding binding(impl_->session);
       for (size_t i = 0; i < values.size(); ++i) binding.BindInput(input_names[i], values[i]);
-      for (const char* name : output_names) binding.BindOutput(name, host_memory());
+      for (const char* name : output_names) binding.BindOutput(name, impl_->host_output_memory());
       impl_->session.Run(Ort::RunOptions{}, binding);
       std::vector<Ort::Value> out = binding.GetOutputValues();
       for (size_t i = 0; i < out.size(); ++i) result[wanted[i]] = copy_out(wanted[i], out[i]);
@@ -530,9 +505,12 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
   std::vector<Value> result(output_names.size());
   try {
     if (!impl_->device.is_cuda()) {
-      // CPU: ORT reads the inputs where they are and hands its outputs over: no copy either way.
+      // CPU: ORT reads the inputs where they are (host memory, pinned included) and hands its outputs over: no copy.
       std::vector<const OrtValue*> in_values;
-      for (const Value* value : inputs) in_values.push_back(value->impl_->value);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        check_host_input(input_names[i], value_device(inputs[i]->impl_->value));
+        in_values.push_back(inputs[i]->impl_->value);
+      }
       std::vector<OrtValue*> out_values(output_names.size(), nullptr);
       const auto start = Clock::now();
       Ort::ThrowOnError(Ort::GetApi().Run(impl_->session, options, in_names.data(), in_values.data(), in_values.size(),
@@ -546,9 +524,13 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
     }
 
     // CUDA: inputs bound where they live (ORT copies host or other-device values into this device while binding);
-    // outputs bound to this device's memory, or to the host for the values that leave the device.
+    // outputs bound to this device's memory, or to (pinned) host memory for the values that leave the device.
+    // The copies of BindInput run on the calling thread's current device, and the synchronisation after them is a
+    // cudaDeviceSynchronize of that device: make it this session's device (ORT sets it only once Run starts).
+    cuda_make_current(impl_->device.device_id);
     Ort::IoBinding binding(impl_->session);
     auto start = Clock::now();
+    bool copied = false;
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Ort::Value& value = inputs[i]->impl_->value;
       const int where = value_device(value);
@@ -556,14 +538,17 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
         const CopyPath path = where < 0 ? CopyPath::H2D : CopyPath::D2D;
         rec.copy_in.path = std::max(rec.copy_in.path, path);
         rec.copy_in.bytes += value_bytes(value);
+        copied = true;
       }
       binding.BindInput(in_names[i], value);
     }
-    binding.SynchronizeInputs();
+    // Values already on this device were finished by their producer's Run (it syncs its stream at the end): only a
+    // copy made here needs waiting for.
+    if (copied) binding.SynchronizeInputs();
     rec.copy_in.us += micros_since(start);
     for (size_t i = 0; i < out_names.size(); ++i) {
       if (to_host.empty() || to_host[i]) {
-        binding.BindOutput(out_names[i], host_memory());
+        binding.BindOutput(out_names[i], impl_->host_output_memory());
       } else {
         binding.BindOutput(out_names[i], impl_->device_memory);
       }
@@ -582,6 +567,8 @@ std::vector<Value> Session::run_values(const std::vector<std::string>& input_nam
     }
   } catch (const Ort::Exception& e) {
     throw impl_->ort_error(e);
+  } catch (const Error& e) {
+    throw impl_->attributed(e);
   }
   return result;
 }
@@ -604,13 +591,27 @@ std::map<std::string, int64_t> Session::memory_stats() const {
     // no allocator for this memory in the session (arena off): no statistics
   }
   if (impl_->device.is_cuda()) {
-    const auto [free_bytes, total_bytes] = cuda_memory(impl_->device.device_id);
+    const auto [free_bytes, total_bytes] = cuda_device_memory(impl_->device.device_id);
     if (total_bytes >= 0) {
       stats["device_free_bytes"] = free_bytes;
       stats["device_total_bytes"] = total_bytes;
     }
   }
   return stats;
+}
+
+int memory_location(const std::string& ort_memory_name, int id) {
+  try {
+    return location(Ort::MemoryInfo(ort_memory_name.c_str(), OrtDeviceAllocator, id, OrtMemTypeDefault).GetConst());
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::USAGE, "memory '" + ort_memory_name + "': " + e.what());
+  }
+}
+
+void check_host_input(const std::string& name, int device_id) {
+  if (device_id < 0) return;
+  throw Error(ErrorCode::USAGE, "input '" + name + "' is in device memory of cuda:" + std::to_string(device_id) +
+                                    ": a CPU session reads host memory only");
 }
 
 std::string ort_version() { return OrtGetApiBase()->GetVersionString(); }

@@ -13,6 +13,7 @@
 #include "onnxpipe/plan.h"
 #include "onnxpipe/stage_timing.h"
 #include "onnxpipe/tensor.h"
+#include "runtime_cuda.h"
 
 namespace onnxpipe::detail {
 
@@ -21,8 +22,12 @@ struct SessionConfig {
   int optimization_level = 99;    // 0 none, 1 basic, 2 extended, 99 all
   std::string external_data_dir;  // for sessions made from bytes: where external data locations are resolved
   bool profiling = false;
-  std::map<std::string, std::string> session_options;   // passed through as session config entries
-  std::map<std::string, std::string> provider_options;  // passed through to the execution provider
+  // Passed through as session config entries. A CUDA session lets ORT run what the CUDA provider leaves aside (shape
+  // computations, ops without a CUDA kernel) on the CPU and warns how many nodes that is (Session::placement());
+  // session.disable_cpu_ep_fallback=1 makes that an error instead.
+  std::map<std::string, std::string> session_options;
+  // Passed through to the execution provider, over onnxpipe's defaults (cuda_provider_options).
+  std::map<std::string, std::string> provider_options;
   // A pipeline stage's session: its errors carry the stage (Error::stage()) and are named by its label.
   std::optional<StageContext> stage;
 };
@@ -42,7 +47,7 @@ class Value {
   DType dtype() const;
   std::vector<int64_t> shape() const;
   int64_t byte_size() const;  // 0 for strings
-  int device_id() const;      // -1: host memory (plain or pinned); K: memory of cuda:K
+  int device_id() const;      // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
   // A host copy. Throws Error(RUNTIME) for a value in device memory (bind it to the host when running instead).
   Tensor to_tensor() const;
 
@@ -59,8 +64,7 @@ class RunControl {
   ~RunControl();
   RunControl(const RunControl&) = delete;
   RunControl& operator=(const RunControl&) = delete;
-  void terminate();  // the current and every later run fails until reset()
-  void reset();
+  void terminate();  // the current and every later run with this control fails
 
  private:
   friend class Session;
@@ -68,8 +72,8 @@ class RunControl {
   std::unique_ptr<Impl> impl_;
 };
 
-// What one run_values call did. On CUDA, copies to the host of outputs bound to host memory happen inside the run:
-// their bytes are in copy_out, their time in run_us.
+// What one run_values call did. On CUDA, copies to the host of outputs bound to host (pinned) memory happen inside
+// the run: their bytes are in copy_out, their time in run_us.
 struct RunRecord {
   CopyStat copy_in;
   double run_us = 0;
@@ -89,6 +93,9 @@ class Session {
   std::vector<ValueDesc> outputs() const;
   const DeviceSpec& device() const;
   const std::string& label() const;  // config.stage's label, else "<model> (<device>)"
+  // Where ORT placed the nodes (recorded for CUDA sessions; for others when session_options ask for it). A CUDA
+  // session with nodes on the CPU logs placement_warning() when it is created.
+  const Placement& placement() const;
 
   // Runs on host tensors; `outputs` empty means every output. Thread-safe like ORT's Run.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
@@ -103,16 +110,20 @@ class Session {
   Value make_input(Tensor tensor, CopyStat* copy = nullptr) const;
 
   // Runs on values. inputs[i] feeds input_names[i]. On CUDA, outputs stay in this device's memory unless
-  // to_host[i] (to_host empty: all on the host); on CPU they are always host values. Inputs in other memory are
-  // copied by ORT (host to device, device to device), counted in record->copy_in. Thread-safe; `control` (optional)
-  // lets another thread cancel the run.
+  // to_host[i] (to_host empty: all on the host), and outputs for the host land in pinned memory when the provider has
+  // a pinned allocator (to_tensor() then copies them once); on CPU they are always host values. Inputs in other
+  // memory are copied by ORT (host to device, device to device), counted in record->copy_in; the device is
+  // synchronised only after such a copy. A CPU session rejects inputs in device memory: Error(USAGE). The calling
+  // thread's current CUDA device is set to this session's device when it is not already. Thread-safe; `control`
+  // (optional) lets another thread cancel the run.
   std::vector<Value> run_values(const std::vector<std::string>& input_names, const std::vector<const Value*>& inputs,
                                 const std::vector<std::string>& output_names, const std::vector<bool>& to_host = {},
                                 RunControl* control = nullptr, RunRecord* record = nullptr) const;
 
-  // Allocator statistics of the session's device memory (ORT's names: InUse, MaxInUse, TotalAllocated, NumAllocs,
-  // ...; empty when the arena is off); on CUDA also device_free_bytes / device_total_bytes from the CUDA runtime
-  // when it can be reached.
+  // Allocator statistics of the session's own arena in its device's memory (ORT's names: Limit, InUse, MaxInUse,
+  // TotalAllocated, NumAllocs, ...; empty when the arena is off): every CUDA session has its own arena, with the
+  // gpu_mem_limit provider option as its Limit. On CUDA also device_free_bytes / device_total_bytes when the CUDA
+  // runtime can be reached: those are the whole device's (every process and session on it), not this session's use.
   std::map<std::string, int64_t> memory_stats() const;
 
  private:
@@ -120,6 +131,17 @@ class Session {
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Where ORT's memory named `ort_memory_name` ("Cpu", "Cuda", "CudaPinned") on device `id` is, as Value::device_id()
+// tells it: K for device memory of cuda:K (a GPU device with ORT's DEFAULT memory type), -1 for host memory. Pinned
+// memory is host memory: ORT gives it the GPU device type with the HOST_ACCESSIBLE memory type and reads it as CPU
+// memory (OrtDevice::UsesCpuMemory). The classification of device_id(), applied to a memory description made by
+// name, so that it can be checked without a device.
+int memory_location(const std::string& ort_memory_name, int id);
+
+// What a CPU session checks of each input before ORT reads it: Error(USAGE) naming the input when it is in device
+// memory (device_id >= 0), since ORT would read a device pointer from the host.
+void check_host_input(const std::string& name, int device_id);
 
 std::string ort_version();
 std::vector<std::string> available_providers();

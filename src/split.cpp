@@ -185,13 +185,20 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
 
 Costs node_costs(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
                  const SplitOptions& options, const std::map<std::string, int64_t>& dims) {
+  if ((balance == Balance::AUTO || balance == Balance::TIME) && parse_device(options.device).is_cuda()) {
+    // ORT's profiler times a CUDA node's launch, which returns before the kernel ran: such times would balance launch
+    // overhead. Until whole candidate pieces are timed on the device, flops stand in.
+    warn("node times on " + options.device +
+         " would time asynchronous kernel launches, not the kernels: balancing by flops");
+    return node_costs(model, graph, Balance::FLOPS, types, options, dims);
+  }
   if (balance == Balance::AUTO) {
     // Timing loads the whole model into ORT, which holds the weights about twice (its copies, prepacked MatMul
     // weights): when that cannot fit, flops it is, rather than a process the kernel kills.
     int64_t weight_bytes = 0;
     for (const auto& [name, weight] : graph.desc().weights) weight_bytes += weight.bytes;
     const int64_t available = host_memory_available();
-    if (!parse_device(options.device).is_cuda() && available >= 0 && 2 * weight_bytes > available) {
+    if (available >= 0 && 2 * weight_bytes > available) {
       warn("timing needs the model's " + std::to_string(weight_bytes >> 20) + " MiB of weights twice in memory, " +
            std::to_string(available >> 20) + " MiB available: balancing by flops");
       return node_costs(model, graph, Balance::FLOPS, types, options, dims);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "onnxpipe/error.h"
+#include "support/expect_error.h"
 #include "support/temp_dir.h"
 
 // ONNX Runtime keeps one small allocation (14 bytes, made while creating the first session) to the end of the process;
@@ -383,7 +384,7 @@ TEST(Runtime, ValuesChainBetweenSessionsWithoutCopies) {
   EXPECT_EQ(w[0].dtype(), DType::FLOAT);
 }
 
-TEST(Runtime, TerminatedRunControlFailsRunsUntilReset) {
+TEST(Runtime, TerminatedRunControlFailsEveryLaterRun) {
   test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));
   Session session(dir.file("m.onnx"), cpu1());
@@ -391,14 +392,17 @@ TEST(Runtime, TerminatedRunControlFailsRunsUntilReset) {
   Value y = Value::from_tensor(floats({1, 3}, {1, 1, 1}));
   RunControl control;
   control.terminate();
-  try {
-    session.run_values({"x", "y"}, {&x, &y}, {"z"}, {}, &control);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::RUNTIME);
+  for (int run = 0; run < 2; ++run) {
+    try {
+      session.run_values({"x", "y"}, {&x, &y}, {"z"}, {}, &control);
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::RUNTIME);
+    }
   }
-  control.reset();
-  EXPECT_EQ(session.run_values({"x", "y"}, {&x, &y}, {"z"}, {}, &control).size(), 1u);
+  // The session itself is fine: a fresh control runs.
+  RunControl fresh;
+  EXPECT_EQ(session.run_values({"x", "y"}, {&x, &y}, {"z"}, {}, &fresh).size(), 1u);
 }
 
 TEST(Runtime, MemoryStatsComeFromTheCpuArena) {
@@ -409,6 +413,94 @@ TEST(Runtime, MemoryStatsComeFromTheCpuArena) {
   const auto stats = session.memory_stats();
   ASSERT_TRUE(stats.count("MaxInUse")) << "no arena statistics";
   EXPECT_GT(stats.at("MaxInUse"), 0);
+  EXPECT_TRUE(stats.count("Limit"));  // the arena's cap: gpu_mem_limit on CUDA
+  EXPECT_FALSE(stats.count("device_total_bytes"));
+}
+
+// ORT 1.29 describes "CudaPinned" memory as a GPU device with HOST_ACCESSIBLE memory: host memory for us, as for ORT
+// (OrtDevice::UsesCpuMemory). Only a GPU device's DEFAULT memory is device memory. No device is needed to ask.
+TEST(RuntimeMemory, PinnedMemoryIsHostMemoryAndCudaMemoryIsDeviceMemory) {
+  EXPECT_EQ(memory_location("Cpu", 0), -1);
+  EXPECT_EQ(memory_location("CudaPinned", 0), -1);
+  EXPECT_EQ(memory_location("CudaPinned", 1), -1);
+  EXPECT_EQ(memory_location("Cuda", 0), 0);
+  EXPECT_EQ(memory_location("Cuda", 1), 1);
+  EXPECT_EQ(test::error_code_of([] { memory_location("Tpu", 0); }), ErrorCode::USAGE);
+}
+
+TEST(RuntimeMemory, CpuSessionsRejectInputsInDeviceMemory) {
+  EXPECT_NO_THROW(check_host_input("x", -1));
+  std::string message;
+  EXPECT_EQ(test::error_code_of([] { check_host_input("x", 1); }, &message), ErrorCode::USAGE);
+  EXPECT_NE(message.find("input 'x'"), std::string::npos) << message;
+  EXPECT_NE(message.find("cuda:1"), std::string::npos) << message;
+}
+
+TEST(RuntimeCuda, ProviderOptionsSearchConvolutionsHeuristicallyUnlessOverridden) {
+  EXPECT_EQ(cuda_provider_options(1, {}),
+            (std::map<std::string, std::string>{{"cudnn_conv_algo_search", "HEURISTIC"}, {"device_id", "1"}}));
+  const auto custom = cuda_provider_options(0, {{"cudnn_conv_algo_search", "EXHAUSTIVE"},
+                                                {"gpu_mem_limit", "1024"},
+                                                {"device_id", "3"}});  // the session's device wins
+  EXPECT_EQ(custom, (std::map<std::string, std::string>{
+                        {"cudnn_conv_algo_search", "EXHAUSTIVE"}, {"device_id", "0"}, {"gpu_mem_limit", "1024"}}));
+}
+
+// A fake CUDA runtime: one current device per process is enough for the test.
+int fake_current_device = 0;
+int fake_set_calls = 0;
+int fake_get(int* device) {
+  *device = fake_current_device;
+  return 0;
+}
+int fake_set(int device) {
+  ++fake_set_calls;
+  fake_current_device = device;
+  return 0;
+}
+int fake_set_fails(int) { return 100; }  // cudaErrorNoDevice
+
+TEST(RuntimeCuda, CurrentDeviceIsSetOnlyWhenItDiffers) {
+  fake_current_device = 0;
+  fake_set_calls = 0;
+  EXPECT_TRUE(make_current_device(1, fake_get, fake_set));
+  EXPECT_EQ(fake_current_device, 1);
+  for (int run = 0; run < 5; ++run) EXPECT_TRUE(make_current_device(1, fake_get, fake_set));
+  EXPECT_EQ(fake_set_calls, 1);  // the worker's later runs find it set
+  EXPECT_TRUE(make_current_device(0, fake_get, fake_set));
+  EXPECT_EQ(fake_set_calls, 2);
+  EXPECT_FALSE(make_current_device(2, fake_get, fake_set_fails));
+  EXPECT_TRUE(make_current_device(0, fake_get, fake_set_fails));  // already current: nothing to set
+}
+
+TEST(RuntimeCuda, PlacementWarningSaysHowManyNodesRunOnTheCpu) {
+  Placement placement;
+  placement.nodes_per_provider = {{"CUDAExecutionProvider", 10}, {"CPUExecutionProvider", 3}};
+  placement.cpu_ops = {{"Gather", 1}, {"Shape", 2}};
+  EXPECT_EQ(placement.cpu_nodes(), 3);
+  EXPECT_EQ(placement.total_nodes(), 13);
+  const std::string warning = placement_warning("stage 0 (piece_0.onnx, cuda:0)", placement);
+  EXPECT_EQ(warning.rfind("stage 0 (piece_0.onnx, cuda:0): 3 of 13 nodes run on the CPU (Gather x1, Shape x2)", 0), 0u)
+      << warning;
+  EXPECT_NE(warning.find("session.disable_cpu_ep_fallback=1"), std::string::npos) << warning;
+
+  placement.nodes_per_provider = {{"CUDAExecutionProvider", 10}};
+  placement.cpu_ops.clear();
+  EXPECT_EQ(placement_warning("s", placement), "");
+  EXPECT_EQ(placement_warning("s", Placement{}), "");  // nothing recorded
+}
+
+TEST(Runtime, PlacementIsRecordedWhenAsked) {
+  test::TempDir dir;
+  save(add_mul_model(), dir.file("m.onnx"));
+  EXPECT_TRUE(Session(dir.file("m.onnx"), cpu1()).placement().nodes_per_provider.empty());  // CPU: not by default
+  SessionConfig config = cpu1();
+  config.session_options = {{"session.record_ep_graph_assignment_info", "1"}};
+  Session session(dir.file("m.onnx"), config);
+  EXPECT_EQ(session.placement().nodes_per_provider, (std::map<std::string, int>{{"CPUExecutionProvider", 2}}));
+  EXPECT_EQ(session.placement().cpu_ops, (std::map<std::string, int>{{"Add", 1}, {"Mul", 1}}));
+  const std::string warning = placement_warning(session.label(), session.placement());
+  EXPECT_EQ(warning.rfind(session.label() + ": 2 of 2 nodes run on the CPU (Add x1, Mul x1)", 0), 0u) << warning;
 }
 
 TEST(Runtime, ReportsVersionAndProviders) {

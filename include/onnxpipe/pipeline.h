@@ -32,11 +32,14 @@ const char* pipeline_mode_name(PipelineMode mode);
 
 // Options of the sessions on one device, passed through to ONNX Runtime.
 struct DeviceOptions {
-  // CUDA provider options: gpu_mem_limit (bytes), arena_extend_strategy (kNextPowerOfTwo | kSameAsRequested),
-  // cudnn_conv_algo_search (EXHAUSTIVE | HEURISTIC | DEFAULT), do_copy_in_default_stream, and any other the provider
-  // knows.
+  // CUDA provider options: gpu_mem_limit (bytes: the Limit of each session's own arena), arena_extend_strategy
+  // (kNextPowerOfTwo | kSameAsRequested), cudnn_conv_algo_search (EXHAUSTIVE | HEURISTIC | DEFAULT; HEURISTIC unless
+  // set, as EXHAUSTIVE searches again for every new input shape), do_copy_in_default_stream, and any other the
+  // provider knows.
   std::map<std::string, std::string> provider_options;
-  // Session config entries ("session.xxx" keys of onnxruntime_session_options_config_keys.h).
+  // Session config entries ("session.xxx" keys of onnxruntime_session_options_config_keys.h). On CUDA, nodes the
+  // provider leaves to the CPU (shape computations, ops without a CUDA kernel) run there, with a warning on the log
+  // channel saying how many; session.disable_cpu_ep_fallback=1 makes loading such a stage fail instead.
   std::map<std::string, std::string> session_options;
 };
 
@@ -64,8 +67,9 @@ struct StageInfo {
   std::string device;
   std::vector<ValueDesc> inputs;
   std::vector<ValueDesc> outputs;
-  // ONNX Runtime allocator statistics of the stage's memory (InUse, MaxInUse, TotalAllocated, NumAllocs, ...), on
-  // CUDA with device_free_bytes / device_total_bytes.
+  // ONNX Runtime allocator statistics of the stage's own arena (Limit, InUse, MaxInUse, TotalAllocated, NumAllocs,
+  // ...): its weights and activations; the CUDA context and cuDNN/cuBLAS workspaces are outside it. On CUDA also
+  // device_free_bytes / device_total_bytes: the whole device's (every stage and process on it), not this stage's use.
   std::map<std::string, int64_t> memory;
 };
 
