@@ -116,6 +116,31 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
   }
 }
 
+// What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
+// drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
+// reader. A piece output the plan does not list is only a model output.
+Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const CrossingValue*>& crossing,
+                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices) {
+  const int k = piece.index;
+  Wiring w;
+  for (const ValueDesc& in : piece.inputs) {
+    w.inputs.push_back(in.name);
+    if (crossing.at(in.name)->consumers.back() == k) w.drop.push_back(in.name);
+  }
+  for (const ValueDesc& out : piece.outputs) {
+    const auto it = crossing.find(out.name);
+    const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
+    const bool cpu_reader =
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); });
+    const bool model_output = model_outputs.count(out.name) > 0;
+    w.outputs.push_back(out.name);
+    w.model_output.push_back(model_output);
+    w.keep.push_back(!readers.empty() && readers.back() > k);
+    w.to_host.push_back(!devices[k].is_cuda() || model_output || cpu_reader);
+  }
+  return w;
+}
+
 void merge_copy(CopyStat& into, const CopyStat& more) {
   into.path = std::max(into.path, more.path);
   into.bytes += more.bytes;
@@ -232,36 +257,17 @@ struct Pipeline::Impl {
     inputs = plan.model_inputs;
     outputs = plan.model_outputs;
 
-    // The plan lists who reads each crossing value (ascending): a stage drops a value it reads last, keeps one a
-    // later stage reads, and brings one to the host for a CPU reader. A piece output the plan does not list is only a
-    // model output.
     std::map<std::string, const CrossingValue*> crossing;
     for (const CrossingValue& v : plan.values) crossing[v.name] = &v;
     std::set<std::string> model_outputs, produced;
     for (const ValueDesc& out : outputs) model_outputs.insert(out.name);
-
     std::vector<DeviceSpec> specs;
     for (const std::string& text : devices) specs.push_back(parse_device(text));
     auto& lane = lanes.emplace_back();
     for (const PieceDesc& piece : plan.pieces) {
-      const int k = piece.index;
-      auto stage = make_stage(k, 0, (fs::path(dir) / piece.file).string(), devices[k], "stage");
-      Wiring& w = stage->wiring;
-      for (const ValueDesc& in : piece.inputs) {
-        w.inputs.push_back(in.name);
-        if (crossing.at(in.name)->consumers.back() == k) w.drop.push_back(in.name);
-      }
-      for (const ValueDesc& out : piece.outputs) {
-        produced.insert(out.name);
-        const auto it = crossing.find(out.name);
-        const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
-        const bool cpu_reader =
-            std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !specs[c].is_cuda(); });
-        w.outputs.push_back(out.name);
-        w.model_output.push_back(model_outputs.count(out.name) > 0);
-        w.keep.push_back(!readers.empty() && readers.back() > k);
-        w.to_host.push_back(!specs[k].is_cuda() || model_outputs.count(out.name) > 0 || cpu_reader);
-      }
+      auto stage = make_stage(piece.index, 0, (fs::path(dir) / piece.file).string(), devices[piece.index], "stage");
+      stage->wiring = wiring_of(piece, crossing, model_outputs, specs);
+      for (const ValueDesc& out : piece.outputs) produced.insert(out.name);
       lane.push_back(std::move(stage));
     }
     for (const ValueDesc& in : inputs) {
@@ -368,8 +374,8 @@ struct Pipeline::Impl {
     }
   }
 
-  // Runs one request through one stage; false when it failed (its promise then holds the error).
-  bool process(Stage& stage, Request& request, StageRecord& record) {
+  // Runs one request through one stage; the error when it failed.
+  std::exception_ptr process(Stage& stage, Request& request, StageRecord& record) {
     try {
       if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
       const Wiring& w = stage.wiring;
@@ -411,10 +417,9 @@ struct Pipeline::Impl {
       record.copy2 = micros(copy_start, Clock::now());
       record.copy_out.us += record.copy2;
       for (const std::string& name : w.drop) request.values.erase(name);
-      return true;
+      return nullptr;
     } catch (...) {
-      fail(request, stage, std::current_exception());
-      return false;
+      return std::current_exception();
     }
   }
 
@@ -437,19 +442,22 @@ struct Pipeline::Impl {
       record.t_wait = micros(epoch, t_wait);
       record.t_begin = micros(epoch, t_begin);
       notify_begin(stage.index, request->record.id);
-      const bool ok = process(stage, *request, record);
+      const std::exception_ptr error = process(stage, *request, record);
       const auto t_end = Clock::now();
-      record.failed = !ok;
+      record.failed = error != nullptr;
       record.t_end = micros(epoch, t_end);
       record.ttime = micros(t_wait, t_end);
       // Observers see the record before the caller sees the answer.
       request->record.stages.push_back(record);
       notify_end(record);
-      if (ok && stage.next) {
-        if (stage.next->queue->push(request)) continue;
-        fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
-      } else if (ok) {
+      if (error) {
+        fail(*request, stage, error);
+      } else if (!stage.next) {
         answer(*request);
+      } else if (stage.next->queue->push(request)) {
+        continue;
+      } else {
+        fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
       }
       request.reset();
       gate.release();
