@@ -17,8 +17,12 @@ Cell count(int64_t v) { return v >= 0 ? Cell(v) : Cell(); }
 // The columns in order; `add` keeps the md width every bench column has ("sequence", "9.999e-06").
 class Table {
  public:
-  void add(std::string name, FieldType type, Getter get, bool key = false, int decimals = -1) {
-    columns_.push_back({{std::move(name), type, decimals, key, 9}, false, std::move(get)});
+  void add(std::string name, FieldType type, Getter get) {
+    columns_.push_back({{std::move(name), type, -1, false, 9}, false, std::move(get)});
+  }
+  // A key column: shown in the md table, with `decimals` digits after the point (-1: 4 significant digits).
+  void add_key(std::string name, FieldType type, int decimals, Getter get) {
+    columns_.push_back({{std::move(name), type, decimals, true, 9}, false, std::move(get)});
   }
   void add_fixed(std::string name, FieldType type, Cell value) {
     columns_.push_back({{std::move(name), type, -1, false, 9}, true, [value](const Measurement&) { return value; }});
@@ -39,17 +43,14 @@ std::string join(const std::vector<std::string>& items) {
 void add_seed_columns(Table& t, const detail::Bench& bench) {
   const detail::BenchOptions& o = bench.options();
   const int stages = bench.plan().parts();
-  t.add(
-      "n_imgs", FieldType::INT, [](const Measurement& m) { return m.images; }, true);
+  t.add_key("n_imgs", FieldType::INT, -1, [](const Measurement& m) { return m.images; });
   t.add_fixed("maxN", FieldType::INT, o.images.max_n);
-  t.add_fixed("stepN", FieldType::INT, o.images.step > 0 ? Cell(o.images.step) : Cell());
+  t.add_fixed("stepN", FieldType::INT, count(o.images.step > 0 ? o.images.step : -1));  // a lone range's step
   t.add_fixed("repN", FieldType::INT, o.repeat);
   t.add("batch_size", FieldType::INT, [](const Measurement& m) { return m.images; });
   t.add("n_threads", FieldType::INT, [](const Measurement& m) { return m.sessions; });
-  t.add(
-      "name", FieldType::STRING, [](const Measurement& m) { return pipeline_mode_name(m.mode); }, true);
-  t.add(
-      "time", FieldType::FLOAT, [](const Measurement& m) { return m.time; }, true);
+  t.add_key("name", FieldType::STRING, -1, [](const Measurement& m) { return pipeline_mode_name(m.mode); });
+  t.add_key("time", FieldType::FLOAT, -1, [](const Measurement& m) { return m.time; });
   t.add("order", FieldType::BOOL, [](const Measurement& m) { return m.order; });
   const std::pair<const char*, double StageTimes::*> fields[] = {
       {"wait0", &StageTimes::wait0}, {"wait", &StageTimes::wait}, {"copy1", &StageTimes::copy1},
@@ -68,33 +69,23 @@ void add_seed_columns(Table& t, const detail::Bench& bench) {
 // How close to the limit, and whether the modes agree.
 void add_figure_columns(Table& t, const detail::Bench& bench) {
   const int stages = bench.plan().parts();
-  t.add(
-      "throughput", FieldType::FLOAT, [](const Measurement& m) { return m.throughput; }, true, 1);
-  t.add(
-      "bound_throughput", FieldType::FLOAT, [](const Measurement& m) { return real(m.bound_throughput); }, true, 1);
-  t.add(
-      "bound_share", FieldType::FLOAT,
-      [](const Measurement& m) { return m.bound_throughput > 0 ? Cell(m.throughput / m.bound_throughput) : Cell(); },
-      true, 2);
-  t.add(
-      "speedup", FieldType::FLOAT, [](const Measurement& m) { return m.speedup >= 0 ? Cell(m.speedup) : Cell(); }, true,
-      2);
-  t.add(
-      "latency_p50", FieldType::FLOAT, [](const Measurement& m) { return real(m.latency_p50); }, true);
+  t.add_key("throughput", FieldType::FLOAT, 1, [](const Measurement& m) { return m.throughput; });
+  t.add_key("bound_throughput", FieldType::FLOAT, 1, [](const Measurement& m) { return real(m.bound_throughput); });
+  t.add_key("bound_share", FieldType::FLOAT, 2, [](const Measurement& m) {
+    return m.bound_throughput > 0 ? Cell(m.throughput / m.bound_throughput) : Cell();
+  });
+  t.add_key("speedup", FieldType::FLOAT, 2,
+            [](const Measurement& m) { return m.speedup >= 0 ? Cell(m.speedup) : Cell(); });
+  t.add_key("latency_p50", FieldType::FLOAT, -1, [](const Measurement& m) { return real(m.latency_p50); });
   t.add("latency_p90", FieldType::FLOAT, [](const Measurement& m) { return real(m.latency_p90); });
   t.add("latency_p99", FieldType::FLOAT, [](const Measurement& m) { return real(m.latency_p99); });
   for (int i = 0; i < stages; ++i) {
-    t.add(
-        "busy_" + std::to_string(i), FieldType::FLOAT,
-        [i](const Measurement& m) {
-          return static_cast<size_t>(i) < m.stages.size() ? Cell(m.stages[i].busy) : Cell();
-        },
-        true, 2);
+    t.add_key("busy_" + std::to_string(i), FieldType::FLOAT, 2, [i](const Measurement& m) {
+      return static_cast<size_t>(i) < m.stages.size() ? Cell(m.stages[i].busy) : Cell();
+    });
   }
-  t.add(
-      "bubble", FieldType::FLOAT, [](const Measurement& m) { return m.bubble; }, true, 3);
-  t.add(
-      "bubble_theory", FieldType::FLOAT, [](const Measurement& m) { return m.bubble_theory; }, true, 3);
+  t.add_key("bubble", FieldType::FLOAT, 3, [](const Measurement& m) { return m.bubble; });
+  t.add_key("bubble_theory", FieldType::FLOAT, 3, [](const Measurement& m) { return m.bubble_theory; });
   t.add("requests", FieldType::INT, [](const Measurement& m) { return m.requests; });
   for (int k = 0; k + 1 < stages; ++k) {
     const std::string cut = "cut" + std::to_string(k);
@@ -109,8 +100,7 @@ void add_figure_columns(Table& t, const detail::Bench& bench) {
     t.add("mem_peak_d" + std::to_string(d), FieldType::INT,
           [d](const Measurement& m) { return d < m.peak_memory.size() ? count(m.peak_memory[d]) : Cell(); });
   }
-  t.add(
-      "max_abs_diff", FieldType::FLOAT, [](const Measurement& m) { return m.max_abs_diff; }, true);
+  t.add_key("max_abs_diff", FieldType::FLOAT, -1, [](const Measurement& m) { return m.max_abs_diff; });
   t.add("mismatches", FieldType::INT, [](const Measurement& m) { return m.mismatches; });
 }
 
