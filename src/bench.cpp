@@ -392,15 +392,13 @@ Measurement Bench::Impl::aggregate(const Tally& t, const Pipeline& pipeline, Pip
       m.cuts.push_back({cut_bytes[k - 1], s.copied_bytes / requests, s.copy1 / requests / 1e6});
     }
   }
-  // Entry d of options.devices holds every session that runs on the device it names.
+  // Each session under the entry of options.devices it was placed on (the entries of devices_of(mode), in order).
   m.peak_memory.assign(options.devices.size(), -1);
   for (const StageInfo& info : pipeline.stages()) {
     const auto it = info.memory.find("MaxInUse");
-    if (it == info.memory.end()) continue;
-    for (size_t d = 0; d < options.devices.size(); ++d) {
-      if (parse_device(options.devices[d]).to_string() != info.device) continue;
-      m.peak_memory[d] = std::max<int64_t>(m.peak_memory[d], 0) + it->second;
-    }
+    const size_t entry = static_cast<size_t>(mode == PipelineMode::PIPELINE ? info.stage : info.lane);
+    if (it == info.memory.end() || entry >= m.peak_memory.size()) continue;
+    m.peak_memory[entry] = std::max<int64_t>(m.peak_memory[entry], 0) + it->second;
   }
   return m;
 }

@@ -93,8 +93,8 @@ struct Measurement {
   double latency_p50 = 0, latency_p90 = 0, latency_p99 = 0;  // seconds from admission to answer
   double bubble = 0;                                         // 1 - work / (sessions * wall time)
   double bubble_theory = 0;  // pipeline (p-1)/(m+p-1); replicas 1 - m/(R*ceil(m/R)); sequence 0
-  // Per entry of options.devices: ORT's MaxInUse bytes of the mode's sessions on that device (entries naming the
-  // same device show their sum), -1 unknown or unused.
+  // Per entry of options.devices (the device a stage or replica was placed on, not a stage index): ORT's MaxInUse
+  // bytes of the mode's sessions there, -1 unknown or unused (sequence uses entry 0 only).
   std::vector<int64_t> peak_memory;
   double max_abs_diff = 0;  // against the first mode, image by image
   int64_t mismatches = 0;   // elements beyond atol + rtol * |expected|

@@ -224,10 +224,14 @@ TEST_F(BenchTest, OneRowPerModeAndNWithEveryFieldFilledAsItMeans) {
       EXPECT_DOUBLE_EQ(m.speedup, 1.0);
       EXPECT_EQ(m.mode_devices, "cpu:1");
       EXPECT_TRUE(m.stages.empty()) << "the seed leaves per-stage columns empty for sequence";
+      EXPECT_GT(m.peak_memory[0], 0);
+      EXPECT_EQ(m.peak_memory[1], -1) << "sequence uses the first device entry only";
       EXPECT_EQ(m.bubble_theory, 0);
     } else {
       EXPECT_GT(m.speedup, 0);
       EXPECT_EQ(m.mode_devices, "cpu:1,cpu:1");
+      EXPECT_GT(m.peak_memory[0], 0);
+      EXPECT_GT(m.peak_memory[1], 0) << "one stage or replica per device entry";
     }
     if (m.mode == PipelineMode::PIPELINE) {
       EXPECT_TRUE(m.order);
