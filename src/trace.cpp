@@ -1,3 +1,5 @@
+// chrome_trace (declared in onnxpipe/pipeline.h): the one Chrome / Perfetto trace writer, for run, bench and library
+// callers, from the requests' records.
 #include <algorithm>
 #include <cmath>
 #include <map>

@@ -56,7 +56,7 @@ struct PipelineOptions {
   std::vector<std::shared_ptr<StageObserver>> observers;  // besides the built-in TimingCollector
   bool collect_timings = true;                            // keep every record in timings()
   // PIPELINE from a model file: how to split it on the fly (parts = number of devices; output_dir is a temporary
-  // directory removed with the pipeline).
+  // directory removed with the pipeline; Balance::TIME measures on the first device's kind unless `device` is set).
   SplitOptions split;
 };
 
