@@ -83,21 +83,14 @@ void hop_overhead(const std::string& dir, int requests) {
   pipeline.timings().clear();
 
   // Unloaded: one request at a time; a hop is stage k's end to stage k+1's start (push, wake-up, pop).
-  std::vector<double> latency;
-  for (int i = 0; i < requests; ++i) {
-    const auto start = Clock::now();
-    pipeline.submit(inputs).get();
-    latency.push_back(seconds_since(start) * 1e6);
-  }
-  std::map<int64_t, std::map<int, StageRecord>> by_request;
-  for (const StageRecord& r : pipeline.timings().records()) by_request[r.request][r.stage] = r;
-  std::vector<double> hops, runs, per_stage;
-  for (const auto& [id, stages] : by_request) {
-    double run = 0;
-    for (const auto& [k, r] : stages) {
-      run += r.run;
+  for (int i = 0; i < requests; ++i) pipeline.submit(inputs).get();
+  std::vector<double> latency, hops, runs, per_stage;
+  for (const RequestRecord& request : pipeline.timings().requests()) {
+    latency.push_back(request.latency_us());
+    for (size_t k = 0; k < request.stages.size(); ++k) {
+      const StageRecord& r = request.stages[k];
       runs.push_back(r.run);
-      if (k > 0) hops.push_back(r.t_begin - stages.at(k - 1).t_end);
+      if (k > 0) hops.push_back(r.t_begin - request.stages[k - 1].t_end);
       per_stage.push_back(r.ttime - r.wait - r.run);  // bookkeeping inside a stage, outside Run
     }
   }

@@ -6,14 +6,13 @@
 // the first mode's, image by image (atol 1e-3 like the seed).
 //
 //   Bench bench("models/resnet18.onnx", options);     // splits into a temporary directory
-//   auto columns = bench.columns();
-//   BenchSummary summary = bench.run([&](const Measurement& m) { print(bench.row(m)); });
+//   BenchSummary summary = bench.run([&](const Measurement& m) { print(m); });
+// The CLI prints the measurements as the seed's columns (tools/bench_table.h).
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "onnxpipe/pipeline.h"
@@ -22,25 +21,22 @@
 
 namespace onnxpipe::detail {
 
-// --images: "A:B:S" is Python's range(A, B, S) like the seed's range(1, maxN, stepN) ("1:81:2" is 1, 3 ... 79),
-// "A:B" steps by 1, "N" is one count; a comma list joins such items ("1,2,4,8:33:8"). Counts are >= 1, in the given
-// order. Anything else is Error(USAGE) naming the spec.
+// The image counts N a bench runs, in order (the CLI's --images).
 struct ImageSweep {
   std::vector<int> counts;
   int max_n = 0;  // the seed's maxN: a lone range's stop, else the largest count
   int step = 0;   // the seed's stepN: a lone range's step, else 0 (not a range)
-};
-ImageSweep parse_image_sweep(const std::string& spec);
 
-// --modes: a comma list of sequence, pipeline, replicas, each once; Error(USAGE) otherwise.
-std::vector<PipelineMode> parse_modes(const std::string& list);
+  static ImageSweep range(int start, int stop, int step = 1);  // Python's range(start, stop, step)
+  static ImageSweep list(std::vector<int> counts);
+};
 
 struct BenchOptions {
   // One device per stage. Pipeline runs stage k on devices[k]; sequence runs the whole model on devices[0]; replicas
   // run one whole model per device.
   std::vector<std::string> devices = {"cpu"};
   std::vector<PipelineMode> modes = {PipelineMode::SEQUENCE, PipelineMode::PIPELINE, PipelineMode::REPLICAS};
-  ImageSweep images = parse_image_sweep("1:81:2");
+  ImageSweep images = ImageSweep::range(1, 81, 2);
   int repeat = 4;  // measured runs per (mode, N), averaged
   // Seconds of unmeasured runs (the largest N), back to back, per mode before its sweep and per session before it is
   // timed alone; one run at least. An idle core takes a few hundred milliseconds to reach its speed.
@@ -96,10 +92,12 @@ struct Measurement {
   double speedup = -1;             // sequence time / time at this N; < 0 when sequence was not measured before
   double latency_p50 = 0, latency_p90 = 0, latency_p99 = 0;  // seconds from admission to answer
   double bubble = 0;                                         // 1 - work / (sessions * wall time)
-  double bubble_theory = 0;          // pipeline (p-1)/(m+p-1); replicas 1 - m/(R*ceil(m/R)); sequence 0
-  std::vector<int64_t> peak_memory;  // per entry of options.devices: ORT's MaxInUse bytes, -1 unknown or unused
-  double max_abs_diff = 0;           // against the first mode, image by image
-  int64_t mismatches = 0;            // elements beyond atol + rtol * |expected|
+  double bubble_theory = 0;  // pipeline (p-1)/(m+p-1); replicas 1 - m/(R*ceil(m/R)); sequence 0
+  // Per entry of options.devices (the device a stage or replica was placed on, not a stage index): ORT's MaxInUse
+  // bytes of the mode's sessions there, -1 unknown or unused (sequence uses entry 0 only).
+  std::vector<int64_t> peak_memory;
+  double max_abs_diff = 0;  // against the first mode, image by image
+  int64_t mismatches = 0;   // elements beyond atol + rtol * |expected|
 };
 
 struct BenchSummary {
@@ -108,17 +106,6 @@ struct BenchSummary {
   std::vector<std::string> mismatches;  // "pipeline N=7 image 3 output 'y': max |diff| 0.2", the first few
   bool verified() const { return mismatches.empty(); }
 };
-
-// A results column, for printers: csv/json carry every column, md the key ones.
-enum class ColumnType { TEXT, INT, REAL, FLAG };
-struct BenchColumn {
-  std::string name;
-  ColumnType type = ColumnType::REAL;
-  bool key = false;    // shown in the md table
-  bool fixed = false;  // the same on every row of a bench (md shows it once, above the table)
-  int decimals = -1;   // md digits after the point; -1: 4 significant digits
-};
-using BenchCell = std::variant<std::monostate, std::string, int64_t, double, bool>;  // monostate: null
 
 class Bench {
  public:
@@ -131,13 +118,11 @@ class Bench {
 
   const Plan& plan() const;
   const std::string& plan_dir() const;
-  std::string plan_hash() const;  // sha256 of plan.json, 16 hex digits
-
-  // Every column, in order: the seed's (n_imgs, maxN, stepN, repN, batch_size, n_threads, name, time, order, then
-  // wait0_i ... wtime_i for each stage i), then onnxpipe's figures and the build and setup on every row.
-  std::vector<BenchColumn> columns() const;
-  // A measurement as one cell per column.
-  std::vector<BenchCell> row(const Measurement& m) const;
+  std::string plan_hash() const;        // sha256 of plan.json, 16 hex digits
+  const BenchOptions& options() const;  // devices: one per piece
+  const std::string& model() const;     // the source model's name
+  const std::string& ort_version() const;
+  const std::vector<int64_t>& cut_bytes() const;  // per cut k (after piece k): bytes a request hands over, -1 unknown
 
   // Measures every mode and N, calling on_row as each (mode, N) is done. Outputs that differ are listed in the
   // summary, not thrown: the caller prints the rows first, then fails (Error(VERIFY_MISMATCH)).

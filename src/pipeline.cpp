@@ -1,17 +1,17 @@
 #include "onnxpipe/pipeline.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "batching.h"
 #include "blocking_queue.h"
+#include "device_split.h"
 #include "onnxpipe/error.h"
 #include "runtime.h"
 
@@ -32,7 +32,7 @@ double micros(Clock::time_point from, Clock::time_point to) {
 
 // One request on its way through the stages: the values later stages still read travel with it.
 struct Request {
-  int64_t id = 0;
+  RequestRecord record;  // its id, and what happened to it so far
   std::promise<TensorMap> promise;
   TensorMap host_inputs;                // model inputs no stage has taken yet
   std::map<std::string, Value> values;  // values a later stage reads
@@ -67,22 +67,6 @@ struct Stage {
   bool seen_first = false;  // worker only
 };
 
-std::string dims_text(const ValueDesc& desc) {
-  std::string text = "[";
-  for (size_t i = 0; i < desc.dims.size(); ++i) {
-    if (i) text += ",";
-    const Dim& d = desc.dims[i];
-    text += d.value >= 0 ? std::to_string(d.value) : (d.param.empty() ? "?" : d.param);
-  }
-  return text + "]";
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
 // Checks inputs against the model's declaration before anything is enqueued.
 void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& inputs) {
   std::map<std::string, const ValueDesc*> by_name;
@@ -106,12 +90,10 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
     if (d.dtype != DType::UNDEFINED && t.dtype != d.dtype) {
       throw Error(ErrorCode::USAGE, where + ": expected " + dtype_name(d.dtype) + ", got " + dtype_name(t.dtype));
     }
-    for (int64_t v : t.shape) {
-      if (v < 0) throw Error(ErrorCode::USAGE, where + ": negative dimension in " + shape_text(t.shape));
-    }
+    check_tensor(d.name, t);
     if (d.has_shape) {
       if (t.shape.size() != d.dims.size()) {
-        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " + dims_text(d) +
+        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " + d.dims_text() +
                                           ", got " + shape_text(t.shape));
       }
       for (size_t i = 0; i < d.dims.size(); ++i) {
@@ -131,32 +113,38 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
         }
       }
     }
-    int64_t count = 1;
-    for (int64_t v : t.shape) count *= v;
-    if (t.dtype == DType::STRING) {
-      if (static_cast<int64_t>(t.strings.size()) != count) {
-        throw Error(ErrorCode::USAGE,
-                    where + ": " + std::to_string(t.strings.size()) + " strings for shape " + shape_text(t.shape));
-      }
-    } else if (dtype_size(t.dtype) == 0 ||
-               static_cast<int64_t>(t.data.size()) != count * static_cast<int64_t>(dtype_size(t.dtype))) {
-      throw Error(ErrorCode::USAGE, where + ": " + std::to_string(t.data.size()) + " bytes for " + dtype_name(t.dtype) +
-                                        " " + shape_text(t.shape));
-    }
   }
+}
+
+// What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
+// drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
+// reader. A piece output the plan does not list is only a model output.
+Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const CrossingValue*>& crossing,
+                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices) {
+  const int k = piece.index;
+  Wiring w;
+  for (const ValueDesc& in : piece.inputs) {
+    w.inputs.push_back(in.name);
+    if (crossing.at(in.name)->consumers.back() == k) w.drop.push_back(in.name);
+  }
+  for (const ValueDesc& out : piece.outputs) {
+    const auto it = crossing.find(out.name);
+    const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
+    const bool cpu_reader =
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); });
+    const bool model_output = model_outputs.count(out.name) > 0;
+    w.outputs.push_back(out.name);
+    w.model_output.push_back(model_output);
+    w.keep.push_back(!readers.empty() && readers.back() > k);
+    w.to_host.push_back(!devices[k].is_cuda() || model_output || cpu_reader);
+  }
+  return w;
 }
 
 void merge_copy(CopyStat& into, const CopyStat& more) {
   into.path = std::max(into.path, more.path);
   into.bytes += more.bytes;
   into.us += more.us;
-}
-
-std::string make_temp_dir_name() {
-  static std::atomic<int> counter{0};
-  return (fs::temp_directory_path() /
-          ("onnxpipe_pipeline_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
-      .string();
 }
 
 }  // namespace
@@ -193,7 +181,7 @@ struct Pipeline::Impl {
   Clock::time_point epoch = Clock::now();
   TimingCollector collector;
   std::vector<StageObserver*> observers;
-  std::string temp_dir;  // a split made on the fly
+  std::optional<detail::DeviceSplit> split;  // a split made on the fly, removed with the pipeline
 
   explicit Impl(PipelineOptions opts) : options(std::move(opts)), gate(options.max_inflight) {
     for (const auto& observer : options.observers) {
@@ -202,20 +190,14 @@ struct Pipeline::Impl {
     if (options.collect_timings) observers.push_back(&collector);
   }
 
-  ~Impl() {
-    shutdown();
-    if (!temp_dir.empty()) {
-      std::error_code ignored;
-      fs::remove_all(temp_dir, ignored);
-    }
-  }
+  ~Impl() { shutdown(); }
 
   void shutdown() {
     stopping = true;
     gate.close();
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
-        if (stage->loading.valid()) stage->loading.wait();  // a failed build: sessions still loading from temp_dir
+        if (stage->loading.valid()) stage->loading.wait();  // a failed build: sessions still loading from `split`
         stage->control.terminate();
         stage->queue->close();
       }
@@ -275,46 +257,17 @@ struct Pipeline::Impl {
     inputs = plan.model_inputs;
     outputs = plan.model_outputs;
 
-    // Where every value is last read, from the plan's consumers and the pieces' inputs.
-    std::map<std::string, int> last_reader;
-    auto read_by = [&](const std::string& name, int piece) {
-      const auto [it, inserted] = last_reader.emplace(name, piece);
-      if (!inserted) it->second = std::max(it->second, piece);
-    };
-    for (const CrossingValue& v : plan.values) {
-      for (int c : v.consumers) read_by(v.name, c);
-    }
-    for (const PieceDesc& piece : plan.pieces) {
-      for (const ValueDesc& in : piece.inputs) read_by(in.name, piece.index);
-    }
+    std::map<std::string, const CrossingValue*> crossing;
+    for (const CrossingValue& v : plan.values) crossing[v.name] = &v;
     std::set<std::string> model_outputs, produced;
     for (const ValueDesc& out : outputs) model_outputs.insert(out.name);
-
     std::vector<DeviceSpec> specs;
     for (const std::string& text : devices) specs.push_back(parse_device(text));
     auto& lane = lanes.emplace_back();
     for (const PieceDesc& piece : plan.pieces) {
-      const int k = piece.index;
-      auto stage = make_stage(k, 0, (fs::path(dir) / piece.file).string(), devices[k], "stage");
-      Wiring& w = stage->wiring;
-      for (const ValueDesc& in : piece.inputs) {
-        w.inputs.push_back(in.name);
-        if (last_reader[in.name] == k) w.drop.push_back(in.name);
-      }
-      for (const ValueDesc& out : piece.outputs) {
-        produced.insert(out.name);
-        const auto reader = last_reader.find(out.name);
-        const bool keep = reader != last_reader.end() && reader->second > k;
-        bool cpu_reader = false;
-        for (const PieceDesc& later : plan.pieces) {
-          if (later.index <= k || specs[later.index].is_cuda()) continue;
-          for (const ValueDesc& in : later.inputs) cpu_reader = cpu_reader || in.name == out.name;
-        }
-        w.outputs.push_back(out.name);
-        w.model_output.push_back(model_outputs.count(out.name) > 0);
-        w.keep.push_back(keep);
-        w.to_host.push_back(!specs[k].is_cuda() || model_outputs.count(out.name) > 0 || cpu_reader);
-      }
+      auto stage = make_stage(piece.index, 0, (fs::path(dir) / piece.file).string(), devices[piece.index], "stage");
+      stage->wiring = wiring_of(piece, crossing, model_outputs, specs);
+      for (const ValueDesc& out : piece.outputs) produced.insert(out.name);
       lane.push_back(std::move(stage));
     }
     for (const ValueDesc& in : inputs) {
@@ -396,20 +349,33 @@ struct Pipeline::Impl {
     for (StageObserver* o : observers) o->on_stage_end(record);
   }
 
+  double now_us() const { return micros(epoch, Clock::now()); }
+
+  // Answers a request (its outputs, or `error`): observers get its record first.
+  void answer(Request& request, std::exception_ptr error = nullptr) {
+    request.record.answered = now_us();
+    request.record.failed = error != nullptr;
+    for (StageObserver* o : observers) o->on_request_done(request.record);
+    if (error) {
+      request.promise.set_exception(error);
+    } else {
+      request.promise.set_value(std::move(request.outputs));
+    }
+  }
+
   void fail(Request& request, const Stage& stage, std::exception_ptr error) {
     try {
       std::rethrow_exception(error);
     } catch (const Error& e) {
       const Error failure = stopping ? Error(ErrorCode::CANCELLED, "cancelled: the pipeline shut down") : e;
-      request.promise.set_exception(std::make_exception_ptr(failure.with_stage(stage.context)));
+      answer(request, std::make_exception_ptr(failure.with_stage(stage.context)));
     } catch (const std::exception& e) {
-      request.promise.set_exception(
-          std::make_exception_ptr(Error(ErrorCode::RUNTIME, e.what()).with_stage(stage.context)));
+      answer(request, std::make_exception_ptr(Error(ErrorCode::RUNTIME, e.what()).with_stage(stage.context)));
     }
   }
 
-  // Runs one request through one stage; false when it failed (its promise then holds the error).
-  bool process(Stage& stage, Request& request, StageRecord& record) {
+  // Runs one request through one stage; the error when it failed.
+  std::exception_ptr process(Stage& stage, Request& request, StageRecord& record) {
     try {
       if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
       const Wiring& w = stage.wiring;
@@ -451,10 +417,9 @@ struct Pipeline::Impl {
       record.copy2 = micros(copy_start, Clock::now());
       record.copy_out.us += record.copy2;
       for (const std::string& name : w.drop) request.values.erase(name);
-      return true;
+      return nullptr;
     } catch (...) {
-      fail(request, stage, std::current_exception());
-      return false;
+      return std::current_exception();
     }
   }
 
@@ -465,7 +430,7 @@ struct Pipeline::Impl {
       if (!stage.queue->pop(request)) break;
       const auto t_begin = Clock::now();
       StageRecord record;
-      record.request = request->id;
+      record.request = request->record.id;
       record.stage = stage.index;
       record.lane = stage.lane;
       record.device = stage.device_text;
@@ -476,19 +441,23 @@ struct Pipeline::Impl {
       }
       record.t_wait = micros(epoch, t_wait);
       record.t_begin = micros(epoch, t_begin);
-      notify_begin(stage.index, request->id);
-      const bool ok = process(stage, *request, record);
+      notify_begin(stage.index, request->record.id);
+      const std::exception_ptr error = process(stage, *request, record);
       const auto t_end = Clock::now();
-      record.failed = !ok;
+      record.failed = error != nullptr;
       record.t_end = micros(epoch, t_end);
       record.ttime = micros(t_wait, t_end);
       // Observers see the record before the caller sees the answer.
+      request->record.stages.push_back(record);
       notify_end(record);
-      if (ok && stage.next) {
-        if (stage.next->queue->push(request)) continue;
+      if (error) {
+        fail(*request, stage, error);
+      } else if (!stage.next) {
+        answer(*request);
+      } else if (stage.next->queue->push(request)) {
+        continue;
+      } else {
         fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
-      } else if (ok) {
-        request->promise.set_value(std::move(request->outputs));
       }
       request.reset();
       gate.release();
@@ -508,10 +477,8 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
     std::string dir = source;
     if (!is_plan) {
       SplitOptions split = impl.options.split;
-      split.parts = static_cast<int>(impl.options.devices.size());
-      split.output_dir = impl.temp_dir = make_temp_dir_name();
-      split_model(source, split);
-      dir = impl.temp_dir;
+      split.parts = static_cast<int>(impl.options.devices.size());  // one piece per device
+      dir = impl.split.emplace(source, split, impl.options.devices).dir();
     }
     impl.build_from_plan(dir);
   } else if (is_plan) {
@@ -532,22 +499,26 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
 
 Pipeline::~Pipeline() = default;
 
-std::future<TensorMap> Pipeline::submit(TensorMap inputs) {
+Ticket Pipeline::submit(TensorMap inputs) {
   Impl& impl = *impl_;
-  validate_inputs(impl.inputs, inputs);
   auto request = std::make_unique<Request>();
+  request->record.submitted = impl.now_us();
+  validate_inputs(impl.inputs, inputs);
   for (const std::string& name : impl.passthrough) request->outputs[name] = inputs.at(name);
   request->host_inputs = std::move(inputs);
-  std::future<TensorMap> result = request->promise.get_future();
+  Ticket ticket;
+  ticket.result = request->promise.get_future();
   if (!impl.gate.acquire()) throw Error(ErrorCode::CANCELLED, "pipeline shut down");
   std::lock_guard<std::mutex> lock(impl.submit_mutex);
-  request->id = impl.next_id++;
-  Stage& first = *impl.lanes[static_cast<size_t>(request->id) % impl.lanes.size()].front();
+  ticket.id = request->record.id = impl.next_id;
+  request->record.admitted = impl.now_us();  // before the first stage can take it
+  Stage& first = *impl.lanes[static_cast<size_t>(ticket.id) % impl.lanes.size()].front();
   if (!first.queue->push(request)) {
     impl.gate.release();
     throw Error(ErrorCode::CANCELLED, "pipeline shut down");
   }
-  return result;
+  ++impl.next_id;  // only admitted requests take an id
+  return ticket;
 }
 
 std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
@@ -558,7 +529,7 @@ std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
       throw e.with_context("request " + std::to_string(i));
     }
   }
-  std::vector<std::future<TensorMap>> futures;
+  std::vector<Ticket> futures;
   futures.reserve(requests.size());
   for (TensorMap& request : requests) futures.push_back(submit(std::move(request)));
   std::vector<TensorMap> results(futures.size());
@@ -591,6 +562,7 @@ int Pipeline::stage_count() const { return static_cast<int>(impl_->lanes.front()
 int Pipeline::lane_count() const { return static_cast<int>(impl_->lanes.size()); }
 const TimingCollector& Pipeline::timings() const { return impl_->collector; }
 TimingCollector& Pipeline::timings() { return impl_->collector; }
+double Pipeline::now_us() const { return impl_->now_us(); }
 
 std::vector<StageInfo> Pipeline::stages() const {
   std::vector<StageInfo> result;

@@ -1,7 +1,6 @@
 #include "onnxpipe/stage_timing.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 
 #include "stats.h"
 
@@ -23,11 +22,14 @@ const char* copy_path_name(CopyPath path) {
   return "?";
 }
 
-void TimingCollector::on_stage_begin(int, int64_t) {}
-
 void TimingCollector::on_stage_end(const StageRecord& record) {
   std::lock_guard<std::mutex> lock(mutex_);
   records_.push_back(record);
+}
+
+void TimingCollector::on_request_done(const RequestRecord& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  requests_.push_back(record);
 }
 
 std::vector<StageRecord> TimingCollector::records() const {
@@ -35,9 +37,20 @@ std::vector<StageRecord> TimingCollector::records() const {
   return records_;
 }
 
+std::vector<RequestRecord> TimingCollector::requests() const {
+  std::vector<RequestRecord> all;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    all = requests_;
+  }
+  std::sort(all.begin(), all.end(), [](const RequestRecord& a, const RequestRecord& b) { return a.id < b.id; });
+  return all;
+}
+
 void TimingCollector::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   records_.clear();
+  requests_.clear();
 }
 
 std::vector<StageSummary> TimingCollector::summary() const {
@@ -79,32 +92,6 @@ std::vector<StageSummary> TimingCollector::summary() const {
     result.push_back(s);
   }
   return result;
-}
-
-std::string TimingCollector::chrome_trace() const {
-  nlohmann::json events = nlohmann::json::array();
-  for (const StageRecord& r : records()) {
-    const nlohmann::json args = {{"request", r.request},
-                                 {"device", r.device},
-                                 {"wait", r.wait},
-                                 {"copy1", r.copy1},
-                                 {"run", r.run},
-                                 {"copy2", r.copy2},
-                                 {"copy_in_bytes", r.copy_in.bytes},
-                                 {"copy_in_path", copy_path_name(r.copy_in.path)},
-                                 {"copy_out_bytes", r.copy_out.bytes},
-                                 {"copy_out_path", copy_path_name(r.copy_out.path)},
-                                 {"failed", r.failed}};
-    events.push_back({{"name", "request " + std::to_string(r.request)},
-                      {"cat", "stage"},
-                      {"ph", "X"},
-                      {"ts", r.t_begin},
-                      {"dur", r.t_end - r.t_begin},
-                      {"pid", r.lane},
-                      {"tid", r.stage},
-                      {"args", args}});
-  }
-  return nlohmann::json{{"traceEvents", events}}.dump();
 }
 
 }  // namespace onnxpipe

@@ -1,4 +1,4 @@
-// The bench (issue 4): sweep parsing, one row per (mode, N) with the seed's columns, csv/json through the CLI's
+// The bench (issue 4): one row per (mode, N) with the seed's columns, csv/json through the CLI's
 // printers, the output check, the Chrome trace, and `onnxpipe plot`. A tiny model split in two on cpu:1 stages: no
 // timing is asserted, only what the rows must hold.
 #include "bench.h"
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_table.h"
 #include "commands.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
@@ -26,7 +27,6 @@
 #include "support/expect_error.h"
 #include "support/model_builder.h"
 #include "support/tamper.h"
-#include "trace.h"
 
 // ONNX Runtime keeps one small allocation made while creating the first session to the end of the process.
 extern "C" const char* __lsan_default_suppressions() { return "leak:libonnxruntime.so\n"; }
@@ -35,14 +35,11 @@ namespace onnxpipe {
 namespace {
 
 namespace fs = std::filesystem;
+using cli::BenchColumn;
 using detail::Bench;
-using detail::BenchCell;
-using detail::BenchColumn;
 using detail::BenchOptions;
-using detail::ColumnType;
+using detail::ImageSweep;
 using detail::Measurement;
-using detail::parse_image_sweep;
-using detail::parse_modes;
 
 const std::string kPython = "/usr/bin/python3";
 
@@ -98,7 +95,7 @@ class BenchTest : public ::testing::Test {
     options.devices = {"cpu:1", "cpu:1"};
     options.split.parts = 2;
     options.split.profile_runs = 2;
-    options.images = parse_image_sweep("1:4:2");  // N = 1, 3
+    options.images = ImageSweep::range(1, 4, 2);  // N = 1, 3
     options.repeat = 1;
     options.alone_runs = 2;
     options.warmup = 0;  // one unmeasured run
@@ -149,70 +146,29 @@ std::string broken_plan(const std::string& model, const std::string& dir) {
 
 std::vector<std::string> names(const std::vector<BenchColumn>& columns) {
   std::vector<std::string> result;
-  for (const BenchColumn& c : columns) result.push_back(c.name);
+  for (const BenchColumn& c : columns) result.push_back(c.field.name);
   return result;
 }
 
-bool fits(const BenchColumn& column, const BenchCell& cell) {
-  switch (column.type) {
-    case ColumnType::TEXT:
-      return std::holds_alternative<std::string>(cell);
-    case ColumnType::INT:
-      return std::holds_alternative<int64_t>(cell);
-    case ColumnType::REAL:
-      return std::holds_alternative<double>(cell);
-    case ColumnType::FLAG:
-      return std::holds_alternative<bool>(cell);
+bool fits(const BenchColumn& column, const cli::Cell& cell) {
+  const cli::Cell::Value& v = cell.value();
+  switch (column.field.type) {
+    case cli::FieldType::STRING:
+      return std::holds_alternative<std::string>(v);
+    case cli::FieldType::INT:
+      return std::holds_alternative<int64_t>(v);
+    case cli::FieldType::FLOAT:
+      return std::holds_alternative<double>(v);
+    case cli::FieldType::BOOL:
+      return std::holds_alternative<bool>(v);
   }
   return false;
-}
-
-TEST(BenchSweep, RangeIsPythonsRangeLikeTheSeed) {
-  const detail::ImageSweep sweep = parse_image_sweep("1:81:2");
-  ASSERT_EQ(sweep.counts.size(), 40u);
-  EXPECT_EQ(sweep.counts.front(), 1);
-  EXPECT_EQ(sweep.counts[1], 3);
-  EXPECT_EQ(sweep.counts.back(), 79);  // the seed's range(1, maxN=81, 2)
-  EXPECT_EQ(sweep.max_n, 81);
-  EXPECT_EQ(sweep.step, 2);
-
-  const detail::ImageSweep unit = parse_image_sweep("2:5");
-  EXPECT_EQ(unit.counts, (std::vector<int>{2, 3, 4}));
-  EXPECT_EQ(unit.step, 1);
-  EXPECT_EQ(unit.max_n, 5);
-}
-
-TEST(BenchSweep, CommaListsJoinCountsAndRanges) {
-  const detail::ImageSweep one = parse_image_sweep("7");
-  EXPECT_EQ(one.counts, std::vector<int>{7});
-  EXPECT_EQ(one.max_n, 7);
-  EXPECT_EQ(one.step, 0);
-
-  const detail::ImageSweep list = parse_image_sweep("1, 2,4,8:33:8");
-  EXPECT_EQ(list.counts, (std::vector<int>{1, 2, 4, 8, 16, 24, 32}));
-  EXPECT_EQ(list.max_n, 32);
-  EXPECT_EQ(list.step, 0);  // not a lone range: stepN is left empty
-}
-
-TEST(BenchSweep, BadSpecsAreUsageErrors) {
-  for (const std::string spec :
-       {"", "0", "-1", "a", "1.5", "1:1", "5:2", "1:9:0", "1:2:3:4", "1,,2", "1:", ":4", "3,", "99999999"}) {
-    EXPECT_EQ(test::error_code_of([&] { parse_image_sweep(spec); }), ErrorCode::USAGE) << "spec '" << spec << "'";
-  }
-}
-
-TEST(BenchSweep, ModesAreACommaListOfKnownModesEachOnce) {
-  EXPECT_EQ(parse_modes("pipeline, sequence"),
-            (std::vector<PipelineMode>{PipelineMode::PIPELINE, PipelineMode::SEQUENCE}));
-  for (const std::string list : {"", "pipeline,pipeline", "parallel", "sequence,"}) {
-    EXPECT_EQ(test::error_code_of([&] { parse_modes(list); }), ErrorCode::USAGE) << "modes '" << list << "'";
-  }
 }
 
 TEST_F(BenchTest, ColumnsHaveTheSeedsNamesAndOnePerStageField) {
   Bench bench(model_, small_options());
   ASSERT_EQ(bench.plan().parts(), 2);
-  const std::vector<std::string> columns = names(bench.columns());
+  const std::vector<std::string> columns = names(cli::bench_columns(bench));
   const std::set<std::string> set(columns.begin(), columns.end());
   EXPECT_EQ(set.size(), columns.size()) << "a column name is repeated";
   // The seed's columns come first, in its order.
@@ -234,13 +190,13 @@ TEST_F(BenchTest, ColumnsHaveTheSeedsNamesAndOnePerStageField) {
 
 TEST_F(BenchTest, OneRowPerModeAndNWithEveryFieldFilledAsItMeans) {
   Bench bench(model_, small_options());
-  const std::vector<BenchColumn> columns = bench.columns();
+  const std::vector<BenchColumn> columns = cli::bench_columns(bench);
   std::vector<Measurement> rows;
   const detail::BenchSummary summary = bench.run([&](const Measurement& m) {
-    const std::vector<BenchCell> row = bench.row(m);
+    const cli::Row row = cli::row_of(columns, m);
     ASSERT_EQ(row.size(), columns.size());
     for (size_t i = 0; i < row.size(); ++i) {
-      EXPECT_TRUE(std::holds_alternative<std::monostate>(row[i]) || fits(columns[i], row[i])) << columns[i].name;
+      EXPECT_TRUE(row[i].is_null() || fits(columns[i], row[i])) << columns[i].field.name;
     }
     rows.push_back(m);
   });
@@ -268,10 +224,14 @@ TEST_F(BenchTest, OneRowPerModeAndNWithEveryFieldFilledAsItMeans) {
       EXPECT_DOUBLE_EQ(m.speedup, 1.0);
       EXPECT_EQ(m.mode_devices, "cpu:1");
       EXPECT_TRUE(m.stages.empty()) << "the seed leaves per-stage columns empty for sequence";
+      EXPECT_GT(m.peak_memory[0], 0);
+      EXPECT_EQ(m.peak_memory[1], -1) << "sequence uses the first device entry only";
       EXPECT_EQ(m.bubble_theory, 0);
     } else {
       EXPECT_GT(m.speedup, 0);
       EXPECT_EQ(m.mode_devices, "cpu:1,cpu:1");
+      EXPECT_GT(m.peak_memory[0], 0);
+      EXPECT_GT(m.peak_memory[1], 0) << "one stage or replica per device entry";
     }
     if (m.mode == PipelineMode::PIPELINE) {
       EXPECT_TRUE(m.order);
@@ -299,7 +259,7 @@ TEST_F(BenchTest, OneRowPerModeAndNWithEveryFieldFilledAsItMeans) {
 
 TEST_F(BenchTest, MicroBatchesAreTheRequests) {
   BenchOptions options = small_options();
-  options.images = parse_image_sweep("4");
+  options.images = ImageSweep::list({4});
   options.micro_batch = 2;
   options.modes = {PipelineMode::SEQUENCE, PipelineMode::PIPELINE};
   Bench bench(model_, options);
@@ -430,7 +390,7 @@ TEST_F(BenchTest, AMismatchFailsTheCommandAfterTheRowsArePrinted) {
 TEST_F(BenchTest, TraceHasOneTrackPerStageAndEveryRequestOnEach) {
   BenchOptions options = small_options();
   options.modes = {PipelineMode::SEQUENCE, PipelineMode::PIPELINE};
-  options.images = parse_image_sweep("2,4");
+  options.images = ImageSweep::list({2, 4});
   options.trace_path = dir_ + "/trace.json";
   Bench bench(model_, options);
   bench.run([](const Measurement&) {});
@@ -457,28 +417,28 @@ TEST_F(BenchTest, TraceHasOneTrackPerStageAndEveryRequestOnEach) {
   EXPECT_EQ(flows, 4) << "one arrow per request from stage 0 to stage 1";
 }
 
-TEST_F(BenchTest, TraceObserverKeepsOnlyItsWindow) {
+TEST_F(BenchTest, ClearedTimingsKeepOnlyTheRequestsThatFollow) {
   PipelineOptions options;
   options.devices = {"cpu:1", "cpu:1"};
   options.split.parts = 2;
   options.split.profile_runs = 2;
-  auto trace = std::make_shared<detail::TraceObserver>();
-  options.observers = {trace};
   Pipeline pipeline(model_, options);
   TensorMap input = {{"x", make_tensor(DType::FLOAT, {1, 8})}};
   pipeline.submit(input).get();  // before the window
-  trace->start();
+  pipeline.timings().clear();
+  const double origin = pipeline.now_us();
   for (int i = 0; i < 3; ++i) pipeline.submit(input).get();
-  trace->stop();
+  const std::vector<RequestRecord> requests = pipeline.timings().requests();
+  const std::vector<StageRecord> records = pipeline.timings().records();
   pipeline.submit(input).get();  // after it
-  const std::vector<StageRecord> records = trace->records();
+  ASSERT_EQ(requests.size(), 3u);
   ASSERT_EQ(records.size(), 6u);
   for (const StageRecord& r : records) {
     EXPECT_GE(r.request, 1);
     EXPECT_LE(r.request, 3);
   }
-  EXPECT_TRUE(std::isfinite(trace->origin_us()));
-  EXPECT_LE(trace->origin_us(), records.front().t_begin);
+  EXPECT_LE(origin, requests.front().submitted);
+  EXPECT_LE(origin, records.front().t_begin);
 }
 
 TEST_F(BenchTest, PlotDrawsAPngFromTheCsvFixtureAndNamesAMissingPython) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -335,6 +336,97 @@ TEST_F(PipelineTest, AFailureInOneStageFailsExactlyTheAffectedRequests) {
   EXPECT_THROW(pipeline.run({requests[0], requests[1]}), Error);
 }
 
+// Keeps what the request-level hook delivers, and checks that it comes before the answer.
+struct RequestLog : StageObserver {
+  std::mutex mutex;
+  std::vector<RequestRecord> done;
+  void on_request_done(const RequestRecord& record) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    done.push_back(record);
+  }
+};
+
+void expect_monotone(const RequestRecord& r) {
+  SCOPED_TRACE("request " + std::to_string(r.id));
+  EXPECT_LE(r.submitted, r.admitted);
+  double t = r.admitted;
+  for (const StageRecord& s : r.stages) {
+    EXPECT_EQ(s.request, r.id);
+    EXPECT_LE(t, s.t_begin) << "stage " << s.stage;
+    EXPECT_LE(s.t_begin, s.t_end) << "stage " << s.stage;
+    t = s.t_end;
+  }
+  EXPECT_LE(t, r.answered);
+  EXPECT_DOUBLE_EQ(r.latency_us(), r.answered - r.admitted);
+}
+
+TEST_F(PipelineTest, EachRequestHasAnIdInSubmissionOrderAndOneMonotoneRecord) {
+  const std::string plan_dir = write_plan(skip_model(), kSkipCuts4, dir_);
+  auto log = std::make_shared<RequestLog>();
+  PipelineOptions options = options_for(PipelineMode::PIPELINE, {"cpu:1"}, 3);
+  options.observers.push_back(log);
+  Pipeline pipeline(plan_dir, options);
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < 10; ++i) tickets.push_back(pipeline.submit(skip_inputs(1, i)));
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    EXPECT_EQ(tickets[i].id, static_cast<int64_t>(i));
+    tickets[i].get();
+    // The record reached the observers before the answer reached the caller.
+    std::lock_guard<std::mutex> lock(log->mutex);
+    EXPECT_GE(log->done.size(), i + 1);
+  }
+  const std::vector<RequestRecord> records = pipeline.timings().requests();
+  ASSERT_EQ(records.size(), 10u);
+  ASSERT_EQ(log->done.size(), 10u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const RequestRecord& r = records[i];
+    EXPECT_EQ(r.id, static_cast<int64_t>(i));
+    EXPECT_FALSE(r.failed);
+    ASSERT_EQ(r.stages.size(), 4u);
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(r.stages[k].stage, k);
+    expect_monotone(r);
+    if (i > 0) {
+      EXPECT_LE(records[i - 1].admitted, r.admitted) << "ids follow admission";
+    }
+  }
+  EXPECT_LE(records.back().answered, pipeline.now_us());
+}
+
+TEST_F(PipelineTest, FailedRequestsAreRecordedUpToTheStageThatFailed) {
+  const std::string plan_dir = write_plan(gather_model(), {1, 2}, dir_);
+  auto log = std::make_shared<RequestLog>();
+  PipelineOptions options = options_for(PipelineMode::PIPELINE, {"cpu:1"}, 4);
+  options.observers.push_back(log);
+  Pipeline pipeline(plan_dir, options);
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < 6; ++i) {
+    Tensor idx = make_tensor(DType::INT64, {1});
+    idx.as<int64_t>()[0] = i % 2 == 1 ? 100 : 0;
+    tickets.push_back(pipeline.submit({{"x", random_floats({2, 4}, i)}, {"idx", idx}}));
+  }
+  for (Ticket& ticket : tickets) {
+    if (ticket.id % 2 == 1) {
+      EXPECT_THROW(ticket.get(), Error);
+    } else {
+      ticket.get();
+    }
+  }
+  const std::vector<RequestRecord> records = pipeline.timings().requests();
+  ASSERT_EQ(records.size(), 6u);
+  EXPECT_EQ(log->done.size(), 6u);
+  for (const RequestRecord& r : records) {
+    expect_monotone(r);
+    EXPECT_EQ(r.failed, r.id % 2 == 1);
+    ASSERT_EQ(r.stages.size(), 3u) << "the failing stage is the last one";
+    EXPECT_EQ(r.stages.back().failed, r.failed);
+  }
+  // An invalid request takes no id.
+  EXPECT_THROW(pipeline.submit({}), Error);
+  Ticket next = pipeline.submit({{"x", random_floats({2, 4}, 9)}, {"idx", make_tensor(DType::INT64, {1})}});
+  EXPECT_EQ(next.id, 6);
+  next.get();
+}
+
 TEST_F(PipelineTest, InvalidInputsAreRejectedBeforeAnythingIsEnqueued) {
   const std::string plan_dir = write_plan(gather_model(), {2}, dir_);
   Pipeline pipeline(plan_dir, options_for(PipelineMode::PIPELINE, {"cpu:1"}));
@@ -566,7 +658,7 @@ TEST_F(PipelineTest, TimingsAndCopyCountersDescribeEveryStage) {
     EXPECT_GT(s.run, 0);
   }
   EXPECT_EQ(summary[3].copy_bytes.at(CopyPath::HOST), 10 * 48);
-  const std::string trace = pipeline.timings().chrome_trace();
+  const std::string trace = chrome_trace(pipeline.timings().requests(), pipeline.stages(), "timings");
   EXPECT_NE(trace.find("\"traceEvents\""), std::string::npos);
   pipeline.timings().clear();
   EXPECT_TRUE(pipeline.timings().records().empty());

@@ -3,15 +3,15 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <type_traits>
-#include <variant>
 #include <vector>
 
 #include "bench.h"
+#include "bench_table.h"
 #include "commands.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "options.h"
+#include "sweep.h"
 
 namespace onnxpipe::cli {
 
@@ -36,38 +36,11 @@ struct BenchArgs {
   std::string trace_file;
 };
 
-FieldType field_type(detail::ColumnType type) {
-  switch (type) {
-    case detail::ColumnType::TEXT:
-      return FieldType::STRING;
-    case detail::ColumnType::INT:
-      return FieldType::INT;
-    case detail::ColumnType::REAL:
-      return FieldType::FLOAT;
-    case detail::ColumnType::FLAG:
-      return FieldType::BOOL;
-  }
-  return FieldType::STRING;
-}
-
-Cell to_cell(const detail::BenchCell& value) {
-  return std::visit(
-      [](const auto& v) -> Cell {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, std::monostate>) {
-          return Cell();
-        } else {
-          return Cell(v);
-        }
-      },
-      value);
-}
-
-void run_bench(const CliContext& context, const BenchArgs& args) {
+detail::BenchOptions bench_options(const BenchArgs& args, Progress& progress) {
   detail::BenchOptions options;
   options.devices = split_list(args.devices, "--devices");
-  options.modes = detail::parse_modes(args.modes);
-  options.images = detail::parse_image_sweep(args.images);
+  options.modes = parse_modes(args.modes);
+  options.images = parse_image_sweep(args.images);
   options.repeat = args.repeat;
   options.warmup = args.warmup;
   options.alone_runs = args.alone_runs;
@@ -82,10 +55,78 @@ void run_bench(const CliContext& context, const BenchArgs& args) {
   options.split.profile_runs = args.profile_runs;
   options.commit = ONNXPIPE_COMMIT;
   options.trace_path = args.trace_file;
-  auto progress = context.progress();
-  options.progress = progress->callback();
-  options.split.progress = progress->callback();
+  options.progress = progress.callback();
+  options.split.progress = progress.callback();
+  return options;
+}
 
+// Prints the rows as they are measured: csv and json carry every column; md shows the fixed ones once (above the
+// table), the key ones in the table, and each mode at its largest N at the end.
+class BenchRows {
+ public:
+  BenchRows(const detail::Bench& bench, Printer& printer, bool md)
+      : columns_(bench_columns(bench)), printer_(printer), md_(md) {}
+
+  void add(const detail::Measurement& m) {
+    const Row row = row_of(columns_, m);
+    if (!started_) {
+      if (md_) print_setup(row);
+      printer_.begin_table(md_ ? "bench" : "", fields_of(columns_));
+      started_ = true;
+    }
+    printer_.row(row);
+    const std::string mode = pipeline_mode_name(m.mode);
+    if (!last_.count(mode) || last_[mode].images <= m.images) last_[mode] = m;
+  }
+
+  void finish(const detail::BenchSummary& summary) {
+    if (started_) printer_.end_table();
+    if (md_ && !last_.empty()) print_key_figures(summary);
+    printer_.finish();
+  }
+
+ private:
+  void print_setup(const Row& row) {
+    std::vector<Field> fields;
+    Row fixed;
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      if (!columns_[i].fixed) continue;
+      fields.push_back({columns_[i].field.name, columns_[i].field.type, columns_[i].field.decimals, true});
+      fixed.push_back(row[i]);
+    }
+    printer_.record("setup", fields, fixed);
+  }
+
+  void print_key_figures(const detail::BenchSummary& summary) {
+    std::vector<Field> fields;
+    Row row;
+    for (const auto& [mode, m] : last_) {
+      fields.push_back({mode + "_images", FieldType::INT});
+      row.push_back(m.images);
+      fields.push_back({mode + "_throughput", FieldType::FLOAT, 1});
+      row.push_back(m.throughput);
+      fields.push_back({mode + "_bound_share", FieldType::FLOAT, 2});
+      row.push_back(m.bound_throughput > 0 ? Cell(m.throughput / m.bound_throughput) : Cell());
+      fields.push_back({mode + "_speedup", FieldType::FLOAT, 2});
+      row.push_back(m.speedup >= 0 ? Cell(m.speedup) : Cell());
+    }
+    fields.push_back({"max_abs_diff", FieldType::FLOAT});
+    row.push_back(summary.max_abs_diff);
+    fields.push_back({"outputs_agree", FieldType::BOOL});
+    row.push_back(summary.verified());
+    printer_.record("key figures", fields, row);
+  }
+
+  const std::vector<BenchColumn> columns_;
+  Printer& printer_;
+  const bool md_;
+  bool started_ = false;
+  std::map<std::string, detail::Measurement> last_;  // per mode, at the largest N so far
+};
+
+void run_bench(const CliContext& context, const BenchArgs& args) {
+  auto progress = context.progress();
+  const detail::BenchOptions options = bench_options(args, *progress);
   context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
               std::to_string(args.repeat) + " repetitions)");
   detail::Bench bench(args.source, options);
@@ -95,64 +136,19 @@ void run_bench(const CliContext& context, const BenchArgs& args) {
   }
   progress->clear();
   // The pipeline and replicas modes use every device at once.
-  std::vector<DeviceSpec> devices = parse_devices(args.devices);
-  if (devices.size() == 1) devices.assign(bench.plan().parts(), devices.front());
+  std::vector<DeviceSpec> devices;
+  for (const std::string& device : bench.options().devices) devices.push_back(parse_device(device));
   const std::string contention = contention_warning(devices);
   if (!contention.empty()) context.log("warning: " + contention);
   context.debug("bench: plan " + bench.plan_dir() + " (sha256 " + bench.plan_hash() + ")");
 
-  // csv and json carry every column; md shows the key ones in the table and the fixed ones once, above it.
-  const std::vector<detail::BenchColumn> columns = bench.columns();
-  std::vector<Field> fields, fixed_fields;
-  for (const detail::BenchColumn& c : columns) {
-    fields.push_back({c.name, field_type(c.type), c.decimals, c.key, 9});  // md: "sequence", "9.999e-06"
-    if (c.fixed) fixed_fields.push_back({c.name, field_type(c.type), c.decimals, true});
-  }
-  const bool md = context.format == Format::MD;
   auto printer = context.printer();
-  bool started = false;
-  std::map<std::string, detail::Measurement> last;  // per mode, at the largest N so far
+  BenchRows rows(bench, *printer, context.format == Format::MD);
   const detail::BenchSummary summary = bench.run([&](const detail::Measurement& m) {
     progress->clear();
-    Row row;
-    for (const detail::BenchCell& value : bench.row(m)) row.push_back(to_cell(value));
-    if (!started) {
-      if (md) {
-        Row fixed;
-        for (size_t i = 0; i < columns.size(); ++i) {
-          if (columns[i].fixed) fixed.push_back(row[i]);
-        }
-        printer->record("setup", fixed_fields, fixed);
-      }
-      printer->begin_table(md ? "bench" : "", fields);
-      started = true;
-    }
-    printer->row(row);
-    const std::string mode = pipeline_mode_name(m.mode);
-    if (!last.count(mode) || last[mode].images <= m.images) last[mode] = m;
+    rows.add(m);
   });
-  if (started) printer->end_table();
-  if (md && !last.empty()) {
-    // The key figures: each mode at its largest N.
-    std::vector<Field> key_fields;
-    Row key_row;
-    for (const auto& [mode, m] : last) {
-      key_fields.push_back({mode + "_images", FieldType::INT});
-      key_row.push_back(m.images);
-      key_fields.push_back({mode + "_throughput", FieldType::FLOAT, 1});
-      key_row.push_back(m.throughput);
-      key_fields.push_back({mode + "_bound_share", FieldType::FLOAT, 2});
-      key_row.push_back(m.bound_throughput > 0 ? Cell(m.throughput / m.bound_throughput) : Cell());
-      key_fields.push_back({mode + "_speedup", FieldType::FLOAT, 2});
-      key_row.push_back(m.speedup >= 0 ? Cell(m.speedup) : Cell());
-    }
-    key_fields.push_back({"max_abs_diff", FieldType::FLOAT});
-    key_row.push_back(summary.max_abs_diff);
-    key_fields.push_back({"outputs_agree", FieldType::BOOL});
-    key_row.push_back(summary.verified());
-    printer->record("key figures", key_fields, key_row);
-  }
-  printer->finish();
+  rows.finish(summary);
 
   if (!args.trace_file.empty()) context.log("bench: trace of one run written to " + args.trace_file);
   if (!summary.verified()) {

@@ -1,14 +1,9 @@
 // onnxpipe run PLAN_DIR|MODEL --devices D1,D2: runs N requests through a pipeline (or the unsplit model, or replicas)
 // and prints throughput, latency percentiles, and what every stage spent its time on.
-#include <algorithm>
+#include <atomic>
 #include <cctype>
-#include <chrono>
-#include <condition_variable>
 #include <filesystem>
-#include <future>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <tuple>
 
 #include "commands.h"
@@ -42,8 +37,6 @@ struct RunArgs {
   bool force = false;
   std::string trace_file;
 };
-
-using Clock = std::chrono::steady_clock;
 
 std::map<std::string, std::string> parse_options(const std::vector<std::string>& specs, const std::string& option) {
   std::map<std::string, std::string> result;
@@ -83,10 +76,7 @@ void write_outputs(const TensorMap& outputs, const std::string& dir, bool replac
   staging.commit(replace);
 }
 
-void run_run(const CliContext& context, const RunArgs& args) {
-  if (!args.output_dir.empty() && std::filesystem::exists(args.output_dir) && !args.force) {
-    throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
-  }
+PipelineOptions pipeline_options(const RunArgs& args, Progress& progress) {
   PipelineOptions options;
   options.mode = pipeline_mode_from_name(args.mode);
   options.devices = split_list(args.devices, "--devices");
@@ -95,106 +85,100 @@ void run_run(const CliContext& context, const RunArgs& args) {
   options.all_devices.provider_options = parse_options(args.provider_options, "--provider-option");
   options.all_devices.session_options = parse_options(args.session_options, "--session-option");
   options.split.dims = parse_dims(args.dims);
-  auto progress = context.progress();
-  options.split.progress = progress->callback();
+  options.split.progress = progress.callback();
+  return options;
+}
 
-  context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
-  Pipeline pipeline(args.source, options);
-  progress->clear();
-  std::vector<DeviceSpec> stage_devices;
-  for (const StageInfo& stage : pipeline.stages()) stage_devices.push_back(parse_device(stage.device));
-  const std::string contention = contention_warning(stage_devices);
-  if (!contention.empty()) context.log("warning: " + contention);
-
+// Every request carries the same inputs: what is measured is the runtime, not the data.
+TensorMap request_inputs(const RunArgs& args, const Pipeline& pipeline, const std::map<std::string, int64_t>& dims) {
   VerifyOptions random;
   random.inputs = read_inputs(args.inputs);
-  random.dims = options.split.dims;
+  random.dims = dims;
   std::tie(random.int_low, random.int_high) = parse_int_range(args.int_range, "--int-range");
   random.seed = args.seed;
-  const TensorMap inputs = make_inputs(pipeline.inputs(), random);
+  return make_inputs(pipeline.inputs(), random);
+}
 
-  // Every request carries the same inputs: what is measured is the runtime, not the data.
-  auto run_one = [&](const TensorMap& in) {
-    return args.micro_batch > 0 ? std::async(std::launch::deferred, [&pipeline, in] { return pipeline.run_batch(in); })
-                                : pipeline.submit(in);
-  };
-  for (int i = 0; i < args.warmup; ++i) run_one(inputs).get();
-  pipeline.timings().clear();
+// Counts the answers on the progress bar as the stages hand them out.
+class ProgressObserver : public StageObserver {
+ public:
+  explicit ProgressObserver(Progress& progress) : progress_(progress) {}
+  void reset(int64_t total) {
+    total_ = total;
+    done_ = 0;
+  }
+  void on_request_done(const RequestRecord&) override { progress_.update("requests", ++done_, total_); }
 
-  // A waiter takes the answers in order while this thread submits; answers come in order, so the time it sees
-  // one is the time it was ready.
-  std::vector<Clock::time_point> submitted(args.count), answered(args.count);
-  std::vector<std::future<TensorMap>> futures(args.count);
-  std::mutex mutex;
-  std::condition_variable ready;
-  int submitted_count = 0;
-  TensorMap first_outputs;
-  std::string first_error;
+ private:
+  Progress& progress_;
+  std::atomic<int64_t> total_{0};
+  std::atomic<int64_t> done_{0};
+};
+
+// What the measured requests gave. Latency is the pipeline's (RequestRecord::latency_us), per pipeline request: per
+// micro-batch with --micro-batch.
+struct RunResult {
+  double wall_s = 0;
   int failures = 0;
-  std::thread waiter([&] {  // reads submitted[i] only after submitted_count > i (under the mutex)
-    for (int i = 0; i < args.count; ++i) {
-      std::future<TensorMap> future;
-      {
-        std::unique_lock<std::mutex> lock(mutex);
-        ready.wait(lock, [&] { return submitted_count > i; });
-        future = std::move(futures[i]);
-      }
-      // With micro-batches a request runs when its answer is asked for (one request at a time).
-      if (args.micro_batch > 0) submitted[i] = std::max(submitted[i], Clock::now());
-      try {
-        TensorMap outputs = future.get();
-        if (i == 0) first_outputs = std::move(outputs);
-      } catch (const std::exception& e) {
-        if (failures++ == 0) first_error = e.what();
-      }
-      answered[i] = Clock::now();
-      progress->update("requests", i + 1, args.count);
-    }
-  });
-  const auto start = Clock::now();
+  std::string first_error;
+  TensorMap first_outputs;
+  std::vector<double> latencies_ms;
+};
+
+RunResult run_requests(Pipeline& pipeline, const TensorMap& inputs, const RunArgs& args) {
+  RunResult result;
+  auto failed = [&result](const std::exception& e) {
+    if (result.failures++ == 0) result.first_error = e.what();
+  };
+  pipeline.timings().clear();
+  const double start = pipeline.now_us();
+  std::vector<Ticket> tickets;
   for (int i = 0; i < args.count; ++i) {
-    submitted[i] = Clock::now();
-    std::future<TensorMap> future;
     try {
-      future = run_one(inputs);
-    } catch (...) {
-      std::promise<TensorMap> failed;
-      failed.set_exception(std::current_exception());
-      future = failed.get_future();
+      // With micro-batches one request runs at a time, its micro-batches pipelined.
+      if (args.micro_batch > 0) {
+        TensorMap outputs = pipeline.run_batch(inputs);
+        if (i == 0) result.first_outputs = std::move(outputs);
+      } else {
+        tickets.push_back(pipeline.submit(inputs));  // blocks at max_inflight while the stages answer
+      }
+    } catch (const std::exception& e) {
+      failed(e);
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      futures[i] = std::move(future);
-      ++submitted_count;
+  }
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    try {
+      TensorMap outputs = tickets[i].get();
+      if (i == 0) result.first_outputs = std::move(outputs);
+    } catch (const std::exception& e) {
+      failed(e);
     }
-    ready.notify_one();
   }
-  waiter.join();
-  const double wall = std::chrono::duration<double>(answered.back() - start).count();
-  progress->clear();
+  result.wall_s = (pipeline.now_us() - start) / 1e6;
+  for (const RequestRecord& r : pipeline.timings().requests()) result.latencies_ms.push_back(r.latency_us() / 1e3);
+  return result;
+}
 
-  std::vector<double> latencies;
-  for (int i = 0; i < args.count; ++i) {
-    latencies.push_back(std::chrono::duration<double, std::milli>(answered[i] - submitted[i]).count());
-  }
+void print_summary(Printer& printer, const RunArgs& args, const Pipeline& pipeline, const RunResult& result) {
+  const std::vector<double>& latencies = result.latencies_ms;
+  printer.record("run",
+                 {{"mode", FieldType::STRING},
+                  {"devices", FieldType::STRING},
+                  {"stages", FieldType::INT},
+                  {"requests", FieldType::INT},
+                  {"failures", FieldType::INT},
+                  {"wall_s", FieldType::FLOAT, 3},
+                  {"throughput_rps", FieldType::FLOAT, 2},
+                  {"latency_p50_ms", FieldType::FLOAT, 3},
+                  {"latency_p90_ms", FieldType::FLOAT, 3},
+                  {"latency_p99_ms", FieldType::FLOAT, 3}},
+                 {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, result.failures,
+                  result.wall_s, args.count / result.wall_s, detail::percentile(latencies, 0.5),
+                  detail::percentile(latencies, 0.9), detail::percentile(latencies, 0.99)});
+}
 
-  auto printer = context.printer();
-  printer->record("run",
-                  {{"mode", FieldType::STRING},
-                   {"devices", FieldType::STRING},
-                   {"stages", FieldType::INT},
-                   {"requests", FieldType::INT},
-                   {"failures", FieldType::INT},
-                   {"wall_s", FieldType::FLOAT, 3},
-                   {"throughput_rps", FieldType::FLOAT, 2},
-                   {"latency_p50_ms", FieldType::FLOAT, 3},
-                   {"latency_p90_ms", FieldType::FLOAT, 3},
-                   {"latency_p99_ms", FieldType::FLOAT, 3}},
-                  {args.mode, args.devices, pipeline.stage_count() * pipeline.lane_count(), args.count, failures, wall,
-                   args.count / wall, detail::percentile(latencies, 0.5), detail::percentile(latencies, 0.9),
-                   detail::percentile(latencies, 0.99)});
-
-  // Per stage: the seed's timings (means per request, ms), copies by path, memory.
+// Per stage: the seed's timings (means per request, ms), copies by path, memory.
+void print_stages(Printer& printer, const Pipeline& pipeline) {
   const std::vector<StageInfo> stages = pipeline.stages();
   std::map<int, const StageInfo*> info;
   for (const StageInfo& s : stages) {
@@ -238,20 +222,55 @@ void run_run(const CliContext& context, const RunArgs& args) {
                           copies.empty() ? "none" : copies, in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
                           peak >= 0 ? Cell(megabytes(peak)) : Cell()});
   }
-  printer->table("stages", stage_fields, stage_rows);
+  printer.table("stages", stage_fields, stage_rows);
+}
+
+void run_run(const CliContext& context, const RunArgs& args) {
+  if (!args.output_dir.empty() && std::filesystem::exists(args.output_dir) && !args.force) {
+    throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
+  }
+  auto progress = context.progress();
+  PipelineOptions options = pipeline_options(args, *progress);
+  auto counter = std::make_shared<ProgressObserver>(*progress);
+  options.observers.push_back(counter);
+  context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
+  Pipeline pipeline(args.source, options);
+  progress->clear();
+  std::vector<DeviceSpec> stage_devices;
+  for (const StageInfo& stage : pipeline.stages()) stage_devices.push_back(parse_device(stage.device));
+  const std::string contention = contention_warning(stage_devices);
+  if (!contention.empty()) context.log("warning: " + contention);
+
+  const TensorMap inputs = request_inputs(args, pipeline, options.split.dims);
+  for (int i = 0; i < args.warmup; ++i) {
+    if (args.micro_batch > 0) {
+      pipeline.run_batch(inputs);
+    } else {
+      pipeline.submit(inputs).get();
+    }
+  }
+  counter->reset(args.micro_batch > 0 ? 0 : args.count);
+  const RunResult result = run_requests(pipeline, inputs, args);
+  progress->clear();
+
+  auto printer = context.printer();
+  print_summary(*printer, args, pipeline, result);
+  print_stages(*printer, pipeline);
   printer->finish();
 
   if (!args.trace_file.empty()) {
-    detail::write_file_atomically(args.trace_file, pipeline.timings().chrome_trace());
+    const std::string title = "onnxpipe run " + args.mode + " on " + args.devices;
+    detail::write_file_atomically(args.trace_file,
+                                  chrome_trace(pipeline.timings().requests(), pipeline.stages(), title) + "\n");
     context.log("run: timeline written to " + args.trace_file);
   }
-  if (!args.output_dir.empty() && !first_outputs.empty()) {
-    write_outputs(first_outputs, args.output_dir, args.force);
+  if (!args.output_dir.empty() && !result.first_outputs.empty()) {
+    write_outputs(result.first_outputs, args.output_dir, args.force);
     context.log("run: outputs written to " + args.output_dir);
   }
-  if (failures > 0) {
-    throw Error(ErrorCode::RUNTIME, std::to_string(failures) + " of " + std::to_string(args.count) +
-                                        " requests failed; first: " + first_error);
+  if (result.failures > 0) {
+    throw Error(ErrorCode::RUNTIME, std::to_string(result.failures) + " of " + std::to_string(args.count) +
+                                        " requests failed; first: " + result.first_error);
   }
 }
 

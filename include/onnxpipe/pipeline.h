@@ -8,7 +8,11 @@
 //   PipelineOptions options;
 //   options.devices = {"cpu:1@0", "cpu:1@1"};
 //   Pipeline pipeline("out/resnet18_2", options);
-//   std::future<TensorMap> result = pipeline.submit({{"input", image}});
+//   Ticket ticket = pipeline.submit({{"input", image}});  // ticket.id: 0, 1, 2 ... in submission order
+//   TensorMap outputs = ticket.get();
+//   RequestRecord record = pipeline.timings().requests().back();  // record.id == ticket.id, record.latency_us()
+//
+// Observers (PipelineOptions::observers) get each stage's StageRecord and each request's RequestRecord as they end.
 #include <cstdint>
 #include <future>
 #include <map>
@@ -53,9 +57,9 @@ struct PipelineOptions {
   DeviceOptions all_devices;                              // for every session
   std::map<std::string, DeviceOptions> per_device;        // by device text ("cuda:1"); merged over all_devices
   std::vector<std::shared_ptr<StageObserver>> observers;  // besides the built-in TimingCollector
-  bool collect_timings = true;                            // keep every StageRecord in timings()
+  bool collect_timings = true;                            // keep every record in timings()
   // PIPELINE from a model file: how to split it on the fly (parts = number of devices; output_dir is a temporary
-  // directory removed with the pipeline).
+  // directory removed with the pipeline; Balance::TIME measures on the first device's kind unless `device` is set).
   SplitOptions split;
 };
 
@@ -73,6 +77,15 @@ struct StageInfo {
   std::map<std::string, int64_t> memory;
 };
 
+// What submit returns: the request's id (its RequestRecord's and StageRecords' `request`) and its answer. Converts to
+// the bare future for callers that keep only the answer.
+struct Ticket {
+  int64_t id = -1;
+  std::future<TensorMap> result;
+  TensorMap get() { return result.get(); }
+  operator std::future<TensorMap>() && { return std::move(result); }
+};
+
 class Pipeline {
  public:
   // `source` is a plan directory (with plan.json) or a model file. PIPELINE with a model file splits it on the fly;
@@ -86,9 +99,9 @@ class Pipeline {
 
   // Validates the inputs against the model's (names, dtype, rank, fixed and shared symbolic dims, byte size), then
   // enqueues them, blocking while max_inflight requests are in flight. Throws Error(USAGE) for invalid inputs
-  // (nothing enqueued). The future holds every model output, or the Error of the stage that failed
-  // ("stage 1 (piece_1.onnx, cpu:1): ..."). Thread-safe.
-  std::future<TensorMap> submit(TensorMap inputs);
+  // (nothing enqueued, no id taken). The ticket's future holds every model output, or the Error of the stage that
+  // failed ("stage 1 (piece_1.onnx, cpu:1): ..."). Thread-safe; ids follow the order requests are admitted.
+  Ticket submit(TensorMap inputs);
   // Submits all, waits for all; results in order. Rethrows the first failure once every request is done.
   std::vector<TensorMap> run(std::vector<TensorMap> requests);
   // Splits `batch` along axis 0 into micro-batches of `micro_batch` (default options.micro_batch; 0 = whole),
@@ -103,10 +116,19 @@ class Pipeline {
   std::vector<StageInfo> stages() const;  // memory statistics read now
   const TimingCollector& timings() const;
   TimingCollector& timings();
+  // Now on the clock of every record: microseconds since the pipeline was created (steady).
+  double now_us() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The requests as a Chrome / Perfetto trace (chrome://tracing, ui.perfetto.dev): one track per entry of `stages`
+// (per stage, per replica in replicas mode) with each request's wait, copy-in, run and copy-out spans, and arrows
+// following each request from stage to stage. Requests are named #0, #1 ... in id order; times are microseconds from
+// the first request's submission, and waits that began before it are cut there.
+std::string chrome_trace(const std::vector<RequestRecord>& requests, const std::vector<StageInfo>& stages,
+                         const std::string& title);
 
 }  // namespace onnxpipe

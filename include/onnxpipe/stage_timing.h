@@ -1,6 +1,8 @@
 #pragma once
-// What each pipeline stage did for each request: timings with the seed's names, copies, timestamps for a timeline.
-// Delivered to observers (called from the stage workers); TimingCollector is the built-in one.
+// What each pipeline stage did for each request (timings with the seed's names, copies, timestamps) and one record per
+// request from submission to answer. Delivered to observers (called from the stage workers); TimingCollector is the
+// built-in one. Every timestamp is in microseconds on one steady clock, counted from the pipeline's start
+// (Pipeline::now_us()).
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -22,7 +24,7 @@ struct CopyStat {
 
 // One stage's work on one request. Durations in microseconds; timestamps in microseconds since the pipeline started.
 struct StageRecord {
-  int64_t request = 0;  // submission index
+  int64_t request = 0;  // the request's id (Ticket::id)
   int stage = 0;
   int lane = 0;  // replica index (replicas mode), else 0
   std::string device;
@@ -34,18 +36,34 @@ struct StageRecord {
   double ttime = 0;  // total, from starting to wait to handing the request on
   CopyStat copy_in;
   CopyStat copy_out;
-  double t_wait = 0;   // started waiting
+  double t_wait = 0;   // started waiting (possibly before the request was submitted)
   double t_begin = 0;  // got the request
   double t_end = 0;    // done with it
   bool failed = false;
 };
 
+// One request from submission to answer: submitted <= admitted <= each stage's t_begin <= t_end <= answered.
+struct RequestRecord {
+  int64_t id = 0;                   // Ticket::id: 0, 1, 2 ... in submission order
+  double submitted = 0;             // submit() was called
+  double admitted = 0;              // past max_inflight, queued for the first stage
+  double answered = 0;              // the answer (or the failure) was handed to the future
+  bool failed = false;              // the future holds an Error
+  std::vector<StageRecord> stages;  // the stages it went through, in order (up to the one that failed)
+  // The latency of a request, everywhere onnxpipe reports one: from admission to answer (the time spent waiting for
+  // a free slot under max_inflight is back-pressure, not latency).
+  double latency_us() const { return answered - admitted; }
+};
+
+// Observers see every stage's work and every request's end (taskflow's ObserverInterface is the model). Called on
+// the stage workers' threads: implementations must be thread-safe, must not throw, and should be quick (a slow one
+// slows the stage). A request's record is delivered before its future is ready.
 class StageObserver {
  public:
   virtual ~StageObserver() = default;
-  // Called on the stage's worker thread: implementations must be thread-safe and must not throw.
-  virtual void on_stage_begin(int stage, int64_t request) = 0;
-  virtual void on_stage_end(const StageRecord& record) = 0;
+  virtual void on_stage_begin(int /*stage*/, int64_t /*request*/) {}
+  virtual void on_stage_end(const StageRecord& /*record*/) {}
+  virtual void on_request_done(const RequestRecord& /*record*/) {}
 };
 
 // Per-stage aggregate over the collected records.
@@ -61,21 +79,21 @@ struct StageSummary {
   std::map<CopyPath, int64_t> copy_count;
 };
 
-// Keeps every record (thread-safe).
+// Keeps every stage record and every request record (thread-safe).
 class TimingCollector : public StageObserver {
  public:
-  void on_stage_begin(int stage, int64_t request) override;
   void on_stage_end(const StageRecord& record) override;
+  void on_request_done(const RequestRecord& record) override;
 
-  std::vector<StageRecord> records() const;   // in arrival order
-  std::vector<StageSummary> summary() const;  // one per stage, by stage index
-  void clear();
-  // The records as a Chrome trace (chrome://tracing, Perfetto): one row per stage and lane.
-  std::string chrome_trace() const;
+  std::vector<StageRecord> records() const;     // in arrival order
+  std::vector<RequestRecord> requests() const;  // by id
+  std::vector<StageSummary> summary() const;    // one per stage, by stage index
+  void clear();                                 // forgets both
 
  private:
   mutable std::mutex mutex_;
   std::vector<StageRecord> records_;
+  std::vector<RequestRecord> requests_;
 };
 
 }  // namespace onnxpipe
