@@ -172,15 +172,10 @@ void add_bench_command(CLI::App& app, CliContext& context) {
   command->add_option("SOURCE", args->source, "a .onnx model (split on the fly) or a plan directory")->required();
   command->add_option("-n,--parts", args->parts, "pieces to split a model into (default: one per device)")
       ->check(at_least(1));
-  command
-      ->add_option("--devices", args->devices,
-                   "comma list, one per stage: cpu, cpu:T, cpu:T@C0-C1, cuda:K (sequence runs on the first, "
-                   "replicas on each)")
+  add_devices_option(*command, args->devices, "one per stage (sequence runs on the first, replicas on each)")
       ->required();
-  command
-      ->add_option("--balance", args->balance,
-                   "splitting a model: bytes, flops, time (measured on the stage device kind), auto")
-      ->check(CLI::IsMember({"auto", "bytes", "flops", "time"}))
+  add_balance_option(*command, args->balance,
+                     "splitting a model: bytes, flops, time (measured on the stage device kind), auto")
       ->capture_default_str();
   command
       ->add_option("--images", args->images,
@@ -219,8 +214,7 @@ void add_bench_command(CLI::App& app, CliContext& context) {
   command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time")
       ->check(at_least(1))
       ->capture_default_str();
-  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
-      ->allow_extra_args(false);
+  add_dims_option(*command, args->dims);
   command->add_option("--trace", args->trace_file,
                       "write a Chrome/Perfetto trace of one run (pipeline mode, largest N, last repetition)");
   command->callback([&context, args] { run_bench(context, *args); });

@@ -283,17 +283,12 @@ void add_run_command(CLI::App& app, CliContext& context) {
       "Run requests through the pieces of a plan as a pipeline (or the whole model: sequence, replicas) and "
       "print throughput, latency and per-stage timings");
   command->add_option("SOURCE", args->source, "a plan directory (split's output) or a .onnx model")->required();
-  command
-      ->add_option("--devices", args->devices,
-                   "comma list, one per stage (pipeline) or replica: cpu, cpu:T, cpu:T@C0-C1, cuda:K")
-      ->capture_default_str();
+  add_devices_option(*command, args->devices, "one per stage (pipeline) or replica")->capture_default_str();
   command->add_option("--mode", args->mode, "pipeline, sequence or replicas")
       ->check(CLI::IsMember({"pipeline", "sequence", "replicas"}))
       ->capture_default_str();
-  command->add_option("--input", args->inputs, "NAME=FILE.npy|FILE.pb: an input's value (default random); repeatable")
-      ->allow_extra_args(false);
-  command->add_option("--dim", args->dims, "NAME=VALUE: a symbolic dimension's value (default 1); repeatable")
-      ->allow_extra_args(false);
+  add_inputs_option(*command, args->inputs);
+  add_dims_option(*command, args->dims);
   command->add_option("--count", args->count, "requests to run")->check(at_least(1))->capture_default_str();
   command->add_option("--warmup", args->warmup, "requests run first and not measured")
       ->check(at_least(0))
