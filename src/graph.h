@@ -11,6 +11,12 @@
 
 namespace onnxpipe::detail {
 
+// Node indices 0..after.size()-1 in a topological order that keeps index order wherever it is valid (Kahn's
+// algorithm, always taking the lowest ready index). after[i]: the nodes that node i must follow (repeats allowed).
+// Nodes with skip[i] set (skip may be empty) are left out, as are nodes on a cycle and the nodes that follow them.
+std::vector<int> stable_topological_order(const std::vector<std::vector<int>>& after,
+                                          const std::vector<char>& skip = {});
+
 class Graph {
  public:
   // Throws Error(INVALID_MODEL) on a cycle, on a node input (or implicit subgraph input) that no node, graph input or
@@ -41,7 +47,8 @@ class Graph {
   // Sum of value_bytes over each boundary's crossing set, for all k in [0, size()] at once (values missing from
   // value_bytes count 0). O(values + size()).
   std::vector<int64_t> crossing_bytes(const std::unordered_map<std::string, int64_t>& value_bytes) const;
-  // The boundary right after the producer of `tensor` (Error(USAGE) if no node produces it).
+  // The boundary right after the producer of `tensor`: Error(USAGE) "cut at 'T': no node produces it (why)" if none
+  // does.
   int boundary_after(const std::string& tensor) const;
 
  private:
