@@ -216,18 +216,19 @@ bool Graph::is_graph_input(const std::string& name) const {
 
 int Graph::producer_position(const std::string& name) const {
   auto it = producer_.find(name);
-  if (it == producer_.end())
-    throw Error(ErrorCode::INTERNAL,
-                "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
+  if (it == producer_.end()) throw not_a_value(name);
   return it->second;
 }
 
 int Graph::last_reader(const std::string& name) const {
   auto it = last_reader_.find(name);
-  if (it == last_reader_.end())
-    throw Error(ErrorCode::INTERNAL,
-                "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
+  if (it == last_reader_.end()) throw not_a_value(name);
   return it->second;
+}
+
+Error Graph::not_a_value(const std::string& name) const {
+  return Error(ErrorCode::INTERNAL,
+               "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
 }
 
 std::vector<std::string> Graph::crossing(int k) const {

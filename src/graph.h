@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model_io.h"
+#include "onnxpipe/error.h"
 
 namespace onnxpipe::detail {
 
@@ -52,6 +53,8 @@ class Graph {
   int boundary_after(const std::string& tensor) const;
 
  private:
+  Error not_a_value(const std::string& name) const;  // Error(INTERNAL) for a name that is a weight or unknown
+
   const GraphDesc* desc_;
   std::vector<int> order_;
   std::unordered_map<std::string, int> producer_;  // value -> position (-1 graph input)
