@@ -134,6 +134,11 @@ void parse_model(int fd, const std::string& path, int64_t file_bytes, onnx::Mode
     throw Error(ErrorCode::INVALID_MODEL, path + ": not an ONNX model or truncated (protobuf parse failed after " +
                                               std::to_string(in.CurrentPosition()) + " of " +
                                               std::to_string(file_bytes) + " bytes)");
+  // Skipping a field seeks, and a seek past the end of the file succeeds: a truncated large raw_data parses.
+  for (const auto& [name, range] : *deferred)
+    if (range.first + range.second > file_bytes)
+      throw Error(ErrorCode::INVALID_MODEL, path + ": not an ONNX model or truncated (the data of tensor '" + name +
+                                                "' ends after the end of the file)");
 }
 
 void Sink::bytes(const void* p, size_t n) {
