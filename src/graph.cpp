@@ -13,50 +13,58 @@ namespace {
 
 Error invalid(const std::string& message) { return Error(ErrorCode::INVALID_MODEL, message); }
 
-}  // namespace
-
-Graph::Graph(const GraphDesc& desc) : desc_(&desc) {
-  const std::vector<NodeDesc>& nodes = desc.nodes;
-  const int node_count = static_cast<int>(nodes.size());
-
+// What the constructor learns about the nodes before it orders them: it sees them by file index, values by dense id.
+struct Scan {
   std::unordered_set<std::string> graph_outputs;
-  for (const auto& output : desc.outputs) graph_outputs.insert(output.name);
-
   // A Constant node whose output is a weight is copied into every piece that reads it, so it is not scheduled;
   // one whose output is also a graph output is an ordinary compute node (its output must leave from one piece).
-  std::vector<char> is_constant_weight(node_count, 0);
+  std::vector<char> constant_weight;
+  std::unordered_map<std::string, int> value_id;
+  std::vector<int> producer_node;                      // by value id: file index of the producer (-1: graph input)
+  std::vector<std::vector<int>> node_reads;            // by node: value ids, unique, in the order they appear
+  std::vector<std::vector<std::string>> node_weights;  // by node: weight names, unique, in the order they appear
+
+  bool is_weight(const GraphDesc& desc, const std::string& name) const {
+    auto it = desc.weights.find(name);
+    return it != desc.weights.end() && (it->second.constant_node < 0 || !graph_outputs.count(name));
+  }
+};
+
+void find_constant_weights(const GraphDesc& desc, Scan* scan) {
+  const int node_count = static_cast<int>(desc.nodes.size());
+  for (const auto& output : desc.outputs) scan->graph_outputs.insert(output.name);
+  scan->constant_weight.assign(node_count, 0);
   for (const auto& [name, weight] : desc.weights) {
-    if (weight.constant_node < 0 || graph_outputs.count(name)) continue;
+    if (weight.constant_node < 0 || scan->graph_outputs.count(name)) continue;
     if (weight.constant_node >= node_count)
       throw invalid("weight '" + name + "' names Constant node " + std::to_string(weight.constant_node) +
                     ", but the graph has " + std::to_string(node_count) + " nodes");
-    is_constant_weight[weight.constant_node] = 1;
+    scan->constant_weight[weight.constant_node] = 1;
   }
+}
 
-  // Values get dense ids; producer_node holds the file index of the producing node (-1: graph input).
-  std::unordered_map<std::string, int> value_id;
-  std::vector<int> producer_node;
+// Gives graph inputs and node outputs their ids; throws for a value produced twice.
+void number_values(const GraphDesc& desc, Scan* scan) {
+  const std::vector<NodeDesc>& nodes = desc.nodes;
+  auto& value_id = scan->value_id;
+  auto& producer_node = scan->producer_node;
   value_id.reserve(desc.inputs.size() + 2 * nodes.size());
   for (const auto& input : desc.inputs) {
     if (!value_id.emplace(input.name, static_cast<int>(producer_node.size())).second)
       throw invalid("graph input '" + input.name + "' is declared twice");
     producer_node.push_back(-1);
   }
-  auto weight = [&](const std::string& name) {
-    auto it = desc.weights.find(name);
-    return it != desc.weights.end() && (it->second.constant_node < 0 || !graph_outputs.count(name));
-  };
-  for (int i = 0; i < node_count; ++i) {
+  for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
     for (const auto& output : nodes[i].outputs) {
       if (output.empty()) continue;
-      if (is_constant_weight[i]) {
+      if (scan->constant_weight[i]) {
         // Its output is the weight itself; only a clash with a graph input is possible here.
         if (value_id.count(output))
           throw invalid("value '" + output + "' is produced twice (graph input and Constant node '" + nodes[i].name +
                         "')");
         continue;
       }
-      if (weight(output))
+      if (scan->is_weight(desc, output))
         throw invalid("value '" + output + "' is produced twice (weight and node '" + nodes[i].name + "')");
       auto [it, inserted] = value_id.emplace(output, static_cast<int>(producer_node.size()));
       if (!inserted) {
@@ -68,25 +76,28 @@ Graph::Graph(const GraphDesc& desc) : desc_(&desc) {
       producer_node.push_back(i);
     }
   }
+}
 
-  // What each compute node reads: values (by id) and weights (by name), unique, in the order they appear.
-  std::vector<std::vector<int>> node_reads(node_count);
-  std::vector<std::vector<std::string>> node_weights(node_count);
-  std::vector<int> seen_by(producer_node.size(), -1);  // last node that listed the value: dedup without sets
+// Lists what each compute node reads; throws for a name that nothing provides.
+void list_reads(const GraphDesc& desc, Scan* scan) {
+  const int node_count = static_cast<int>(desc.nodes.size());
+  scan->node_reads.resize(node_count);
+  scan->node_weights.resize(node_count);
+  std::vector<int> seen_by(scan->producer_node.size(), -1);  // last node that listed the value: dedup without sets
   for (int i = 0; i < node_count; ++i) {
-    if (is_constant_weight[i]) continue;
-    const NodeDesc& node = nodes[i];
+    if (scan->constant_weight[i]) continue;
+    const NodeDesc& node = desc.nodes[i];
+    auto& weights = scan->node_weights[i];
     auto add = [&](const std::string& name) {
       if (name.empty()) return;
-      auto it = value_id.find(name);
-      if (it != value_id.end()) {
+      auto it = scan->value_id.find(name);
+      if (it != scan->value_id.end()) {
         if (seen_by[it->second] != i) {
           seen_by[it->second] = i;
-          node_reads[i].push_back(it->second);
+          scan->node_reads[i].push_back(it->second);
         }
-      } else if (weight(name)) {
-        if (std::find(node_weights[i].begin(), node_weights[i].end(), name) == node_weights[i].end())
-          node_weights[i].push_back(name);
+      } else if (scan->is_weight(desc, name)) {
+        if (std::find(weights.begin(), weights.end(), name) == weights.end()) weights.push_back(name);
       } else {
         throw invalid("node '" + node.name + "' reads '" + name + "', which no node, graph input or weight provides");
       }
@@ -94,74 +105,100 @@ Graph::Graph(const GraphDesc& desc) : desc_(&desc) {
     for (const auto& name : node.inputs) add(name);
     for (const auto& name : node.implicit_inputs) add(name);
   }
+}
 
-  // Kahn's algorithm; the min-heap on file index keeps the file order wherever it is already valid.
-  std::vector<int> pending(node_count, 0);
-  std::vector<std::vector<int>> readers(producer_node.size());
-  for (int i = 0; i < node_count; ++i) {
-    for (int id : node_reads[i]) {
-      if (producer_node[id] < 0) continue;
+// A node on a cycle, found by walking back from an unscheduled node through unscheduled producers: the first node met
+// twice. `position_of`: -1 for the nodes the order left out.
+int node_on_cycle(const Scan& scan, const std::vector<int>& position_of) {
+  int node = 0;
+  while (scan.constant_weight[node] || position_of[node] >= 0) ++node;
+  std::vector<char> visited(position_of.size(), 0);
+  while (!visited[node]) {
+    visited[node] = 1;
+    for (int id : scan.node_reads[node]) {
+      int producer = scan.producer_node[id];
+      if (producer >= 0 && position_of[producer] < 0) {
+        node = producer;
+        break;
+      }
+    }
+  }
+  return node;
+}
+
+// The compute nodes in a stable topological order; throws on a cycle.
+std::vector<int> schedule(const GraphDesc& desc, const Scan& scan) {
+  const int node_count = static_cast<int>(desc.nodes.size());
+  std::vector<std::vector<int>> after(node_count);
+  for (int i = 0; i < node_count; ++i)
+    for (int id : scan.node_reads[i])
+      if (scan.producer_node[id] >= 0) after[i].push_back(scan.producer_node[id]);
+  std::vector<int> order = stable_topological_order(after, scan.constant_weight);
+  const auto compute_count = std::count(scan.constant_weight.begin(), scan.constant_weight.end(), 0);
+  if (static_cast<int64_t>(order.size()) != compute_count) {
+    std::vector<int> position_of(node_count, -1);
+    for (int position = 0; position < static_cast<int>(order.size()); ++position)
+      position_of[order[position]] = position;
+    throw invalid("graph has a cycle through node '" + desc.nodes[node_on_cycle(scan, position_of)].name + "'");
+  }
+  return order;
+}
+
+}  // namespace
+
+std::vector<int> stable_topological_order(const std::vector<std::vector<int>>& after, const std::vector<char>& skip) {
+  const int n = static_cast<int>(after.size());
+  const auto skipped = [&](int i) { return !skip.empty() && skip[i]; };
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<int>> followers(n);
+  for (int i = 0; i < n; ++i) {
+    for (int before : after[i]) {
       ++pending[i];
-      readers[id].push_back(i);
+      followers[before].push_back(i);
     }
   }
   std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
-  int compute_count = 0;
-  for (int i = 0; i < node_count; ++i) {
-    if (is_constant_weight[i]) continue;
-    ++compute_count;
-    if (pending[i] == 0) ready.push(i);
-  }
-  order_.reserve(compute_count);
-  std::vector<int> position_of(node_count, -1);
+  for (int i = 0; i < n; ++i)
+    if (!skipped(i) && pending[i] == 0) ready.push(i);
+  std::vector<int> order;
   while (!ready.empty()) {
-    int i = ready.top();
+    const int i = ready.top();
     ready.pop();
-    position_of[i] = static_cast<int>(order_.size());
-    order_.push_back(i);
-    for (const auto& output : nodes[i].outputs) {
-      if (output.empty()) continue;
-      for (int reader : readers[value_id.at(output)])
-        if (--pending[reader] == 0) ready.push(reader);
-    }
+    order.push_back(i);
+    for (int follower : followers[i])
+      if (--pending[follower] == 0 && !skipped(follower)) ready.push(follower);
   }
-  if (static_cast<int>(order_.size()) != compute_count) {
-    // Walk back from any unscheduled node through unscheduled producers: the first node met twice is on a cycle.
-    int node = 0;
-    while (is_constant_weight[node] || position_of[node] >= 0) ++node;
-    std::vector<char> visited(node_count, 0);
-    while (!visited[node]) {
-      visited[node] = 1;
-      for (int id : node_reads[node]) {
-        int producer = producer_node[id];
-        if (producer >= 0 && position_of[producer] < 0) {
-          node = producer;
-          break;
-        }
-      }
-    }
-    throw invalid("graph has a cycle through node '" + nodes[node].name + "'");
-  }
+  return order;
+}
+
+Graph::Graph(const GraphDesc& desc) : desc_(&desc) {
+  Scan scan;
+  find_constant_weights(desc, &scan);
+  number_values(desc, &scan);
+  list_reads(desc, &scan);
+  order_ = schedule(desc, scan);
 
   // Everything by position from here on.
-  producer_.reserve(producer_node.size());
-  last_reader_.reserve(producer_node.size());
-  for (const auto& [name, id] : value_id) {
-    int producer = producer_node[id];
+  std::vector<int> position_of(desc.nodes.size(), -1);
+  for (int position = 0; position < size(); ++position) position_of[order_[position]] = position;
+  producer_.reserve(scan.producer_node.size());
+  last_reader_.reserve(scan.producer_node.size());
+  std::vector<std::string> name_of(scan.producer_node.size());
+  for (const auto& [name, id] : scan.value_id) {
+    int producer = scan.producer_node[id];
     producer_.emplace(name, producer < 0 ? -1 : position_of[producer]);
     last_reader_.emplace(name, -1);
+    name_of[id] = name;
   }
-  std::vector<std::string> name_of(producer_node.size());
-  for (const auto& [name, id] : value_id) name_of[id] = name;
   reads_.resize(order_.size());
   weights_read_.resize(order_.size());
   for (int position = 0; position < size(); ++position) {
     int i = order_[position];
-    for (int id : node_reads[i]) {
+    for (int id : scan.node_reads[i]) {
       reads_[position].push_back(name_of[id]);
       last_reader_[name_of[id]] = position;  // positions ascend, so the last write is the last reader
     }
-    weights_read_[position] = std::move(node_weights[i]);
+    weights_read_[position] = std::move(scan.node_weights[i]);
   }
 }
 
@@ -179,18 +216,19 @@ bool Graph::is_graph_input(const std::string& name) const {
 
 int Graph::producer_position(const std::string& name) const {
   auto it = producer_.find(name);
-  if (it == producer_.end())
-    throw Error(ErrorCode::INTERNAL,
-                "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
+  if (it == producer_.end()) throw not_a_value(name);
   return it->second;
 }
 
 int Graph::last_reader(const std::string& name) const {
   auto it = last_reader_.find(name);
-  if (it == last_reader_.end())
-    throw Error(ErrorCode::INTERNAL,
-                "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
+  if (it == last_reader_.end()) throw not_a_value(name);
   return it->second;
+}
+
+Error Graph::not_a_value(const std::string& name) const {
+  return Error(ErrorCode::INTERNAL,
+               "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
 }
 
 std::vector<std::string> Graph::crossing(int k) const {
@@ -236,7 +274,7 @@ int Graph::boundary_after(const std::string& tensor) const {
   std::string why = it != producer_.end() ? "it is a graph input"
                     : is_weight(tensor)   ? "it is a weight"
                                           : "unknown name";
-  throw Error(ErrorCode::USAGE, "--cut '" + tensor + "': no node produces it (" + why + ")");
+  throw Error(ErrorCode::USAGE, "cut at '" + tensor + "': no node produces it (" + why + ")");
 }
 
 }  // namespace onnxpipe::detail

@@ -8,8 +8,15 @@
 #include <vector>
 
 #include "model_io.h"
+#include "onnxpipe/error.h"
 
 namespace onnxpipe::detail {
+
+// Node indices 0..after.size()-1 in a topological order that keeps index order wherever it is valid (Kahn's
+// algorithm, always taking the lowest ready index). after[i]: the nodes that node i must follow (repeats allowed).
+// Nodes with skip[i] set (skip may be empty) are left out, as are nodes on a cycle and the nodes that follow them.
+std::vector<int> stable_topological_order(const std::vector<std::vector<int>>& after,
+                                          const std::vector<char>& skip = {});
 
 class Graph {
  public:
@@ -41,10 +48,13 @@ class Graph {
   // Sum of value_bytes over each boundary's crossing set, for all k in [0, size()] at once (values missing from
   // value_bytes count 0). O(values + size()).
   std::vector<int64_t> crossing_bytes(const std::unordered_map<std::string, int64_t>& value_bytes) const;
-  // The boundary right after the producer of `tensor` (Error(USAGE) if no node produces it).
+  // The boundary right after the producer of `tensor`: Error(USAGE) "cut at 'T': no node produces it (why)" if none
+  // does.
   int boundary_after(const std::string& tensor) const;
 
  private:
+  Error not_a_value(const std::string& name) const;  // Error(INTERNAL) for a name that is a weight or unknown
+
   const GraphDesc* desc_;
   std::vector<int> order_;
   std::unordered_map<std::string, int> producer_;  // value -> position (-1 graph input)

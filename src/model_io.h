@@ -1,6 +1,8 @@
 #pragma once
-// Model I/O: the only place that sees onnx/protobuf types. Loads a .onnx file (external weights stay on disk until a
-// piece needs them), describes its graph in plain structs, runs ONNX shape inference, and writes pieces.
+// Model I/O: loads a .onnx file (external weights stay on disk until a piece needs them), describes its graph in plain
+// structs, runs ONNX shape inference, serializes the model and writes pieces. The model-I/O files are the only ones
+// that see onnx/protobuf types, and this header shows none: proto_stream (wire format), onnx_proto (proto <-> plain
+// types), model_impl (what a loaded Model keeps), shape_inference, serialize, piece_writer; model_io.cpp loads.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,6 +66,9 @@ struct PieceSpec {
 
 class Model {
  public:
+  // What a loaded model keeps: defined in model_impl.h, for the model-I/O files only.
+  struct Impl;
+
   // Parses the file (streamed, never read whole into a second buffer). Large embedded weights (raw_data over 64 KiB)
   // are skipped and read from the file when a piece or serialize() needs them, like external data: the file must not
   // change while the Model is used (checked: Error(IO)). Throws Error(INVALID_MODEL) for a file that is not ONNX or is
@@ -97,11 +102,7 @@ class Model {
   // are streamed: external source data is copied chunk by chunk, never loaded whole. Returns weight bytes written.
   int64_t write_piece(const PieceSpec& spec, const std::string& onnx_path) const;
 
-  // ONNX checker on a written file, when onnx 1.12 knows every opset it imports; returns false when skipped.
-  static bool check_file(const std::string& onnx_path);
-
  private:
-  struct Impl;
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

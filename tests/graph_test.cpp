@@ -276,7 +276,7 @@ TEST(Graph, BoundaryAfterIsRightAfterTheProducer) {
       ADD_FAILURE() << name << " accepted";
     } catch (const Error& error) {
       EXPECT_EQ(error.code(), ErrorCode::USAGE);
-      EXPECT_EQ(std::string(error.what()).rfind("--cut '" + name + "': no node produces it", 0), 0u) << error.what();
+      EXPECT_EQ(std::string(error.what()).rfind("cut at '" + name + "': no node produces it", 0), 0u) << error.what();
     }
   }
 }
@@ -304,6 +304,19 @@ TEST(Graph, HundredThousandNodeChainWithSkipCompletes) {
   EXPECT_EQ(crossing[count / 2], 8);
   EXPECT_EQ(crossing[count], 0);  // the graph output leaves from the last node
   EXPECT_EQ(graph.crossing(count - 1), (Names{"t0", "t" + std::to_string(count - 2)}));
+}
+
+TEST(StableTopologicalOrder, KeepsIndexOrderWhereValidAndMovesOnlyWhatMustWait) {
+  // 0 must follow 2; 1 and 3 are free: the lowest ready index is taken each time.
+  EXPECT_EQ(stable_topological_order({{2}, {}, {}, {}}), (std::vector<int>{1, 2, 0, 3}));
+  EXPECT_EQ(stable_topological_order({{}, {0}, {0, 0, 1}}), (std::vector<int>{0, 1, 2}));  // repeats allowed
+}
+
+TEST(StableTopologicalOrder, LeavesOutSkippedNodesAndCyclesWithWhatFollowsThem) {
+  EXPECT_EQ(stable_topological_order({{}, {}, {}}, {0, 1, 0}), (std::vector<int>{0, 2}));
+  // 1 and 2 wait on each other, 3 follows 2; 0 and 4 are free.
+  EXPECT_EQ(stable_topological_order({{}, {2}, {1}, {2}, {}}), (std::vector<int>{0, 4}));
+  EXPECT_EQ(stable_topological_order({{0}}), std::vector<int>{});  // a node that reads itself
 }
 
 }  // namespace

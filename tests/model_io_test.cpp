@@ -17,6 +17,7 @@
 #include "onnxpipe/error.h"
 #include "support/expect_error.h"
 #include "support/model_builder.h"
+#include "support/onnx_check.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -204,7 +205,7 @@ TEST_F(ModelIo, InitializersListedAsInputsAreWeightsAndIr3PiecesListThemAgain) {
   EXPECT_EQ(piece.ir_version(), 3);
   ASSERT_EQ(piece.graph().input_size(), 2);
   EXPECT_EQ(piece.graph().input(1).name(), "w");
-  EXPECT_TRUE(Model::check_file(path("piece.onnx")));
+  EXPECT_TRUE(test::check_onnx_file(path("piece.onnx")));
 }
 
 TEST_F(ModelIo, NotOnnxFileIsInvalidModelNamingThePath) {
@@ -281,7 +282,7 @@ TEST_F(ModelIo, PieceOfMiddleNodesDeclaresWhatItIsGiven) {
   EXPECT_EQ(proto.graph().name(), "main_piece");
   EXPECT_FALSE(proto.graph().output(0).type().tensor_type().has_shape());  // no shape field at all, not rank 0
   EXPECT_EQ(proto.graph().initializer(0).raw_data(), read_proto(g.path).graph().initializer(1).raw_data());
-  EXPECT_TRUE(Model::check_file(path("piece_1.onnx")));
+  EXPECT_TRUE(test::check_onnx_file(path("piece_1.onnx")));
 }
 
 TEST_F(ModelIo, PieceKeepsFunctionsMetadataAndConstantNodes) {
@@ -307,7 +308,7 @@ TEST_F(ModelIo, PieceKeepsFunctionsMetadataAndConstantNodes) {
   EXPECT_EQ(piece.producer_name(), "onnxpipe-tests");
   EXPECT_EQ(piece.graph().initializer_size(), 0);
   EXPECT_EQ(piece.graph().node(0).op_type(), "Constant");
-  EXPECT_TRUE(Model::check_file(path("piece.onnx")));
+  EXPECT_TRUE(test::check_onnx_file(path("piece.onnx")));
 }
 
 // Every dense weight goes to the piece's own data file, 4096-aligned, with the source's bytes, whether the source
@@ -357,7 +358,7 @@ TEST_F(ModelIo, PieceWeightsStreamToItsOwnAlignedDataFile) {
     }
     const Model reloaded = Model::load(out);
     EXPECT_TRUE(reloaded.graph().external_data);
-    EXPECT_TRUE(Model::check_file(out));
+    EXPECT_TRUE(test::check_onnx_file(out));
   }
 }
 
@@ -418,7 +419,7 @@ TEST_F(ModelIo, LargeEmbeddedWeightsAreCopiedFromTheSourceFile) {
   ASSERT_EQ(embedded.graph().initializer_size(), 2);
   EXPECT_EQ(embedded.graph().initializer(0).raw_data(), source.graph().initializer(1).raw_data());
   EXPECT_EQ(embedded.graph().initializer(1).raw_data(), source.graph().initializer(0).raw_data());
-  EXPECT_TRUE(Model::check_file(path("embedded.onnx")));
+  EXPECT_TRUE(test::check_onnx_file(path("embedded.onnx")));
 
   spec.data_file = "external.data";
   model.write_piece(spec, path("external.onnx"));
@@ -426,7 +427,7 @@ TEST_F(ModelIo, LargeEmbeddedWeightsAreCopiedFromTheSourceFile) {
   auto kv = external_entries(external.graph().initializer(1));
   EXPECT_EQ(read_bytes(path("external.data"), std::stoll(kv["offset"]), std::stoll(kv["length"])),
             source.graph().initializer(0).raw_data());
-  EXPECT_TRUE(Model::check_file(path("external.onnx")));
+  EXPECT_TRUE(test::check_onnx_file(path("external.onnx")));
 
   // Every truncation inside the skipped weight is still detected.
   const std::string bytes = read_bytes(source_path);
@@ -528,7 +529,7 @@ TEST_F(ModelIo, InferShapesOnAnOpsetNewerThanOnnx112ReturnsWhatIsDeclared) {
   EXPECT_FALSE(complete);
   EXPECT_EQ(shapes.at("x").dims[0].value, 2);
   EXPECT_EQ(shapes.at("y").dtype, DType::FLOAT);
-  EXPECT_FALSE(Model::check_file(path("new.onnx")));  // onnx 1.12 knows neither IR 10 nor opset 21
+  EXPECT_FALSE(test::check_onnx_file(path("new.onnx")));  // onnx 1.12 knows neither IR 10 nor opset 21
 }
 
 TEST_F(ModelIo, SerializeAddsNameOnlyOutputsAndKeepsWeights) {
@@ -637,7 +638,7 @@ TEST_F(ModelIo, CheckFileRejectsABrokenModel) {
   b.node("Add", {"x", "missing"}, {"y"});
   b.output("y", DType::FLOAT, {2});
   std::string message;
-  EXPECT_EQ(test::error_code_of([&] { Model::check_file(b.save(path("bad.onnx"))); }, &message),
+  EXPECT_EQ(test::error_code_of([&] { test::check_onnx_file(b.save(path("bad.onnx"))); }, &message),
             ErrorCode::INVALID_MODEL);
   EXPECT_NE(message.find("bad.onnx"), std::string::npos);
 }

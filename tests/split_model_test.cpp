@@ -9,6 +9,7 @@
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "support/models_dir.h"
+#include "support/onnx_check.h"
 
 namespace fs = std::filesystem;
 using namespace onnxpipe;
@@ -57,7 +58,7 @@ TEST_P(SplitModel, PiecesReproduceTheModel) {
   for (const auto& piece : plan.pieces) {
     EXPECT_GT(piece.node_count, 0);
     if (check) {
-      EXPECT_NO_THROW(detail::Model::check_file((out / piece.file).string())) << piece.file;
+      EXPECT_NO_THROW(test::check_onnx_file((out / piece.file).string())) << piece.file;
     }
   }
 
