@@ -274,7 +274,8 @@ int Graph::boundary_after(const std::string& tensor) const {
   std::string why = it != producer_.end() ? "it is a graph input"
                     : is_weight(tensor)   ? "it is a weight"
                                           : "unknown name";
-  throw Error(ErrorCode::USAGE, "cut at '" + tensor + "': no node produces it (" + why + ")");
+  const std::string reason = "no node produces it (" + why + ")";
+  throw Error(ErrorCode::USAGE, "cut at '" + tensor + "': " + reason, ArgumentContext{"cuts", tensor, reason});
 }
 
 }  // namespace onnxpipe::detail

@@ -291,6 +291,9 @@ TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {
   Result cut = run("split " + quote(model) + " -n 2 --cut y -o " + quote(out));
   EXPECT_EQ(cut.status, 2);
   expect_one_error_line(cut, "--cut 'y': made by the last node");
+  Result unknown = run("split " + quote(model) + " -n 2 --cut nope -o " + quote(out));
+  EXPECT_EQ(unknown.status, 2);
+  expect_one_error_line(unknown, "--cut 'nope': no node produces it (unknown name)");
   ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -q -o " + quote(out)).status, 0);
   write_npy(dir_ + "/x.npy", make_tensor(DType::FLOAT, {1, 4}));
   Result input = run("verify " + quote(model) + " " + quote(out) + " --input " + quote("nope=" + dir_ + "/x.npy"));
