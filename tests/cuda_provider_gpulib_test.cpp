@@ -8,8 +8,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +15,7 @@
 #include "onnxpipe/error.h"
 #include "runtime.h"
 #include "support/model_builder.h"
+#include "support/shell.h"
 
 namespace onnxpipe {
 namespace {
@@ -24,17 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* kChildVariable = "ONNXPIPE_GPULIB_CHILD";  // set in the child process of CudaSessionFailsOnTheDriver
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // The directory of the libonnxruntime.so.1 this process loaded: ORT loads its providers from there.
 fs::path ort_library_dir() {
@@ -76,8 +64,8 @@ struct Outcome {
 };
 
 Outcome run_shell(const std::string& command, const fs::path& log) {
-  const int status = std::system((command + " >" + quote(log.string()) + " 2>&1").c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log)};
+  const int status = std::system((command + " >" + test::shell_quote(log.string()) + " 2>&1").c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_file(log)};
 }
 
 // The system's GPU driver, when one is installed (ldconfig knows libcuda.so.1).
@@ -106,8 +94,9 @@ class CudaProviderLib : public ::testing::Test {
 };
 
 TEST_F(CudaProviderLib, ProviderResolvesEveryLibraryButTheDriver) {
-  const Outcome ldd =
-      run_shell("LD_LIBRARY_PATH=" + quote(search_path(cuda_dirs_)) + " ldd " + quote(provider_), dir_ + "/ldd.txt");
+  const Outcome ldd = run_shell(
+      "LD_LIBRARY_PATH=" + test::shell_quote(search_path(cuda_dirs_)) + " ldd " + test::shell_quote(provider_),
+      dir_ + "/ldd.txt");
   ASSERT_EQ(ldd.exit_code, 0) << ldd.output;
   std::istringstream lines(ldd.output);
   int resolved = 0;
@@ -165,8 +154,8 @@ TEST_F(CudaProviderLib, CudaSessionFailsOnTheDriverNotOnLoading) {
   }
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   const Outcome child =
-      run_shell(std::string(kChildVariable) + "=1 LD_LIBRARY_PATH=" + quote(search_path(dirs)) + " " + quote(self) +
-                    " --gtest_filter=CudaProviderLib.CudaSessionFailsOnTheDriverNotOnLoading",
+      run_shell(std::string(kChildVariable) + "=1 LD_LIBRARY_PATH=" + test::shell_quote(search_path(dirs)) + " " +
+                    test::shell_quote(self) + " --gtest_filter=CudaProviderLib.CudaSessionFailsOnTheDriverNotOnLoading",
                 dir_ + "/child.txt");
   EXPECT_EQ(child.exit_code, 0) << child.output;
   const size_t said = child.output.find("session ");

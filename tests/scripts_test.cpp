@@ -13,23 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "support/shell.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
+using onnxpipe::test::read_file;
+using onnxpipe::test::shell_quote;
+
 const std::string kSource = ONNXPIPE_SOURCE_DIR;
 const std::string kPython = "/usr/bin/python3";
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 struct Outcome {
   int exit_code = -1;
@@ -51,11 +45,12 @@ class ScriptsTest : public ::testing::Test {
   // Runs scripts/SCRIPT with ARGS through /usr/bin/python3 (*.py) or bash (*.sh); stdout to dir_/stdout.txt.
   Outcome run(const std::string& script, const std::vector<std::string>& args) const {
     const bool shell = fs::path(script).extension() == ".sh";
-    std::string command = quote(shell ? "/bin/bash" : kPython) + " " + quote(kSource + "/scripts/" + script);
-    for (const auto& a : args) command += " " + quote(a);
+    std::string command =
+        shell_quote(shell ? "/bin/bash" : kPython) + " " + shell_quote(kSource + "/scripts/" + script);
+    for (const auto& a : args) command += " " + shell_quote(a);
     const fs::path err = dir_ / "stderr.txt";
-    if (shell) command += " >" + quote((dir_ / "stdout.txt").string());
-    command += " 2>" + quote(err.string());
+    if (shell) command += " >" + shell_quote((dir_ / "stdout.txt").string());
+    command += " 2>" + shell_quote(err.string());
     const int status = std::system(command.c_str());
     Outcome outcome;
     outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
