@@ -68,7 +68,11 @@ if ((tests)); then
   export ONNXPIPE_REQUIRE_CUDA=$uses_cuda
   if [[ $layout == build ]]; then
     log "gpu tests: ctest -L gpu in $build (ONNXPIPE_REQUIRE_CUDA=$uses_cuda)"
-    (cd "$build" && ctest -L gpu --output-on-failure) || die "gpu tests"
+    (cd "$build" && ctest -L gpu --output-on-failure) | tee "$work/ctest.log" || die "gpu tests"
+    # A device test that skips on a GPU run is a failure too, whatever the test does with ONNXPIPE_REQUIRE_CUDA.
+    if ((uses_cuda)) && grep -q 'Gpu.*(Skipped)' "$work/ctest.log"; then
+      die "gpu tests skipped (see above: no usable CUDA device?)"
+    fi
   else
     for t in "$top"/bin/*_test; do
       filter='*'
