@@ -14,8 +14,8 @@
 #
 # From a bundle, on a GPU machine that cannot build (no package registry, at most 64 MiB per transfer): on the build
 # machine, after make build,
-#     mkdir -p .gpu-extra/models && cp models/mobilenet_v2.onnx .gpu-extra/models/
-#     ../shared/tools/gpu-bundle.sh --extra scripts --extra .gpu-extra/models build/onnxpipe \
+#     mkdir -p /tmp/gpu-extra/models && cp models/mobilenet_v2.onnx /tmp/gpu-extra/models/
+#     ../shared/tools/gpu-bundle.sh --extra scripts --extra /tmp/gpu-extra/models build/onnxpipe \
 #         build/tests/pipeline_gpu_test build/tests/runtime_test build/tests/cuda_provider_gpulib_test
 # copy the parts it prints into /tmp/op on the GPU machine, in order, then run there
 #     bash /tmp/op/gpu-run.sh bash scripts/gpu_check.sh
