@@ -78,7 +78,10 @@ if ((tests)); then
       filter='*'
       [[ $(basename "$t") == runtime_test ]] && filter='*Gpu*:*Cuda*'
       log "gpu tests: $(basename "$t") --gtest_filter=$filter (ONNXPIPE_REQUIRE_CUDA=$uses_cuda)"
-      "$t" --gtest_filter="$filter" || die "$(basename "$t")"
+      "$t" --gtest_filter="$filter" | tee "$work/$(basename "$t").log" || die "$(basename "$t")"
+      if ((uses_cuda)) && [[ $t == *_gpu_test ]] && grep -q '^\[  SKIPPED \]' "$work/$(basename "$t").log"; then
+        die "$(basename "$t"): tests skipped (see above: no usable CUDA device?)"
+      fi
     done
   fi
 fi
