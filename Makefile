@@ -7,8 +7,11 @@ MODELS ?= models
 DEMO_MODEL ?= resnet18
 DEMO_PARTS ?= 2
 CTEST_ARGS ?=
+# CUDA 13's runtime in the CUDA toolkit's standard prefix: where it is, `make test` installs ONNX Runtime's CUDA
+# provider (179 MB from npm, once; cached) so that the gpu-lib test runs; elsewhere that test skips.
+CUDA_RUNTIME := $(firstword $(wildcard /usr/local/cuda*/lib64/libcudart.so.13))
 
-.PHONY: all deps deps-models build demo test models models-large bench sanitize clean
+.PHONY: all deps deps-models build demo test models models-large bench sanitize clean gpu gpu-check
 
 all: build
 
@@ -17,6 +20,10 @@ deps:
 
 deps-models:
 	@scripts/install_deps.sh --models
+
+# ONNX Runtime's CUDA provider beside the core (third_party/onnxruntime/lib).
+gpu:
+	@scripts/install_deps.sh --gpu
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -36,6 +43,7 @@ demo: deps-models build
 	@scripts/demo.sh $(BUILD)/onnxpipe $(MODELS) $(DEMO_MODEL) $(DEMO_PARTS)
 
 test: deps-models build
+	$(if $(CUDA_RUNTIME),@scripts/install_deps.sh --gpu)
 	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
 	cd $(BUILD) && ONNXPIPE_MODELS=$(abspath $(MODELS)) ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
@@ -43,6 +51,11 @@ bench: deps-models build
 	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/split_bench
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/pipeline_bench
+
+# On a machine with a GPU: the gpu tests with ONNXPIPE_REQUIRE_CUDA=1, then mobilenet_v2 and GPT-2 as 2-stage
+# pipelines on cuda:0,cuda:0 against the CPU (scripts/gpu_check.sh; its header says how to run it from a bundle).
+gpu-check: deps-models build
+	@scripts/gpu_check.sh --build $(BUILD) --models $(MODELS)
 
 # The runtime and pipeline tests under ThreadSanitizer and AddressSanitizer (ORT itself is not instrumented).
 SANITIZED_TESTS := runtime_test pipeline_test

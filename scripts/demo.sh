@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The one-command tour (`make demo`): export a model if needed, inspect it, split it into PARTS pieces, verify that
-# the chained pieces reproduce the whole model, and summarise. Every command is echoed before it runs, so it can be
-# copied and re-run by hand.
+# the chained pieces reproduce the whole model, bench the pieces as a pipeline against the whole model in sequence on
+# two pinned cores, draw the bench as the seed's grid of plots, and summarise with what the pipeline gained. Every
+# command is echoed before it runs, so it can be copied and re-run by hand.
 #   usage: scripts/demo.sh BIN MODELS_DIR MODEL PARTS [SPLIT/VERIFY OPTIONS...]
 #   e.g.   scripts/demo.sh build/onnxpipe models resnet18 2
 #          scripts/demo.sh build/onnxpipe models gpt2 3 --dim seq=8
-# The pieces go to <BIN's directory>/demo/MODEL-PARTS (replaced on every run) and stay there to look at.
+# The pieces go to <BIN's directory>/demo/MODEL-PARTS (replaced on every run), the bench's CSV and PNG beside them
+# (MODEL-PARTS-bench.csv, .png); they stay there to look at. DEMO_IMAGES (1,5,9,17) and DEMO_REPEAT (2) size the bench.
 set -euo pipefail
 
 usage() { echo "usage: $0 BIN MODELS_DIR MODEL PARTS [split/verify options...]" >&2; exit 2; }
@@ -13,6 +15,13 @@ usage() { echo "usage: $0 BIN MODELS_DIR MODEL PARTS [split/verify options...]" 
 bin=$1 models=$2 model=$3 parts=$4
 shift 4
 extra=("$@")
+dims=()  # the --dim options of extra, which bench takes too
+for ((i = 0; i < ${#extra[@]}; ++i)); do
+  case ${extra[i]} in
+    --dim) dims+=(--dim "${extra[i + 1]:-}"); i=$((i + 1)) ;;
+    --dim=*) dims+=("${extra[i]}") ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=/usr/bin/python3
 
@@ -27,15 +36,17 @@ else bold='' dim='' red='' green='' reset=''; fi
 
 steps=()  # one summary line per step
 say() { printf '%s\n' "${dim}# $*${reset}"; }
-# run TITLE CMD...: echoes the command, runs it, records its outcome and time; returns its exit status.
+# run TITLE CMD...: echoes the command, runs it, records its outcome and time; returns its exit status. With
+# stdout=FILE set, the command's stdout goes to FILE.
+stdout=''
 run() {
   local title=$1; shift
   printf '\n%s\n' "${bold}== $title${reset}"
   local quoted
   quoted=$(printf '%q ' "$@")
-  printf '%s\n' "\$ ${quoted% }"
+  printf '%s\n' "\$ ${quoted% }${stdout:+ > $(printf '%q' "$stdout")}"
   local start=${EPOCHREALTIME/[.,]/} status=0  # microseconds
-  "$@" || status=$?
+  if [[ -n $stdout ]]; then "$@" >"$stdout" || status=$?; else "$@" || status=$?; fi
   local ds=$(((${EPOCHREALTIME/[.,]/} - start) / 100000))
   local outcome="${green}ok${reset}"
   ((status == 0)) || outcome="${red}exit $status${reset}"
@@ -80,16 +91,41 @@ run verify "$bin" verify "$model_path" "$out" "${extra[@]}" || verify_status=$?
 ((verify_status != 3)) || fail "the pieces do NOT reproduce $model (exit 3): see the rows above"
 ((verify_status == 0)) || fail "verify failed"
 
+say "bench: the pieces as a pipeline, one stage per core (cpu:1@0, cpu:1@1), against the whole model in sequence on"
+say "one core, for a few image counts N; every mode must return the same outputs. One CSV row per (mode, N)."
+csv=$out-bench.csv png=$out-bench.png
+stdout=$csv run bench "$bin" bench "$out" --devices cpu:1@0,cpu:1@1 --modes sequence,pipeline \
+  --images "${DEMO_IMAGES:-1,5,9,17}" --repeat "${DEMO_REPEAT:-2}" --warmup 0.5 --alone-runs 20 --format csv \
+  "${dims[@]}" || fail "bench failed"
+
+say "plot: the bench CSV as the seed's grid (time, gain over sequence, throughput against its bound, latency, ...)."
+run plot "$bin" plot "$csv" -o "$png" || fail "plot failed"
+
+# What the pipeline gained: its throughput over the sequence's at the largest N of the bench.
+gain=$("$python" - "$csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+n = max(int(r["n_imgs"]) for r in rows)
+rate = {r["name"]: float(r["throughput"]) for r in rows if int(r["n_imgs"]) == n}
+p, s = rate["pipeline"], rate["sequence"]
+print(f"at N = {n} images the pipeline ran {p:.1f} images/s against {s:.1f} for the sequence: "
+      f"{p / s:.2f}x ({(p / s - 1) * 100:+.0f}%)")
+PY
+) || fail "could not read the pipeline's gain from $csv"
+
 summary
 printf '\n  %s\n' "model:  $model_path ($(du -h "$model_path" | cut -f1))"
 printf '  %s\n' "pieces: $out/"
 for f in "$out"/*; do
   [[ -f $f ]] && printf '          %-22s %s\n' "$(basename "$f")" "$(du -h "$f" | cut -f1)"
 done
+printf '  %s\n' "bench:  $csv" "plot:   $png"
 cat <<EOF
 
   ${green}The $parts pieces of $model reproduce the whole model.${reset}
+  ${green}Two pinned cores: $gain.${reset}
   Next: another cost model (--balance bytes|flops|time), your own cuts (--cut TENSOR,...), or any .onnx file:
     $bin split MODEL.onnx -n N -o DIR
     $bin verify MODEL.onnx DIR
+    $bin bench DIR --devices cpu:1@0,cpu:1@1 --format csv > bench.csv && $bin plot bench.csv -o bench.png
 EOF

@@ -4,15 +4,28 @@
 # third_party/onnxruntime/{include,lib} (the official release layout, so -DONNXRUNTIME_ROOT can point elsewhere).
 # Tarballs are cached in ~/.cache/onnxpipe and never fetched twice; npm checks their integrity hash; no install
 # script of theirs is ever run.
-#   usage: scripts/install_deps.sh [--models]   (--models also installs the Python packages that export models)
+#   usage: scripts/install_deps.sh [--models] [--gpu]
+#     --models  also the Python packages that export models
+#     --gpu     also ONNX Runtime's CUDA 13 provider (com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9, the same
+#               ORT 1.29.0 build; 179 MB download, 229 MB unpacked): libonnxruntime_providers_shared.so and
+#               libonnxruntime_providers_cuda.so beside libonnxruntime.so.1, where ORT loads them from. It runs
+#               where CUDA 13's runtime, cuBLAS, cuRAND and cuDNN 9 are found (with a GPU driver for a device)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "[deps] $*" >&2; }
+models=0 gpu=0
+for arg in "$@"; do
+  case $arg in
+    --models) models=1 ;;
+    --gpu) gpu=1 ;;
+    *) echo "usage: $0 [--models] [--gpu]" >&2; exit 2 ;;
+  esac
+done
 
 packages=(build-essential cmake pkg-config libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata python3-numpy
-          python3-matplotlib)
-[[ ${1:-} == --models ]] && packages+=(python3-torch python3-torchvision python3-onnx)
+          python3-matplotlib clang-format)
+((models)) && packages+=(python3-torch python3-torchvision python3-onnx)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,20 +40,21 @@ if ((${#missing[@]})); then
 fi
 
 ort=$root/third_party/onnxruntime
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/onnxpipe
+fetch() {  # fetch NAME VERSION -> path of the cached tarball
+  local tgz="$cache/$1-$2.tgz"
+  if [[ ! -s $tgz ]]; then
+    mkdir -p "$cache"
+    log "fetching $1@$2 from npm"
+    (cd "$cache" && npm pack --silent "$1@$2" >/dev/null)
+  fi
+  echo "$tgz"
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
 if [[ ! -e $ort/lib/libonnxruntime.so.1 || ! -e $ort/include/onnxruntime_cxx_api.h ]]; then
-  cache=${XDG_CACHE_HOME:-$HOME/.cache}/onnxpipe
-  mkdir -p "$cache"
-  fetch() {  # fetch NAME VERSION -> path of the cached tarball
-    local tgz="$cache/$1-$2.tgz"
-    if [[ ! -s $tgz ]]; then
-      log "fetching $1@$2 from npm"
-      (cd "$cache" && npm pack --silent "$1@$2" >/dev/null)
-    fi
-    echo "$tgz"
-  }
   core=$(fetch onnxruntime-node 1.29.0)
   headers=$(fetch com.github.asus4.onnxruntime 0.4.9)
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   tar xzf "$core" -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
   hdir='package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers'
   tar xzf "$headers" -C "$tmp" "$hdir"
@@ -50,4 +64,25 @@ if [[ ! -e $ort/lib/libonnxruntime.so.1 || ! -e $ort/include/onnxruntime_cxx_api
   cp "$tmp/$hdir"/*.h "$ort.tmp/include/"
   rm -rf "$ort"; mv "$ort.tmp" "$ort"
   log "ONNX Runtime 1.29.0 ready in $ort"
+fi
+
+providers=(libonnxruntime_providers_shared.so libonnxruntime_providers_cuda.so)
+if ((gpu)) && [[ ! -e $ort/lib/${providers[0]} || ! -e $ort/lib/${providers[1]} ]]; then
+  gpu_tgz=$(fetch com.github.asus4.onnxruntime.linux-x64-gpu 0.4.9)
+  pdir=package/Plugins/Linux/x64
+  tar xzf "$gpu_tgz" -C "$tmp" "${providers[@]/#/$pdir/}"
+  # The provider and the core must come from the same ORT release: both carry its version string.
+  for lib in "$ort/lib/libonnxruntime.so.1" "$tmp/$pdir/${providers[1]}"; do
+    grep -qaF 1.29.0 "$lib" || { log "$lib is not from ONNX Runtime 1.29.0"; exit 1; }
+  done
+  for p in "${providers[@]}"; do  # each appears whole or not at all
+    cp "$tmp/$pdir/$p" "$ort/lib/$p.tmp" && mv "$ort/lib/$p.tmp" "$ort/lib/$p"
+  done
+  log "ONNX Runtime's CUDA provider ready in $ort/lib"
+fi
+if ((gpu)); then
+  cuda_dirs=$(ls -d /usr/local/cuda*/lib64 2>/dev/null | paste -sd: || true)
+  lacking=$(LD_LIBRARY_PATH=$cuda_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$ort/lib/${providers[1]}" |
+            awk '/not found/ && $1 != "libcuda.so.1" {print $1}' | paste -sd' ' || true)
+  [[ -z $lacking ]] || log "warning: the CUDA provider lacks $lacking here (install CUDA 13 and cuDNN 9)"
 fi

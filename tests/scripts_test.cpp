@@ -1,5 +1,6 @@
-// The Python scripts the project ships: scripts/plot.py draws a bench CSV (issue 4), scripts/export_models.py
-// rejects bad arguments before it needs torch. Run through /usr/bin/python3, as `make` does.
+// The scripts the project ships: scripts/plot.py draws a bench CSV (issue 4), scripts/export_models.py rejects bad
+// arguments before it needs torch (both run through /usr/bin/python3, as `make` does), and scripts/gpu_check.sh runs
+// its steps on CPU devices (its GPU run needs a GPU).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,23 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "support/shell.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
+using onnxpipe::test::read_file;
+using onnxpipe::test::shell_quote;
+
 const std::string kSource = ONNXPIPE_SOURCE_DIR;
 const std::string kPython = "/usr/bin/python3";
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 struct Outcome {
   int exit_code = -1;
@@ -47,11 +42,15 @@ class ScriptsTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // Runs scripts/SCRIPT with ARGS through /usr/bin/python3 (*.py) or bash (*.sh); stdout to dir_/stdout.txt.
   Outcome run(const std::string& script, const std::vector<std::string>& args) const {
-    std::string command = quote(kPython) + " " + quote(kSource + "/scripts/" + script);
-    for (const auto& a : args) command += " " + quote(a);
+    const bool shell = fs::path(script).extension() == ".sh";
+    std::string command =
+        shell_quote(shell ? "/bin/bash" : kPython) + " " + shell_quote(kSource + "/scripts/" + script);
+    for (const auto& a : args) command += " " + shell_quote(a);
     const fs::path err = dir_ / "stderr.txt";
-    command += " 2>" + quote(err.string());
+    if (shell) command += " >" + shell_quote((dir_ / "stdout.txt").string());
+    command += " 2>" + shell_quote(err.string());
     const int status = std::system(command.c_str());
     Outcome outcome;
     outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -138,6 +137,41 @@ TEST_F(ScriptsTest, ExportRejectsUnknownModelName) {
   EXPECT_EQ(outcome.exit_code, 2);
   EXPECT_NE(outcome.err.find("unknown model(s) bert"), std::string::npos) << outcome.err;
   EXPECT_FALSE(fs::exists(dir_ / "models" / "resnet18.onnx")) << "nothing is exported when an argument is wrong";
+}
+
+// The GPU check's steps on two CPU stages: split, the CPU's answer, pipeline and sequence runs, the per-stage table
+// and the comparison with the CPU.
+TEST_F(ScriptsTest, GpuCheckRunsItsStepsOnCpuDevices) {
+  const fs::path model = "/usr/share/libonnx-testdata/data/node/test_mvn_expanded/model.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " is absent (Debian's libonnx-testdata)";
+  fs::create_directories(dir_ / "models");
+  fs::copy_file(model, dir_ / "models" / "mvn.onnx");
+  const Outcome outcome = run(
+      "gpu_check.sh", {"--devices", "cpu:1,cpu:1", "--no-tests", "--only", "mvn", "--count", "3", "--models",
+                       (dir_ / "models").string(), "--build", ONNXPIPE_BINARY_DIR, "--work", (dir_ / "work").string()});
+  const std::string out = read_file(dir_ / "stdout.txt");
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.err << out;
+  EXPECT_NE(out.find("mvn: 2 stages on cpu:1,cpu:1, 3 requests"), std::string::npos) << out;
+  EXPECT_NE(out.find("h2d_bytes    d2d_bytes    d2h_bytes  mem_peak_mb"), std::string::npos) << out;
+  EXPECT_NE(out.find("between the stages through the host: 0 bytes (goal met)"), std::string::npos) << out;
+  EXPECT_NE(out.find("throughput: pipeline "), std::string::npos) << out;
+  EXPECT_NE(out.find("outputs match the CPU's"), std::string::npos) << out;
+}
+
+TEST_F(ScriptsTest, GpuCheckFailsWhenAModelIsMissing) {
+  fs::create_directories(dir_ / "models");
+  const Outcome outcome = run(
+      "gpu_check.sh", {"--devices", "cpu:1,cpu:1", "--no-tests", "--only", "no_such_model", "--models",
+                       (dir_ / "models").string(), "--build", ONNXPIPE_BINARY_DIR, "--work", (dir_ / "work").string()});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_NE(outcome.err.find("no_such_model: SKIPPED"), std::string::npos) << outcome.err;
+  EXPECT_NE(outcome.err.find("FAILED: no_such_model: no model"), std::string::npos) << outcome.err;
+}
+
+TEST_F(ScriptsTest, GpuCheckRejectsUnknownOption) {
+  const Outcome outcome = run("gpu_check.sh", {"--gpus", "2"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("usage: scripts/gpu_check.sh"), std::string::npos) << outcome.err;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <memory>
@@ -54,23 +55,30 @@ int run_program(const std::vector<std::string>& argv, bool quiet) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// scripts/plot.py of the source tree this binary was built from, else where `cmake --install` puts it
-// (../share/onnxpipe), else beside the binary (../scripts, scripts).
+// True when `path` is `dir` or lies below it.
+bool is_within(const fs::path& path, const fs::path& dir) {
+  std::error_code path_error, dir_error;
+  const fs::path p = fs::weakly_canonical(path, path_error);
+  const fs::path d = fs::weakly_canonical(dir, dir_error);
+  if (path_error || dir_error) return false;
+  return std::mismatch(d.begin(), d.end(), p.begin(), p.end()).first == d.end();
+}
+
+// plot.py where `cmake --install` puts it, relative to this executable (PREFIX/bin/onnxpipe ->
+// PREFIX/share/onnxpipe/plot.py), so that an installed prefix works wherever it is moved; for a binary of the build
+// tree (the CLI, or a test calling this command), scripts/plot.py of the source tree it was built from.
 std::string find_script() {
-  std::vector<fs::path> candidates = {fs::path(ONNXPIPE_SOURCE_DIR) / "scripts" / "plot.py"};
   std::error_code error;
   const fs::path exe = fs::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    candidates.push_back(exe.parent_path().parent_path() / "share" / "onnxpipe" / "plot.py");
-    candidates.push_back(exe.parent_path().parent_path() / "scripts" / "plot.py");
-    candidates.push_back(exe.parent_path() / "scripts" / "plot.py");
-  }
+  if (error) throw Error(ErrorCode::IO, "plot: cannot tell where this executable is (/proc/self/exe): pass --script");
+  std::vector<fs::path> candidates = {exe.parent_path().parent_path() / "share" / "onnxpipe" / "plot.py"};
+  if (is_within(exe, ONNXPIPE_BINARY_DIR)) candidates.push_back(fs::path(ONNXPIPE_SOURCE_DIR) / "scripts" / "plot.py");
   std::string looked;
   for (const fs::path& path : candidates) {
     if (fs::is_regular_file(path)) return path.string();
     looked += (looked.empty() ? "" : ", ") + path.string();
   }
-  throw Error(ErrorCode::IO, "plot: scripts/plot.py not found (looked at " + looked + "): pass --script");
+  throw Error(ErrorCode::IO, "plot: plot.py not found (looked at " + looked + "): pass --script");
 }
 
 void run_plot(const CliContext& context, const PlotArgs& args) {
@@ -129,7 +137,10 @@ void add_plot_command(CLI::App& app, CliContext& context) {
   command->add_flag("--svg", args->svg, "also write an .svg beside the .png");
   command->add_option("--title", args->title, "figure title (default: the file name and what every row shares)");
   command->add_option("--python", args->python, "Python 3 with matplotlib and numpy")->capture_default_str();
-  command->add_option("--script", args->script, "plot script (default: scripts/plot.py of the source tree)");
+  command->add_option(
+      "--script", args->script,
+      "plot script (default: ../share/onnxpipe/plot.py beside the executable; for the build tree's, the source "
+      "tree's scripts/plot.py)");
   command->callback([&context, args] { run_plot(context, *args); });
 }
 

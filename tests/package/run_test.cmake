@@ -1,20 +1,8 @@
 # Installs the built onnxpipe into a fresh prefix, then configures, builds and runs the consumer project beside this
 # script against it. cmake -DBINARY_DIR=<onnxpipe build dir> -DWORK_DIR=<scratch dir> -DGENERATOR=<generator>
 # -DCXX_COMPILER=<compiler> -P run_test.cmake
-foreach(var BINARY_DIR WORK_DIR GENERATOR CXX_COMPILER)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "run_test.cmake: -D${var}=... is required")
-  endif()
-endforeach()
-
-function(step what)
-  execute_process(COMMAND ${ARGN} WORKING_DIRECTORY ${WORK_DIR} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${what} failed (${rc}):\n${out}")
-  endif()
-  message(STATUS "${what}: ok")
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+require(BINARY_DIR WORK_DIR GENERATOR CXX_COMPILER)
 
 set(prefix ${WORK_DIR}/prefix)
 set(consumer_build ${WORK_DIR}/consumer)
