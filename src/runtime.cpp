@@ -75,7 +75,8 @@ int location(const Ort::ConstMemoryInfo& info) {
   return device ? info.GetDeviceId() : -1;
 }
 
-int value_device(const Ort::Value& value) { return location(value.GetTensorMemoryInfo()); }
+// Sequences, maps and optionals have no memory info of their own (ORT throws): onnxpipe keeps them on the host.
+int value_device(const Ort::Value& value) { return value.IsTensor() ? location(value.GetTensorMemoryInfo()) : -1; }
 
 int64_t value_bytes(const Ort::Value& value) {
   const auto info = value.GetTensorTypeAndShapeInfo();
