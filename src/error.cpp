@@ -1,29 +1,16 @@
 #include "onnxpipe/error.h"
 
+#include <array>
 #include <utility>
+
+#include "enum_names.h"
 
 namespace onnxpipe {
 
 const char* error_code_name(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::USAGE:
-      return "usage";
-    case ErrorCode::INVALID_MODEL:
-      return "invalid_model";
-    case ErrorCode::INVALID_DATA:
-      return "invalid_data";
-    case ErrorCode::IO:
-      return "io";
-    case ErrorCode::RUNTIME:
-      return "runtime";
-    case ErrorCode::VERIFY_MISMATCH:
-      return "verify_mismatch";
-    case ErrorCode::CANCELLED:
-      return "cancelled";
-    case ErrorCode::INTERNAL:
-      return "internal";
-  }
-  return "unknown";
+  static constexpr std::array<const char*, 8> kNames = {"usage",   "invalid_model",   "invalid_data", "io",
+                                                        "runtime", "verify_mismatch", "cancelled",    "internal"};
+  return detail::enum_name(kNames, code);
 }
 
 std::string StageContext::label() const {

@@ -1,8 +1,11 @@
 #include "log.h"
 
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <utility>
+
+#include "enum_names.h"
 
 namespace onnxpipe {
 namespace {
@@ -21,17 +24,8 @@ LogChannel& channel() {
 }  // namespace
 
 const char* log_level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::DEBUG:
-      return "debug";
-    case LogLevel::INFO:
-      return "info";
-    case LogLevel::WARN:
-      return "warning";
-    case LogLevel::ERROR:
-      return "error";
-  }
-  return "?";
+  static constexpr std::array<const char*, 4> kNames = {"debug", "info", "warning", "error"};
+  return detail::enum_name(kNames, level);
 }
 
 void set_log_callback(LogLevel min_level, LogCallback callback) {

@@ -1,6 +1,7 @@
 #include "onnxpipe/pipeline.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "batching.h"
 #include "blocking_queue.h"
 #include "device_split.h"
+#include "enum_names.h"
 #include "onnxpipe/error.h"
 #include "runtime.h"
 
@@ -149,24 +151,14 @@ void merge_copy(CopyStat& into, const CopyStat& more) {
 
 }  // namespace
 
+constexpr std::array<const char*, 3> kModeNames = {"sequence", "pipeline", "replicas"};
+
 PipelineMode pipeline_mode_from_name(const std::string& name) {
-  if (name == "sequence") return PipelineMode::SEQUENCE;
-  if (name == "pipeline") return PipelineMode::PIPELINE;
-  if (name == "replicas") return PipelineMode::REPLICAS;
-  throw Error(ErrorCode::USAGE, "mode '" + name + "': expected sequence, pipeline or replicas");
+  if (auto mode = detail::enum_from_name<PipelineMode>(kModeNames, name)) return *mode;
+  throw Error(ErrorCode::USAGE, "mode '" + name + "': expected " + detail::enum_names_text(kModeNames));
 }
 
-const char* pipeline_mode_name(PipelineMode mode) {
-  switch (mode) {
-    case PipelineMode::SEQUENCE:
-      return "sequence";
-    case PipelineMode::PIPELINE:
-      return "pipeline";
-    case PipelineMode::REPLICAS:
-      return "replicas";
-  }
-  return "?";
-}
+const char* pipeline_mode_name(PipelineMode mode) { return detail::enum_name(kModeNames, mode); }
 
 struct Pipeline::Impl {
   PipelineOptions options;

@@ -1,25 +1,16 @@
 #include "onnxpipe/stage_timing.h"
 
 #include <algorithm>
+#include <array>
 
+#include "enum_names.h"
 #include "stats.h"
 
 namespace onnxpipe {
 
 const char* copy_path_name(CopyPath path) {
-  switch (path) {
-    case CopyPath::NONE:
-      return "none";
-    case CopyPath::HOST:
-      return "host";
-    case CopyPath::H2D:
-      return "h2d";
-    case CopyPath::D2D:
-      return "d2d";
-    case CopyPath::D2H:
-      return "d2h";
-  }
-  return "?";
+  static constexpr std::array<const char*, 5> kNames = {"none", "host", "h2d", "d2d", "d2h"};
+  return detail::enum_name(kNames, path);
 }
 
 void TimingCollector::on_stage_end(const StageRecord& record) {

@@ -1,11 +1,13 @@
 #include "printer.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "enum_names.h"
 #include "onnxpipe/error.h"
 
 namespace onnxpipe::cli {
@@ -309,26 +311,14 @@ class JsonlPrinter : public BasePrinter {
 
 }  // namespace
 
+constexpr std::array<const char*, 4> kFormatNames = {"md", "csv", "json", "jsonl"};
+
 Format format_from_name(const std::string& name) {
-  for (Format format : {Format::MD, Format::CSV, Format::JSON, Format::JSONL}) {
-    if (name == format_name(format)) return format;
-  }
-  throw Error(ErrorCode::USAGE, "unknown format '" + name + "' (md, csv, json or jsonl)");
+  if (auto format = detail::enum_from_name<Format>(kFormatNames, name)) return *format;
+  throw Error(ErrorCode::USAGE, "unknown format '" + name + "' (" + detail::enum_names_text(kFormatNames) + ")");
 }
 
-const char* format_name(Format format) {
-  switch (format) {
-    case Format::MD:
-      return "md";
-    case Format::CSV:
-      return "csv";
-    case Format::JSON:
-      return "json";
-    case Format::JSONL:
-      return "jsonl";
-  }
-  return "?";
-}
+const char* format_name(Format format) { return detail::enum_name(kFormatNames, format); }
 
 void Printer::table(const std::string& title, const std::vector<Field>& fields, const std::vector<Row>& rows) {
   begin_table(title, fields);
