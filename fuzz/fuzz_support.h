@@ -13,11 +13,13 @@
 
 namespace onnxpipe::fuzz {
 
-// Writes the input to DIR/name (DIR made once per process, removed at exit) and returns the path.
+// Writes the input to DIR/name (DIR made once per process, removed at exit) and returns the path. DIR is in
+// $FUZZ_TMPDIR, else /dev/shm (a disk file rewritten per input holds a target to a few hundred runs a second).
 inline const std::string& input_file(const std::string& name, const uint8_t* data, size_t size) {
   static const std::string dir = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/onnxpipe_fuzz_XXXXXX";
+    const char* tmp = std::getenv("FUZZ_TMPDIR");
+    if (!tmp || !*tmp) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    std::string pattern = std::string(tmp) + "/onnxpipe_fuzz_XXXXXX";
     if (!mkdtemp(pattern.data())) std::abort();
     return pattern;
   }();
