@@ -86,9 +86,13 @@ int64_t data_bytes(int32_t data_type, int64_t count) {
   }
 }
 
-int64_t element_count(const google::protobuf::RepeatedField<int64_t>& dims) {
+// Error(INVALID_MODEL) for a negative dim, or a count whose bytes (up to 16 an element) would not fit in int64.
+int64_t element_count(const onnx::TensorProto& t) {
   int64_t n = 1;
-  for (const int64_t d : dims) n *= d;
+  for (const int64_t d : t.dims()) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > INT64_MAX / 16)
+      throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': dims negative or too large");
+  }
   return n;
 }
 
@@ -127,7 +131,7 @@ int64_t tensor_bytes(const onnx::TensorProto& t) {
     for (const auto& s : t.string_data()) n += static_cast<int64_t>(s.size());
     return n;
   }
-  return data_bytes(t.data_type(), element_count(t.dims()));
+  return data_bytes(t.data_type(), element_count(t));
 }
 
 // Appends the numeric data of a tensor stored in typed fields (float_data, int32_data...) as little-endian raw bytes.
@@ -180,7 +184,7 @@ Tensor to_tensor(const onnx::TensorProto& t) {
   Tensor out;
   out.dtype = static_cast<DType>(t.data_type());
   out.shape.assign(t.dims().begin(), t.dims().end());
-  const int64_t count = element_count(t.dims());
+  const int64_t count = element_count(t);
   if (is_external(t))
     throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data not supported here");
   if (t.data_type() == onnx::TensorProto::STRING) {
