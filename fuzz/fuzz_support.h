@@ -10,6 +10,7 @@
 #include <string>
 
 #include "onnxpipe/error.h"
+#include "onnxpipe/tensor.h"
 
 namespace onnxpipe::fuzz {
 
@@ -54,6 +55,15 @@ inline void require(bool holds, const char* what) {
   if (holds) return;
   std::fprintf(stderr, "fuzz property broken: %s\n", what);
   std::abort();
+}
+
+// A tensor reader's target: the input as the file `name`; what `read` returns must pass check_tensor.
+inline void read_consistent_tensor(const std::string& name, Tensor (*read)(const std::string&), const uint8_t* data,
+                                   size_t size) {
+  const std::string& path = input_file(name, data, size);
+  Tensor tensor;
+  if (!accepts([&] { tensor = read(path); })) return;
+  require(accepts([&] { check_tensor(name, tensor); }), "the reader returns a consistent tensor");
 }
 
 }  // namespace onnxpipe::fuzz
