@@ -11,7 +11,7 @@ CTEST_ARGS ?=
 # provider (179 MB from npm, once; cached) so that the gpu-lib test runs; elsewhere that test skips.
 CUDA_RUNTIME := $(firstword $(wildcard /usr/local/cuda*/lib64/libcudart.so.13))
 
-.PHONY: all deps deps-models build demo test models models-large bench sanitize clean gpu gpu-check
+.PHONY: fuzz fuzz-ci all deps deps-models build demo test models models-large bench sanitize clean gpu gpu-check
 
 all: build
 
@@ -69,4 +69,20 @@ sanitize: deps
 	done
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-thread $(BUILD)-address
+	rm -rf $(BUILD) $(BUILD)-thread $(BUILD)-address $(FUZZ_BUILD)
+
+# libFuzzer targets under ASan + UBSan in their own build dir; each runs FUZZ_SECONDS on its corpus (seeded from the
+# test data) after replaying fuzz/regressions/. fuzz-ci is CI's short form.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CXX ?= clang++-14
+fuzz:
+	@scripts/install_deps.sh --fuzz
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DONNXPIPE_BUILD_FUZZ=ON -DONNXPIPE_BUILD_TESTS=OFF \
+	  -DONNXPIPE_BUILD_BENCH=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	fuzz/seed_corpus.sh $(FUZZ_BUILD)
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=10

@@ -4,8 +4,9 @@
 # third_party/onnxruntime/{include,lib} (the official release layout, so -DONNXRUNTIME_ROOT can point elsewhere).
 # Tarballs are cached in ~/.cache/onnxpipe and never fetched twice; npm checks their integrity hash; no install
 # script of theirs is ever run.
-#   usage: scripts/install_deps.sh [--models] [--gpu]
+#   usage: scripts/install_deps.sh [--models] [--gpu] [--fuzz]
 #     --models  also the Python packages that export models
+#     --fuzz    also clang 14 and its libFuzzer / sanitizer runtimes (make fuzz)
 #     --gpu     also ONNX Runtime's CUDA 13 provider (com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9, the same
 #               ORT 1.29.0 build; 179 MB download, 229 MB unpacked): libonnxruntime_providers_shared.so and
 #               libonnxruntime_providers_cuda.so beside libonnxruntime.so.1, where ORT loads them from. It runs
@@ -13,12 +14,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "[deps] $*" >&2; }
-models=0 gpu=0
+models=0 gpu=0 fuzz=0
 for arg in "$@"; do
   case $arg in
     --models) models=1 ;;
     --gpu) gpu=1 ;;
-    *) echo "usage: $0 [--models] [--gpu]" >&2; exit 2 ;;
+    --fuzz) fuzz=1 ;;
+    *) echo "usage: $0 [--models] [--gpu] [--fuzz]" >&2; exit 2 ;;
   esac
 done
 
@@ -26,6 +28,7 @@ packages=(build-essential cmake pkg-config libonnx-dev libprotobuf-dev protobuf-
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata python3-numpy
           python3-matplotlib clang-format)
 ((models)) && packages+=(python3-torch python3-torchvision python3-onnx)
+((fuzz)) && packages+=(clang-14 libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

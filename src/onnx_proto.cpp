@@ -16,9 +16,13 @@ namespace detail {
 
 namespace {
 
-int64_t element_count(const google::protobuf::RepeatedField<int64_t>& dims) {
+// Error(INVALID_MODEL) for a negative dim, or a count whose bytes (up to 16 an element) would not fit in int64.
+int64_t element_count(const onnx::TensorProto& t) {
   int64_t n = 1;
-  for (const int64_t d : dims) n *= d;
+  for (const int64_t d : t.dims()) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > INT64_MAX / 16)
+      throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': dims negative or too large");
+  }
   return n;
 }
 
@@ -69,7 +73,7 @@ int64_t tensor_bytes(const onnx::TensorProto& t) {
     for (const auto& s : t.string_data()) n += static_cast<int64_t>(s.size());
     return n;
   }
-  return data_bytes(t.data_type(), element_count(t.dims()));
+  return data_bytes(t.data_type(), element_count(t));
 }
 
 void append_typed_data(const onnx::TensorProto& t, std::string* out) {
@@ -121,7 +125,7 @@ Tensor to_tensor(const onnx::TensorProto& t) {
   Tensor out;
   out.dtype = static_cast<DType>(t.data_type());
   out.shape.assign(t.dims().begin(), t.dims().end());
-  const int64_t count = element_count(t.dims());
+  const int64_t count = element_count(t);
   if (is_external(t))
     throw Error(ErrorCode::INVALID_MODEL, "tensor '" + t.name() + "': external data not supported here");
   if (t.data_type() == onnx::TensorProto::STRING) {
@@ -248,12 +252,13 @@ Tensor read_tensor_pb(const std::string& path) {
     google::protobuf::io::CodedInputStream in(&stream);
     in.SetTotalBytesLimit(INT_MAX);
     if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
-      throw Error(ErrorCode::INVALID_MODEL, path + ": not a serialized onnx TensorProto or truncated");
+      throw Error(ErrorCode::INVALID_DATA, path + ": not a serialized onnx TensorProto or truncated");
   }
   try {
     return detail::to_tensor(proto);
   } catch (const Error& e) {
-    throw e.with_context(path);
+    // The tensor is the caller's data here, not a model's initializer.
+    throw Error(e.code() == ErrorCode::INVALID_MODEL ? ErrorCode::INVALID_DATA : e.code(), path + ": " + e.what());
   }
 }
 

@@ -437,7 +437,7 @@ Plan parse(const std::string& text, const std::string& label) {
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
     throw Error(ErrorCode::INVALID_MODEL, label + ": not valid JSON: " + e.what());
   }
   try {

@@ -390,9 +390,15 @@ Tensor read_npy(const std::string& path) {
   NpyHeaderParser(header, path).parse(descr, fortran_order, shape);
   if (fortran_order) throw bad("Fortran-ordered arrays are not supported (save with C order)");
 
+  // The count, and its bytes at up to 16 an element, must fit: a wrapped product could match a short payload.
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(count, d, &count) || count > std::numeric_limits<int64_t>::max() / 16) {
+      throw bad("shape " + shape_text(shape) + " is too large");
+    }
+  }
   Tensor tensor;
   tensor.shape = shape;
-  int64_t count = tensor.element_count();
   size_t payload = bytes.size() - header_start - header_len;
   const char* body = bytes.data() + header_start + header_len;
 
@@ -408,8 +414,11 @@ Tensor read_npy(const std::string& path) {
     } catch (const std::exception&) {
       throw bad("unsupported dtype '" + descr + "'");
     }
-    size_t unit = kind[0] == 'U' ? 4 : 1;
-    if (payload != static_cast<size_t>(count) * width * unit) throw bad("data size does not match shape");
+    size_t unit = kind[0] == 'U' ? 4 : 1, needed = 0;
+    if (__builtin_mul_overflow(width, unit, &needed) ||
+        __builtin_mul_overflow(needed, static_cast<size_t>(count), &needed) || payload != needed) {
+      throw bad("data size does not match shape");
+    }
     tensor.dtype = DType::STRING;
     tensor.strings.reserve(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) {

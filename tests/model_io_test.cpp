@@ -725,12 +725,12 @@ TEST_F(ReadTensorPbFile, ErrorsNameTheFile) {
   p.add_dims(4);
   p.set_raw_data(std::string(12, '\0'));  // 3 floats for a shape of 4
   std::string message;
-  EXPECT_EQ(test::error_code_of([&] { roundtrip(p); }, &message), ErrorCode::INVALID_MODEL);
+  EXPECT_EQ(test::error_code_of([&] { roundtrip(p); }, &message), ErrorCode::INVALID_DATA);
   EXPECT_NE(message.find("t.pb"), std::string::npos) << message;
   EXPECT_EQ(test::error_code_of([&] { read_tensor_pb(path("none.pb")); }, &message), ErrorCode::IO);
   EXPECT_NE(message.find("none.pb"), std::string::npos) << message;
   write_bytes(path("junk.pb"), "\xff\xff\xff\xff");
-  EXPECT_EQ(test::error_code_of([&] { read_tensor_pb(path("junk.pb")); }, &message), ErrorCode::INVALID_MODEL);
+  EXPECT_EQ(test::error_code_of([&] { read_tensor_pb(path("junk.pb")); }, &message), ErrorCode::INVALID_DATA);
 }
 
 TEST_F(ModelIo, Sha256MatchesKnownDigests) {
