@@ -235,7 +235,11 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   if (detail::sha256_model(model.graph()) != plan.source_sha256)
     throw Error(ErrorCode::USAGE, plan_dir + " was split from " + plan.source_path + " (sha256 " +
                                       plan.source_sha256.substr(0, 12) + "...), not from " + model_path);
-  for (const auto& [name, tensor] : options.expected) {
+  VerifyOptions given = options;
+  if (!options.inputs_dir.empty()) given.inputs.merge(read_tensor_dir(options.inputs_dir, plan.model_inputs, "input_"));
+  if (!options.expected_dir.empty())
+    given.expected.merge(read_tensor_dir(options.expected_dir, plan.model_outputs, "output_"));
+  for (const auto& [name, tensor] : given.expected) {
     const auto& outputs = plan.model_outputs;
     if (std::none_of(outputs.begin(), outputs.end(), [&](const ValueDesc& d) { return d.name == name; })) {
       const std::string reason = "the model has no such output";
@@ -248,11 +252,11 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   report.check_stat = options.check_stat;
   detail::SessionConfig config;
   config.device = "cpu";
-  std::map<std::string, Tensor> inputs, expected = options.expected;
+  std::map<std::string, Tensor> inputs, expected = given.expected;
   std::vector<ValueDesc> outputs;
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
-    inputs = make_inputs(full.inputs(), options);
+    inputs = make_inputs(full.inputs(), given);
     outputs = full.outputs();
     if (expected.empty()) {
       expected = full.run(inputs);

@@ -33,17 +33,9 @@ void run_verify(const CliContext& context, const VerifyArgs& args) {
   options.rtol = args.rtol;
   options.atol = args.atol;
   options.check_stat = error_stat_from_name(args.check_stat);
-  if (!args.inputs_from.empty() || !args.expected.empty()) {
-    // Test data is numbered in the order of the model's own inputs and outputs, as plan.json keeps them.
-    const Plan plan = Plan::load(args.plan_dir);
-    try {
-      if (!args.inputs_from.empty()) options.inputs = read_tensor_dir(args.inputs_from, plan.model_inputs, "input_");
-      if (!args.expected.empty()) options.expected = read_tensor_dir(args.expected, plan.model_outputs, "output_");
-    } catch (const Error& error) {
-      throw error.with_context(args.inputs_from.empty() ? "--expected" : "--inputs-from");
-    }
-  }
-  for (auto& [name, tensor] : read_inputs(args.inputs)) options.inputs[name] = std::move(tensor);
+  options.inputs_dir = args.inputs_from;
+  options.expected_dir = args.expected;
+  options.inputs = read_inputs(args.inputs);
   std::tie(options.int_low, options.int_high) = parse_int_range(args.int_range, "--int-range");
   options.seed = args.seed;
 

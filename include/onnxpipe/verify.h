@@ -33,6 +33,10 @@ struct VerifyOptions {
   ErrorStat check_stat = ErrorStat::ELEMENTWISE;
   // Given reference outputs by name: the pieces are compared with these instead of the whole model's outputs.
   std::map<std::string, Tensor> expected;
+  // Folders of test data (read_tensor_dir), read in the order of plan.json's model inputs and outputs: inputs_dir
+  // adds to `inputs` (which win), expected_dir to `expected`.
+  std::string inputs_dir;
+  std::string expected_dir;
   bool locate_divergence = true;  // on a mismatch, run the whole model once more to name where it starts
   int64_t int_low = 0;            // random integers in [int_low, int_high)
   int64_t int_high = 10;
@@ -90,7 +94,8 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
 
 // Tensors of a test-data folder for `values` (model inputs or outputs, in order): the ONNX test data's
 // PREFIX0.pb, PREFIX1.pb ... (numbered in the order of `values`; a missing number is an omitted optional value), or
-// NAME.npy. Error(USAGE) naming the folder when it has neither for some value; Error(INVALID_DATA) for a bad file.
+// NAME.npy (preferred). Error(USAGE) naming the folder when it has a file for none of them; Error(INVALID_DATA) for a
+// bad file.
 std::map<std::string, Tensor> read_tensor_dir(const std::string& dir, const std::vector<ValueDesc>& values,
                                               const std::string& prefix);
 
