@@ -22,15 +22,25 @@ SessionConfig config_for(const Model& model, const std::string& device) {
   return config;
 }
 
-std::map<std::string, Tensor> random_inputs(const Model& model, const std::map<std::string, int64_t>& dims) {
+std::map<std::string, Tensor> random_inputs(const Model& model, const std::map<std::string, int64_t>& dims,
+                                            const std::map<std::string, Tensor>& given) {
   VerifyOptions options;
   options.dims = dims;
+  options.inputs = given;
   return make_inputs(model.graph().inputs, options);
 }
 
 }  // namespace
 
+std::vector<std::string> inputs_needing_values(const GraphDesc& graph, const std::map<std::string, Tensor>& given) {
+  std::vector<std::string> names;
+  for (const ValueDesc& input : graph.inputs)
+    if (!input.has_shape && !given.count(input.name)) names.push_back(input.name);
+  return names;
+}
+
 std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::map<std::string, Tensor>& given,
                                                  const std::vector<std::string>& names) {
   const GraphDesc& graph = model.graph();
   std::set<std::string> declared_outputs;
@@ -47,13 +57,14 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
       wanted.push_back(output.name);
   std::map<std::string, ValueDesc> types;
   if (wanted.empty()) return types;
-  for (auto& [name, tensor] : session.run(random_inputs(model, dims), wanted))
+  for (auto& [name, tensor] : session.run(random_inputs(model, dims, given), wanted))
     types[name] = ValueDesc::of_shape(name, tensor.dtype, tensor.shape);
   return types;
 }
 
 std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::string& device, int runs) {
+                                                 const std::map<std::string, Tensor>& given, const std::string& device,
+                                                 int runs) {
   if (runs < 1) throw Error(ErrorCode::USAGE, "profile runs must be >= 1, got " + std::to_string(runs));
   SessionConfig config = config_for(model, device);
   // Every optimisation on, as the pieces will run: a fused node keeps the name of the node it replaces (or is named
@@ -61,7 +72,7 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
   config.optimization_level = 99;
   config.profiling = true;
   Session session = Session::from_bytes(model.serialize(), config);
-  return session.profile_node_times(random_inputs(model, dims), runs);
+  return session.profile_node_times(random_inputs(model, dims, given), runs);
 }
 
 std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,

@@ -11,15 +11,22 @@
 namespace onnxpipe::detail {
 
 // Concrete dtype and shape of the tensors among `names` (node outputs), from one CPU run that exposes them as
-// outputs (random inputs, symbolic dims from `dims`, unset ones 1; the weights stored on disk replaced by zeros made
-// at run time, so memory stays near the largest weight, not the model). Non-tensor values (sequences...) are left out.
+// outputs (the `given` inputs, random others, symbolic dims from `dims`, unset ones 1; the weights stored on disk
+// replaced by zeros made at run time, so memory stays near the largest weight, not the model). Non-tensor values
+// (sequences...) are left out.
 std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::map<std::string, int64_t>& dims,
+                                                 const std::map<std::string, Tensor>& given,
                                                  const std::vector<std::string>& names);
 
-// Median microseconds per node name over `runs` profiled runs after a dropped warm-up, on `device`, with ORT's extended
+// Median microseconds per node name over `runs` profiled runs (on the `given` inputs, random others) after a dropped
+// warm-up, on `device`, with ORT's extended
 // graph optimisations (the fused work is timed on the node a fusion keeps).
 std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::string& device, int runs);
+                                                 const std::map<std::string, Tensor>& given, const std::string& device,
+                                                 int runs);
+
+// The model inputs without a declared shape that `given` has no value for: no run can make them up.
+std::vector<std::string> inputs_needing_values(const GraphDesc& graph, const std::map<std::string, Tensor>& given);
 
 // Runs pieces one after the other, as the pipeline chains them: piece k reads from `pool` (the model inputs, then
 // what earlier pieces made, by name) and adds its outputs to it; one piece's session exists at a time. With

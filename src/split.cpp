@@ -85,8 +85,15 @@ struct ValueTypes {
   std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
 };
 
+// "'a', 'b'": inputs as messages name them.
+std::string quoted_names(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names) text += (text.empty() ? "'" : ", '") + name + "'";
+  return text;
+}
+
 ValueTypes value_types(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                       const std::map<std::string, ValueDesc>& measured) {
+                       const std::map<std::string, Tensor>& given, const std::map<std::string, ValueDesc>& measured) {
   ValueTypes types;
   bool symbolic_complete = false, concrete_complete = false;
   types.declared = model.infer_shapes({}, &symbolic_complete);
@@ -98,11 +105,15 @@ ValueTypes value_types(const Model& model, const Graph& graph, const std::map<st
     for (const auto& name : graph.desc().nodes[graph.order()[position]].outputs)
       if (!name.empty() && !(types.concrete.count(name) && fully_known(types.concrete.at(name))))
         missing.push_back(name);
-  if (!missing.empty()) {
+  const std::vector<std::string> unshaped = inputs_needing_values(graph.desc(), given);
+  if (!missing.empty() && !unshaped.empty()) {
+    warn("sizes of " + std::to_string(missing.size()) + " values stay unknown: no run without values for inputs " +
+         quoted_names(unshaped) + " (they have no declared shape)");
+  } else if (!missing.empty()) {
     // Shape inference could not size everything (a newer opset, a custom op, data-dependent shapes): ask ONNX
     // Runtime. Random inputs may not suit the model (indices out of range): then what inference found must do.
     try {
-      for (auto& [name, desc] : run_value_types(model, dims, missing)) {
+      for (auto& [name, desc] : run_value_types(model, dims, given, missing)) {
         types.concrete[name] = desc;
         types.measured[name] = std::move(desc);
       }
@@ -197,6 +208,11 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
     // weights): when that cannot fit, flops it is, rather than a process the kernel kills.
     int64_t weight_bytes = 0;
     for (const auto& [name, weight] : graph.desc().weights) weight_bytes += weight.bytes;
+    if (const auto unshaped = inputs_needing_values(graph.desc(), options.inputs); !unshaped.empty()) {
+      warn("timing needs values for inputs " + quoted_names(unshaped) +
+           " (they have no declared shape): balancing by flops");
+      return node_costs(model, graph, Balance::FLOPS, types, options, dims);
+    }
     const int64_t available = host_memory_available();
     if (available >= 0 && 2 * weight_bytes > available) {
       warn("timing needs the model's " + std::to_string(weight_bytes >> 20) + " MiB of weights twice in memory, " +
@@ -228,7 +244,8 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
     }
     case Balance::TIME:
       report(options.progress, "measuring node times", 0, options.profile_runs);
-      costs.node = time_costs(graph, measure_node_times(model, dims, options.device, options.profile_runs));
+      costs.node =
+          time_costs(graph, measure_node_times(model, dims, options.inputs, options.device, options.profile_runs));
       report(options.progress, "measuring node times", options.profile_runs, options.profile_runs);
       costs.unit = "us";
       break;
@@ -264,11 +281,11 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   analysis->dims = dims_with_defaults(graph.desc(), options.dims);
   report(options.progress, "typing values", 0, 0);
   if (options.costs_file.empty()) {
-    analysis->types = value_types(analysis->model, graph, analysis->dims, {});
+    analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, {});
     analysis->costs = node_costs(analysis->model, graph, balance, analysis->types, options, analysis->dims);
   } else {
     SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
-    analysis->types = value_types(analysis->model, graph, analysis->dims, saved.values);
+    analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, saved.values);
     analysis->costs = std::move(saved.costs);
   }
   analysis->crossing_bytes = graph.crossing_bytes(value_bytes(analysis->types));

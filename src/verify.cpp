@@ -1,11 +1,15 @@
-// Proof that pieces reproduce their model: the same inputs through both, every output compared.
+// Proof that pieces reproduce their model: the same inputs through both, every output compared in the tolerances
+// of the precision the graph computes in.
 #include "onnxpipe/verify.h"
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 
+#include "divergence.h"
+#include "error_stats.h"
 #include "measure.h"
 #include "model_io.h"
 #include "onnxpipe/error.h"
@@ -131,22 +135,48 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
   return result;
 }
 
+std::map<std::string, Tensor> read_tensor_dir(const std::string& dir, const std::vector<ValueDesc>& values,
+                                              const std::string& prefix) {
+  if (!fs::is_directory(dir)) throw Error(ErrorCode::USAGE, dir + ": not a directory");
+  std::map<std::string, Tensor> tensors;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const fs::path npy = fs::path(dir) / (values[i].name + ".npy");
+    const fs::path pb = fs::path(dir) / (prefix + std::to_string(i) + ".pb");
+    if (fs::exists(npy)) {
+      tensors[values[i].name] = read_npy(npy.string());
+    } else if (fs::exists(pb)) {
+      tensors[values[i].name] = read_tensor_pb(pb.string());
+    }
+  }
+  if (tensors.empty())
+    throw Error(ErrorCode::USAGE, dir + ": no " + prefix + "N.pb or NAME.npy file for any of the " +
+                                      std::to_string(values.size()) + " values");
+  return tensors;
+}
+
 bool VerifyReport::pass() const {
-  return std::all_of(outputs.begin(), outputs.end(), [](const OutputCheck& c) { return c.diff.pass(); });
+  return std::all_of(outputs.begin(), outputs.end(), [](const OutputCheck& c) { return c.pass; });
 }
 
 std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std::map<std::string, Tensor>& inputs) {
   return run_pieces(Plan::load(plan_dir), plan_dir, inputs);
 }
 
-std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
-                                         const std::map<std::string, Tensor>& inputs) {
+namespace {
+
+// Runs the pieces on `inputs`: the pool then holds the model inputs and every value a piece made.
+std::map<std::string, detail::Value> piece_pool(const Plan& plan, const std::string& plan_dir,
+                                                const std::map<std::string, Tensor>& inputs) {
   detail::SessionConfig config;
   config.device = "cpu";
   // Values, not host tensors: a crossing value may be a sequence.
   std::map<std::string, detail::Value> pool;
   for (const auto& [name, tensor] : inputs) pool.emplace(name, detail::Value::from_tensor(tensor));
   detail::run_piece_chain(plan_dir, plan.pieces, config, pool);
+  return pool;
+}
+
+std::map<std::string, Tensor> model_outputs(const Plan& plan, const std::map<std::string, detail::Value>& pool) {
   std::map<std::string, Tensor> outputs;
   for (const auto& output : plan.model_outputs) {
     auto it = pool.find(output.name);
@@ -156,32 +186,106 @@ std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& pl
   return outputs;
 }
 
+// The defaults of the lowest precision among the graph's float weights and the plan's crossing values, unless given.
+Tolerance choose_tolerance(const detail::GraphDesc& graph, const Plan& plan, const VerifyOptions& options) {
+  DType lowest = DType::FLOAT;
+  std::vector<std::string> weights, values;
+  auto note = [&lowest](DType dtype, const std::string& name, std::vector<std::string>& names) {
+    if (dtype != DType::FLOAT16 && dtype != DType::BFLOAT16) return;
+    lowest = detail::lowest_precision(lowest, dtype);
+    names.push_back(name + " (" + dtype_name(dtype) + ")");
+  };
+  for (const auto& [name, weight] : graph.weights) note(weight.dtype, name, weights);
+  std::set<std::string> seen;
+  for (const PieceDesc& piece : plan.pieces)
+    for (const ValueDesc& value : piece.outputs)
+      if (seen.insert(value.name).second) note(value.dtype, value.name, values);
+  Tolerance tolerance = detail::default_tolerance(lowest);
+  auto first = [](const std::vector<std::string>& names, const std::string& what) {
+    if (names.empty()) return std::string();
+    return std::to_string(names.size()) + " " + what + " such as " + names.front();
+  };
+  if (lowest == DType::FLOAT) {
+    tolerance.why = "float32 defaults: no float16 or bfloat16 weight or crossing value";
+  } else {
+    std::string found = first(weights, "weights");
+    const std::string crossing = first(values, "crossing values");
+    found += (!found.empty() && !crossing.empty() ? ", " : "") + crossing;
+    tolerance.why = tolerance.why + " defaults: " + found;
+  }
+  if (options.rtol) tolerance.rtol = *options.rtol;
+  if (options.atol) tolerance.atol = *options.atol;
+  if (options.rtol && options.atol)
+    tolerance.why = "given";
+  else if (options.rtol || options.atol)
+    tolerance.why = std::string(options.rtol ? "rtol" : "atol") + " given; " + tolerance.why;
+  return tolerance;
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
+                                         const std::map<std::string, Tensor>& inputs) {
+  return model_outputs(plan, piece_pool(plan, plan_dir, inputs));
+}
+
 VerifyReport verify_split(const std::string& model_path, const std::string& plan_dir, const VerifyOptions& options) {
   const Plan plan = Plan::load(plan_dir);
-  if (detail::sha256_model(detail::Model::load(model_path).graph()) != plan.source_sha256)
+  const detail::Model model = detail::Model::load(model_path);
+  if (detail::sha256_model(model.graph()) != plan.source_sha256)
     throw Error(ErrorCode::USAGE, plan_dir + " was split from " + plan.source_path + " (sha256 " +
                                       plan.source_sha256.substr(0, 12) + "...), not from " + model_path);
+  VerifyOptions given = options;
+  if (!options.inputs_dir.empty()) given.inputs.merge(read_tensor_dir(options.inputs_dir, plan.model_inputs, "input_"));
+  if (!options.expected_dir.empty())
+    given.expected.merge(read_tensor_dir(options.expected_dir, plan.model_outputs, "output_"));
+  for (const auto& [name, tensor] : given.expected) {
+    const auto& outputs = plan.model_outputs;
+    if (std::none_of(outputs.begin(), outputs.end(), [&](const ValueDesc& d) { return d.name == name; })) {
+      const std::string reason = "the model has no such output";
+      throw Error(ErrorCode::USAGE, "expected output '" + name + "': " + reason,
+                  ArgumentContext{"expected", name, reason});
+    }
+  }
+  VerifyReport report;
+  report.tolerance = choose_tolerance(model.graph(), plan, options);
+  report.check_stat = options.check_stat;
   detail::SessionConfig config;
   config.device = "cpu";
-  std::map<std::string, Tensor> inputs, expected;
+  std::map<std::string, Tensor> inputs, expected = given.expected;
   std::vector<ValueDesc> outputs;
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
-    inputs = make_inputs(full.inputs(), options);
-    expected = full.run(inputs);
+    inputs = make_inputs(full.inputs(), given);
     outputs = full.outputs();
+    if (expected.empty()) {
+      expected = full.run(inputs);
+    } else {
+      report.reference = "expected";
+      outputs.erase(std::remove_if(outputs.begin(), outputs.end(),
+                                   [&](const ValueDesc& output) { return !expected.count(output.name); }),
+                    outputs.end());
+    }
   }
-  const std::map<std::string, Tensor> produced = run_pieces(plan, plan_dir, inputs);
+  const std::map<std::string, detail::Value> pool = piece_pool(plan, plan_dir, inputs);
+  const std::map<std::string, Tensor> produced = model_outputs(plan, pool);
 
   std::map<std::string, const ValueDesc*> declared;
   for (const ValueDesc& output : plan.model_outputs) declared[output.name] = &output;
-  VerifyReport report;
+  const Tolerance& tolerance = report.tolerance;
   for (const auto& output : outputs) {
-    OutputCheck check{
-        output.name, compare(produced.at(output.name), expected.at(output.name), options.rtol, options.atol), {}};
+    const Tensor& made = produced.at(output.name);
+    const Tensor& reference = expected.at(output.name);
+    OutputCheck check;
+    check.name = output.name;
+    check.diff = compare(made, reference, tolerance.rtol, tolerance.atol);
+    check.stats = detail::error_stats(made, reference);
+    check.pass = detail::stat_passes(options.check_stat, check.stats, check.diff, tolerance.rtol, tolerance.atol);
     if (const auto found = declared.find(output.name); found != declared.end()) check.declared = *found->second;
     report.outputs.push_back(std::move(check));
   }
+  if (!report.pass() && options.locate_divergence && plan.pieces.size() > 1)
+    report.divergence = detail::locate_divergence(model, plan, inputs, pool, tolerance, options.check_stat);
   return report;
 }
 

@@ -219,7 +219,9 @@ TEST_F(Cli, SplitThenVerifyPasses) {
   ASSERT_EQ(verify.status, 0) << verify.err;
   std::vector<std::string> rows = lines(verify.out);
   ASSERT_EQ(rows.size(), 2u) << verify.out;
-  EXPECT_EQ(rows[0], "output,dtype,shape,max_abs,max_rel,mismatches,shape_mismatch,bitwise,pass");
+  EXPECT_EQ(rows[0],
+            "output,dtype,shape,max_abs,max_rel,mean_abs,median_abs,p99_abs,mean_rel,median_rel,max_ulp,mismatches,"
+            "shape_mismatch,bitwise,rtol,atol,check_stat,tolerance_why,reference,divergence,pass");
   EXPECT_EQ(rows[1].rfind("y,float,\"[batch, 4]\",", 0), 0u) << rows[1];
   EXPECT_EQ(rows[1].substr(rows[1].size() - 5), ",true");
 }
@@ -284,6 +286,87 @@ TEST_F(Cli, VerifyMismatchExitsThreeAfterPrintingTheTable) {
   std::vector<std::string> err = lines(verify.err);
   ASSERT_FALSE(err.empty());
   EXPECT_EQ(err.back(), "error: verify: 1 of 1 outputs differ beyond rtol 1e-05, atol 1e-06");
+  // Every statistic, the tolerance and why, and where the pieces part from the model.
+  for (const char* field : {"mean_abs", "median_abs", "p99_abs", "mean_rel", "median_rel", "max_ulp"})
+    EXPECT_TRUE(doc[0][field].is_number()) << field;
+  EXPECT_GT(doc[0]["max_ulp"].get<double>(), 0);
+  EXPECT_EQ(doc[0]["check_stat"], "elementwise");
+  EXPECT_EQ(doc[0]["rtol"], 1e-5);
+  EXPECT_NE(doc[0]["tolerance_why"].get<std::string>().find("float32"), std::string::npos);
+  EXPECT_EQ(doc[0]["reference"], "model");
+  const std::string divergence = doc[0]["divergence"];
+  EXPECT_EQ(divergence.rfind("piece 1 output y differs", 0), 0u) << divergence;
+  EXPECT_NE(verify.err.find("verify: " + divergence), std::string::npos) << verify.err;
+
+  // A statistic that forgives the error: the mean of the rel error within a loose rtol passes.
+  Result mean = run("verify " + quote(model) + " " + quote(out) + " --check-error-stat mean --rtol 1e6 -q");
+  EXPECT_EQ(mean.status, 0) << mean.err;
+  EXPECT_EQ(run("verify " + quote(model) + " " + quote(out) + " --check-error-stat p99").status, 2);
+}
+
+TEST_F(Cli, VerifyTakesInputsAndExpectedOutputsFromFolders) {
+  std::string model = small_model(), out = dir_ + "/pieces";
+  ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -q -o " + quote(out)).status, 0);
+  // As the ONNX test data ships them: input_0.pb (x); expected outputs as NAME.npy. x = 0 gives y = 0 (no biases).
+  const std::string inputs = dir_ + "/inputs", expected = dir_ + "/expected";
+  fs::create_directories(inputs);
+  fs::create_directories(expected);
+  std::ofstream(inputs + "/input_0.pb", std::ios::binary)
+      << test::float_tensor("x", {2, 4}, std::vector<float>(8, 0.0f)).SerializeAsString();
+  write_npy(expected + "/y.npy", make_tensor(DType::FLOAT, {2, 4}));
+  Result pass = run("verify " + quote(model) + " " + quote(out) + " --inputs-from " + quote(inputs) + " --expected " +
+                    quote(expected) + " --format json");
+  ASSERT_EQ(pass.status, 0) << pass.err;
+  json doc = json::parse(pass.out);
+  EXPECT_EQ(doc[0]["reference"], "expected");
+  EXPECT_EQ(doc[0]["shape"], "[batch, 4]");
+  EXPECT_EQ(doc[0]["bitwise"], true);
+
+  Tensor wrong = make_tensor(DType::FLOAT, {2, 4});
+  wrong.as<float>()[5] = 1.0f;
+  write_npy(expected + "/y.npy", wrong);
+  Result fail = run("verify " + quote(model) + " " + quote(out) + " --inputs-from " + quote(inputs) + " --expected " +
+                    quote(expected) + " --format json");
+  EXPECT_EQ(fail.status, 3);
+  EXPECT_EQ(json::parse(fail.out)[0]["mismatches"], 1);
+
+  Result empty = run("verify " + quote(model) + " " + quote(out) + " --expected " + quote(dir_));
+  EXPECT_EQ(empty.status, 2);
+  expect_one_error_line(empty, "no output_N.pb or NAME.npy file for any of the 1 values");
+}
+
+TEST_F(Cli, InputsWithoutADeclaredShapeAreGivenWithAnOptionTheCommandHas) {
+  test::ModelBuilder b;
+  b.input_no_shape("x", DType::FLOAT);
+  b.initializer(test::random_tensor("w1", {4, 4}, 1));
+  b.initializer(test::random_tensor("w2", {4, 4}, 2));
+  b.node("MatMul", {"x", "w1"}, {"h"});
+  b.node("Relu", {"h"}, {"r"});
+  b.node("MatMul", {"r", "w2"}, {"y"});
+  b.output_no_shape("y", DType::FLOAT);
+  const std::string model = b.save(dir_ + "/unshaped.onnx"), out = dir_ + "/pieces", x = dir_ + "/x.npy";
+  write_npy(x, make_tensor(DType::FLOAT, {3, 4}));
+
+  // Timing needs a value: the error suggests --input, which split has.
+  Result timed = run("split " + quote(model) + " -n 2 --balance time --profile-runs 1 -o " + quote(out));
+  EXPECT_EQ(timed.status, 2);
+  ASSERT_FALSE(lines(timed.err).empty());
+  EXPECT_EQ(lines(timed.err).back(), "error: input 'x' has no declared shape: give it with --input") << timed.err;
+  Result given = run("split " + quote(model) + " -n 2 --balance time --profile-runs 1 -q -o " + quote(out) +
+                     " --input " + quote("x=" + x));
+  EXPECT_EQ(given.status, 0) << given.err;
+  // auto without it: flops, and a warning naming the input.
+  Result fallback = run("split " + quote(model) + " -n 2 --force -o " + quote(out) + " --format json");
+  ASSERT_EQ(fallback.status, 0) << fallback.err;
+  EXPECT_EQ(json::parse(fallback.out)["prediction"]["balance"], "flops");
+  EXPECT_NE(fallback.err.find("warning: timing needs values for inputs 'x'"), std::string::npos) << fallback.err;
+
+  // verify suggests --input too, and has it.
+  Result unshaped = run("verify " + quote(model) + " " + quote(out));
+  EXPECT_EQ(unshaped.status, 2);
+  expect_one_error_line(unshaped, "input 'x' has no declared shape: give it with --input");
+  Result verified = run("verify " + quote(model) + " " + quote(out) + " -q --input " + quote("x=" + x));
+  EXPECT_EQ(verified.status, 0) << verified.err;
 }
 
 TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {

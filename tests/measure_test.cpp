@@ -47,7 +47,7 @@ std::string positions_model(const std::string& dir, bool external) {
 TEST_F(Measure, RunValueTypesSizesDataDependentValuesWithZeroedWeights) {
   for (const bool external : {false, true}) {
     const Model model = Model::load(positions_model(dir_, external));
-    const auto types = run_value_types(model, {{"batch", 3}}, {"h", "n", "positions"});
+    const auto types = run_value_types(model, {{"batch", 3}}, {}, {"h", "n", "positions"});
     ASSERT_EQ(types.size(), 3u) << "external " << external;
     EXPECT_EQ(types.at("h").dtype, DType::FLOAT);
     EXPECT_EQ(dims_of(types.at("h")), (std::vector<int64_t>{3, 256}));

@@ -18,6 +18,7 @@ struct SplitArgs {
   std::string balance = balance_name(SplitOptions().balance);
   std::string cuts;
   std::vector<std::string> dims;
+  std::vector<std::string> inputs;
   std::string output_dir;
   bool force = false;
   int profile_runs = SplitOptions().profile_runs;
@@ -49,6 +50,7 @@ void run_split(const CliContext& context, const SplitArgs& args) {
   options.balance = balance_from_name(args.balance);
   if (!args.cuts.empty()) options.cuts = split_list(args.cuts, "--cut");
   options.dims = parse_dims(args.dims);
+  options.inputs = read_inputs(args.inputs);
   options.output_dir = args.output_dir;
   options.force = args.force;
   options.profile_runs = args.profile_runs;
@@ -128,6 +130,7 @@ void add_split_command(CLI::App& app, CliContext& context) {
       ->capture_default_str();
   command->add_option("--cut", args->cuts, "T1,T2,...: cut right after the producers of these tensors, in order");
   add_dims_option(*command, args->dims);
+  add_inputs_option(*command, args->inputs);
   command->add_flag("--force", args->force, "replace an existing output directory");
   command->add_option("--profile-runs", args->profile_runs, "runs measured for --balance time (one more is dropped)")
       ->check(at_least(1))

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "onnxpipe/plan.h"
+#include "onnxpipe/tensor.h"
 
 namespace onnxpipe {
 
@@ -22,6 +23,10 @@ struct SplitOptions {
   Balance balance = Balance::AUTO;      // AUTO: time on CPU when the model runs there, else flops
   std::vector<std::string> cuts;        // forced boundaries, right after the producers of these tensors, in order
   std::map<std::string, int64_t> dims;  // symbolic dimension values (unset ones default to 1)
+  // Input values for the runs that size values and time nodes: needed for inputs without a declared shape
+  // (sequences, unshaped tensors); the others are random. Without them, those runs are skipped (AUTO balances by
+  // flops).
+  std::map<std::string, Tensor> inputs;
   std::string output_dir;
   bool force = false;          // replace an existing output_dir
   std::string device = "cpu";  // where Balance::TIME measures (cpu, cpu:T, cuda:K)

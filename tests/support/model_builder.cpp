@@ -1,6 +1,7 @@
 #include "support/model_builder.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -80,6 +81,23 @@ onnx::TensorProto random_tensor(const std::string& name, const std::vector<int64
     v = (static_cast<float>(state >> 8) / 16777216.0f * 2.0f - 1.0f) * scale;
   }
   return float_tensor(name, dims, values);
+}
+
+onnx::TensorProto random_half_tensor(const std::string& name, const std::vector<int64_t>& dims, uint32_t seed,
+                                     float scale) {
+  const onnx::TensorProto values = random_tensor(name, dims, seed, scale);
+  const std::string& raw = values.raw_data();
+  std::string half(raw.size() / 2, '\0');
+  for (size_t i = 0; i < raw.size() / 4; ++i) {
+    float value;
+    std::memcpy(&value, raw.data() + 4 * i, 4);
+    const _Float16 rounded = static_cast<_Float16>(value);
+    std::memcpy(&half[2 * i], &rounded, 2);
+  }
+  onnx::TensorProto tensor = values;
+  tensor.set_data_type(onnx::TensorProto::FLOAT16);
+  tensor.set_raw_data(half);
+  return tensor;
 }
 
 onnx::AttributeProto attr_i(const std::string& name, int64_t value) {
@@ -308,6 +326,27 @@ std::string skip_connections(const std::string& dir) {
   b.node("Add", {"h3", "x"}, {"y"});
   b.output("y", DType::FLOAT, {"batch", 8});
   return b.save(dir + "/skip_connections.onnx");
+}
+
+std::string half_mlp(const std::string& dir) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT16, {"batch", 64});
+  std::string value = "x";
+  for (int i = 1; i <= 3; ++i) {
+    const std::string block = std::to_string(i);
+    std::string weight = "w" + block;
+    if (i < 3) {
+      b.initializer(random_half_tensor(weight, {64, 64}, uint32_t(i), 0.25f));
+    } else {  // the last weight stored as float and cast, as mixed-precision exports do
+      b.initializer(random_tensor(weight + "_fp32", {64, 64}, uint32_t(i), 0.25f));
+      b.node("Cast", {weight + "_fp32"}, {weight}, {attr_i("to", 10)});
+    }
+    b.node("MatMul", {value, weight}, {"h" + block});
+    value = i == 3 ? "y" : "t" + block;
+    b.node("Tanh", {"h" + block}, {value});
+  }
+  b.output("y", DType::FLOAT16, {"batch", 64});
+  return b.save(dir + "/half_mlp.onnx");
 }
 
 // Transformer-like: x[batch,4,8] through 3 blocks (MatMul, Mul by mask, residual Add); the mask input [batch,1,8] is
