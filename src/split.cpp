@@ -2,6 +2,7 @@
 #include "onnxpipe/split.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <unordered_map>
 
 #include "cost.h"
+#include "enum_names.h"
 #include "graph.h"
 #include "log.h"
 #include "measure.h"
@@ -25,27 +27,15 @@ namespace fs = std::filesystem;
 
 namespace onnxpipe {
 
+constexpr std::array<const char*, 4> kBalanceNames = {"auto", "bytes", "flops", "time"};
+
 Balance balance_from_name(const std::string& name) {
-  if (name == "auto") return Balance::AUTO;
-  if (name == "bytes") return Balance::BYTES;
-  if (name == "flops") return Balance::FLOPS;
-  if (name == "time") return Balance::TIME;
-  throw Error(ErrorCode::USAGE, "unknown balance criterion '" + name + "' (auto, bytes, flops or time)");
+  if (auto balance = detail::enum_from_name<Balance>(kBalanceNames, name)) return *balance;
+  throw Error(ErrorCode::USAGE,
+              "unknown balance criterion '" + name + "' (" + detail::enum_names_text(kBalanceNames) + ")");
 }
 
-const char* balance_name(Balance balance) {
-  switch (balance) {
-    case Balance::AUTO:
-      return "auto";
-    case Balance::BYTES:
-      return "bytes";
-    case Balance::FLOPS:
-      return "flops";
-    case Balance::TIME:
-      return "time";
-  }
-  return "?";
-}
+const char* balance_name(Balance balance) { return detail::enum_name(kBalanceNames, balance); }
 
 namespace detail {
 namespace {
