@@ -62,6 +62,15 @@ ErrorCode split_error(const std::string& model, const fs::path& out, int parts, 
   return ErrorCode::INTERNAL;
 }
 
+// Pieces must reproduce the model exactly, for the dims the tests split with.
+VerifyOptions bitwise() {
+  VerifyOptions verify;
+  verify.dims = {{"batch", 3}};
+  verify.rtol = 0;
+  verify.atol = 0;
+  return verify;
+}
+
 bool declares_unknown_rank(const PieceDesc& piece) {
   auto unknown = [](const ValueDesc& value) { return !value.has_shape; };
   return std::any_of(piece.inputs.begin(), piece.inputs.end(), unknown) ||
@@ -89,10 +98,7 @@ TEST_P(SplitEveryModel, EveryPieceCountReproducesAllOutputs) {
           EXPECT_NO_THROW(test::check_onnx_file((out / piece.file).string())) << piece.file;
         }
       }
-      VerifyOptions verify;
-      verify.dims = {{"batch", 3}};
-      verify.rtol = 0;
-      verify.atol = 0;
+      const VerifyOptions verify = bitwise();
       const VerifyReport report = verify_split(model, out.string(), verify);
       EXPECT_EQ(report.outputs.size(), plan.model_outputs.size());
       for (const auto& output : report.outputs)
@@ -179,10 +185,7 @@ TEST(Split, SequenceEmptyIsRecomputedWhereItIsRead) {
   const Plan loaded = Plan::load((dir / "out").string());
   EXPECT_EQ(loaded.duplicated_nodes, 1);
   EXPECT_EQ(loaded.pieces[2].recomputed_nodes, 1);
-  VerifyOptions verify;
-  verify.dims = {{"batch", 3}};
-  verify.rtol = 0;
-  verify.atol = 0;
+  const VerifyOptions verify = bitwise();
   for (const auto& output : verify_split(model, (dir / "out").string(), verify).outputs)
     EXPECT_TRUE(output.diff.bitwise_equal) << output.name;
 }
@@ -192,10 +195,7 @@ TEST(Split, ValueOfUnknownShapeIsEstimatedAndMarked) {
   const test::TempDir temp;
   const fs::path& dir = temp.path();
   const std::string model = test::shape_only_a_run_with_valid_indices_tells(dir.string());
-  VerifyOptions verify;
-  verify.dims = {{"batch", 3}};
-  verify.rtol = 0;
-  verify.atol = 0;
+  VerifyOptions verify = bitwise();
   Tensor index;
   index.dtype = DType::INT64;
   index.shape = {3};
