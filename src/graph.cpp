@@ -164,19 +164,15 @@ std::vector<char> find_recomputed(const GraphDesc& desc, const Scan& scan, const
 }  // namespace
 
 bool cheap_and_pure(const NodeDesc& node) {
-  // Random ops would draw other numbers in each copy; heavy ones would cost more than the transfer they save.
-  static const std::unordered_set<std::string> excluded = {"RandomUniform", "RandomUniformLike",
-                                                           "RandomNormal",  "RandomNormalLike",
-                                                           "Multinomial",   "Bernoulli",
-                                                           "Dropout",       "MatMul",
-                                                           "MatMulInteger", "QLinearMatMul",
-                                                           "Gemm",          "Conv",
-                                                           "ConvInteger",   "QLinearConv",
-                                                           "ConvTranspose", "Einsum",
-                                                           "LSTM",          "GRU",
-                                                           "RNN",           "Attention"};
+  // Each copy of a random op would draw other numbers.
+  static const std::unordered_set<std::string> random = {
+      "RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Multinomial", "Bernoulli", "Dropout"};
+  // These would cost more than the transfer they save.
+  static const std::unordered_set<std::string> heavy = {
+      "MatMul",        "MatMulInteger", "QLinearMatMul", "Gemm", "Conv", "ConvInteger", "QLinearConv",
+      "ConvTranspose", "Einsum",        "LSTM",          "GRU",  "RNN",  "Attention"};
   const bool default_domain = node.domain.empty() || node.domain == "ai.onnx";
-  return default_domain && !node.has_subgraph && !excluded.count(node.op_type);
+  return default_domain && !node.has_subgraph && !random.count(node.op_type) && !heavy.count(node.op_type);
 }
 
 std::vector<int> stable_topological_order(const std::vector<std::vector<int>>& after, const std::vector<char>& skip) {

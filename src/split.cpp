@@ -387,9 +387,9 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
   }
   *duplicated_nodes = recomputed_copies - static_cast<int64_t>(recomputed.size());
   if (!recomputed.empty())
-    log(LogLevel::INFO, std::to_string(recomputed.size()) +
-                            " nodes that read only weights and constants run in the pieces that read their outputs "
-                            "instead of crossing: " +
+    log(LogLevel::INFO, "recomputed " + std::to_string(recomputed.size()) +
+                            " node(s) reading only weights and constants in the pieces that read their outputs, "
+                            "instead of passing those: " +
                             std::to_string(*duplicated_nodes) + " duplicated");
 
   std::vector<PieceDesc> pieces;
