@@ -353,4 +353,21 @@ double transfer_cost_per_byte(const std::string& unit) {
   throw Error(ErrorCode::INTERNAL, "transfer cost: unknown cost unit '" + unit + "' (bytes, flops or us)");
 }
 
+ValueSizes value_sizes(const Graph& graph, const std::unordered_map<std::string, int64_t>& known) {
+  ValueSizes sizes;
+  int64_t largest = -1;
+  for (const auto& name : graph.value_names()) {
+    auto it = known.find(name);
+    if (it != known.end() && it->second >= 0) {
+      sizes.bytes[name] = it->second;
+      largest = std::max(largest, it->second);
+    } else {
+      sizes.estimated.insert(name);
+    }
+  }
+  const int64_t estimate = largest > 0 ? kUnknownSizeFactor * largest : int64_t(1) << 20;
+  for (const auto& name : sizes.estimated) sizes.bytes[name] = estimate;
+  return sizes;
+}
+
 }  // namespace onnxpipe::detail

@@ -1,8 +1,11 @@
 #pragma once
 // Per-node cost models: weight bytes (the reference splitter's criterion), FLOPs from concrete shapes, and measured
 // time (ORT profiler times mapped back to nodes). All return one cost per position of Graph::order().
+#include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "graph.h"
@@ -29,5 +32,17 @@ std::vector<double> time_costs(const Graph& graph, const std::map<std::string, d
 // 3e-4 gave mobilenet_v2 in 4 a first piece a third lighter than the others (ratio 1.15-1.16 in bench/split_bench,
 // runs interleaved), 0 and 1e-4 gave 1.06-1.10; resnet18 and GPT-2 cut the same either way.
 double transfer_cost_per_byte(const std::string& unit);
+
+// What each value weighs when it crosses a cut, for the dims used. A value whose size is unknown (a sequence, an
+// optional, a tensor whose shape neither inference nor the sizing run told) is not free: it counts
+// kUnknownSizeFactor times the largest known value of the graph (1 MiB when none is known), so that of two cuts
+// otherwise equal the splitter takes the one whose sizes are known.
+constexpr int64_t kUnknownSizeFactor = 2;
+struct ValueSizes {
+  std::unordered_map<std::string, int64_t> bytes;  // every value of Graph::value_names()
+  std::set<std::string> estimated;                 // those whose bytes are the estimate
+};
+// `known`: bytes by value name, negative (or absent) when not known.
+ValueSizes value_sizes(const Graph& graph, const std::unordered_map<std::string, int64_t>& known);
 
 }  // namespace onnxpipe::detail

@@ -144,7 +144,36 @@ std::vector<int> schedule(const GraphDesc& desc, const Scan& scan) {
   return order;
 }
 
+// The nodes every reader's piece runs again (see Graph::order), in one pass over a topological order: a cheap pure
+// node whose reads all come from such nodes (or that reads only weights), none of whose outputs is a graph output.
+std::vector<char> find_recomputed(const GraphDesc& desc, const Scan& scan, const std::vector<int>& order) {
+  std::vector<char> recomputed(desc.nodes.size(), 0);
+  for (int i : order) {
+    const NodeDesc& node = desc.nodes[i];
+    if (!cheap_and_pure(node)) continue;
+    if (std::any_of(node.outputs.begin(), node.outputs.end(),
+                    [&](const std::string& output) { return scan.graph_outputs.count(output) > 0; }))
+      continue;
+    recomputed[i] = std::all_of(scan.node_reads[i].begin(), scan.node_reads[i].end(), [&](int id) {
+      return scan.producer_node[id] >= 0 && recomputed[scan.producer_node[id]];
+    });
+  }
+  return recomputed;
+}
+
 }  // namespace
+
+bool cheap_and_pure(const NodeDesc& node) {
+  // Each copy of a random op would draw other numbers.
+  static const std::unordered_set<std::string> random = {
+      "RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Multinomial", "Bernoulli", "Dropout"};
+  // These would cost more than the transfer they save.
+  static const std::unordered_set<std::string> heavy = {
+      "MatMul",        "MatMulInteger", "QLinearMatMul", "Gemm", "Conv", "ConvInteger", "QLinearConv",
+      "ConvTranspose", "Einsum",        "LSTM",          "GRU",  "RNN",  "Attention"};
+  const bool default_domain = node.domain.empty() || node.domain == "ai.onnx";
+  return default_domain && !node.has_subgraph && !random.count(node.op_type) && !heavy.count(node.op_type);
+}
 
 std::vector<int> stable_topological_order(const std::vector<std::vector<int>>& after, const std::vector<char>& skip) {
   const int n = static_cast<int>(after.size());
@@ -176,29 +205,56 @@ Graph::Graph(const GraphDesc& desc) : desc_(&desc) {
   find_constant_weights(desc, &scan);
   number_values(desc, &scan);
   list_reads(desc, &scan);
-  order_ = schedule(desc, scan);
+  const std::vector<int> full = schedule(desc, scan);
+  const std::vector<char> recomputed = find_recomputed(desc, scan, full);
+  for (int i : full)
+    if (!recomputed[i]) order_.push_back(i);
 
   // Everything by position from here on.
-  std::vector<int> position_of(desc.nodes.size(), -1);
+  std::vector<int> position_of(desc.nodes.size(), -1), full_position(desc.nodes.size(), -1);
   for (int position = 0; position < size(); ++position) position_of[order_[position]] = position;
+  for (int position = 0; position < static_cast<int>(full.size()); ++position) full_position[full[position]] = position;
   producer_.reserve(scan.producer_node.size());
   last_reader_.reserve(scan.producer_node.size());
   std::vector<std::string> name_of(scan.producer_node.size());
   for (const auto& [name, id] : scan.value_id) {
+    name_of[id] = name;
     int producer = scan.producer_node[id];
+    if (producer >= 0 && recomputed[producer]) {
+      recomputed_values_.insert(name);
+      continue;
+    }
     producer_.emplace(name, producer < 0 ? -1 : position_of[producer]);
     last_reader_.emplace(name, -1);
-    name_of[id] = name;
   }
   reads_.resize(order_.size());
   weights_read_.resize(order_.size());
+  recomputed_.resize(order_.size());
   for (int position = 0; position < size(); ++position) {
     int i = order_[position];
+    std::vector<int> needed;  // recomputed nodes, found by walking back through their reads
+    std::unordered_set<int> seen;
+    auto visit = [&](int id) {
+      int producer = scan.producer_node[id];
+      if (producer >= 0 && recomputed[producer] && seen.insert(producer).second) needed.push_back(producer);
+    };
     for (int id : scan.node_reads[i]) {
+      if (scan.producer_node[id] >= 0 && recomputed[scan.producer_node[id]]) {
+        visit(id);
+        continue;
+      }
       reads_[position].push_back(name_of[id]);
       last_reader_[name_of[id]] = position;  // positions ascend, so the last write is the last reader
     }
-    weights_read_[position] = std::move(scan.node_weights[i]);
+    for (size_t next = 0; next < needed.size(); ++next)
+      for (int id : scan.node_reads[needed[next]]) visit(id);
+    std::sort(needed.begin(), needed.end(), [&](int a, int b) { return full_position[a] < full_position[b]; });
+    auto& weights = weights_read_[position];
+    weights = std::move(scan.node_weights[i]);
+    for (int node : needed)
+      for (const auto& name : scan.node_weights[node])
+        if (std::find(weights.begin(), weights.end(), name) == weights.end()) weights.push_back(name);
+    recomputed_[position] = std::move(needed);
   }
 }
 
@@ -229,6 +285,14 @@ int Graph::last_reader(const std::string& name) const {
 Error Graph::not_a_value(const std::string& name) const {
   return Error(ErrorCode::INTERNAL,
                "graph: '" + name + "' is not a value (" + (is_weight(name) ? "a weight" : "unknown name") + ")");
+}
+
+std::vector<std::string> Graph::value_names() const {
+  std::vector<std::string> names;
+  names.reserve(producer_.size());
+  for (const auto& [name, producer] : producer_) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::vector<std::string> Graph::crossing(int k) const {
@@ -271,9 +335,10 @@ std::vector<int64_t> Graph::crossing_bytes(const std::unordered_map<std::string,
 int Graph::boundary_after(const std::string& tensor) const {
   auto it = producer_.find(tensor);
   if (it != producer_.end() && it->second >= 0) return it->second + 1;
-  std::string why = it != producer_.end() ? "it is a graph input"
-                    : is_weight(tensor)   ? "it is a weight"
-                                          : "unknown name";
+  std::string why = it != producer_.end()   ? "it is a graph input"
+                    : is_weight(tensor)     ? "it is a weight"
+                    : is_recomputed(tensor) ? "it is recomputed in every piece that reads it"
+                                            : "unknown name";
   const std::string reason = "no node produces it (" + why + ")";
   throw Error(ErrorCode::USAGE, "cut at '" + tensor + "': " + reason, ArgumentContext{"cuts", tensor, reason});
 }

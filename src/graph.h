@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "model_io.h"
@@ -27,7 +28,10 @@ class Graph {
   const GraphDesc& desc() const { return *desc_; }
 
   // Compute nodes (indices into desc().nodes) in topological order, keeping file order where it is valid.
-  // Constant nodes whose output is a weight are not in the order: every piece that reads them gets a copy.
+  // Constant nodes whose output is a weight are not in the order: every piece that reads them gets a copy. Nor are
+  // recomputed nodes: cheap pure nodes that read only weights and other recomputed nodes' outputs (SequenceEmpty,
+  // ConstantOfShape of a constant shape, Range of constants...) and make no graph output. Every piece that reads
+  // their outputs runs them again, so those outputs never cross a cut.
   const std::vector<int>& order() const { return order_; }
   int size() const { return static_cast<int>(order_.size()); }
 
@@ -37,11 +41,18 @@ class Graph {
   int producer_position(const std::string& name) const;
   // Values (non-weights, graph inputs included) read by the node at `position`: inputs and implicit inputs, unique.
   const std::vector<std::string>& reads(int position) const { return reads_[position]; }
-  // Weights read by the node at `position` (directly or inside subgraphs), unique.
+  // Weights read by the node at `position` (directly, inside subgraphs, or through its recomputed nodes), unique.
   const std::vector<std::string>& weights_read(int position) const { return weights_read_[position]; }
+  // Recomputed nodes (indices into desc().nodes) the node at `position` needs, directly or through one another, in an
+  // order that runs them.
+  const std::vector<int>& recomputed(int position) const { return recomputed_[position]; }
+  // Whether `name` is the output of a recomputed node.
+  bool is_recomputed(const std::string& name) const { return recomputed_values_.count(name) > 0; }
   // Last position that reads the value; -1 when only a graph output (no node reads it).
   int last_reader(const std::string& name) const;
 
+  // Every value that can cross a boundary (graph inputs and outputs of nodes in the order), sorted.
+  std::vector<std::string> value_names() const;
   // Boundary k in [0, size()]: the cut before order()[k]. Crossing set of boundary k: values produced before k (graph
   // inputs included) and read at position >= k. Sorted by producer position, then name.
   std::vector<std::string> crossing(int k) const;
@@ -61,6 +72,12 @@ class Graph {
   std::unordered_map<std::string, int> last_reader_;
   std::vector<std::vector<std::string>> reads_;
   std::vector<std::vector<std::string>> weights_read_;
+  std::vector<std::vector<int>> recomputed_;
+  std::unordered_set<std::string> recomputed_values_;
 };
+
+// Whether a node may run again in another piece: a default-domain op without subgraphs that is neither random
+// (RandomUniform*, RandomNormal*, Multinomial, Bernoulli, Dropout) nor heavy (MatMul, Conv, recurrent...).
+bool cheap_and_pure(const NodeDesc& node);
 
 }  // namespace onnxpipe::detail

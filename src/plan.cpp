@@ -89,6 +89,7 @@ Json value_to_json(const ValueDesc& value) {
     j["shape"] = nullptr;
   }
   j["bytes"] = value.bytes >= 0 ? Json(value.bytes) : Json(nullptr);
+  if (value.bytes_estimated) j["bytes_estimated"] = true;  // absent: the size is known (or null)
   return j;
 }
 
@@ -168,10 +169,13 @@ const char* type_of(const Json& j) {
   return "an object";
 }
 
-void check_object(const Json& j, const std::string& where, std::initializer_list<const char*> keys) {
+// `optional`: keys a plan may leave out (added after format version 1 was first written).
+void check_object(const Json& j, const std::string& where, std::initializer_list<const char*> keys,
+                  std::initializer_list<const char*> optional = {}) {
   if (!j.is_object()) fail(where.empty() ? "top level" : where, std::string("expected an object, got ") + type_of(j));
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (std::none_of(keys.begin(), keys.end(), [&](const char* key) { return it.key() == key; })) {
+    const auto named = [&](const char* key) { return it.key() == key; };
+    if (std::none_of(keys.begin(), keys.end(), named) && std::none_of(optional.begin(), optional.end(), named)) {
       fail(child(where, it.key()), "unknown field");
     }
   }
@@ -219,7 +223,7 @@ const Json& get_array(const Json& j, const std::string& where) {
 }
 
 ValueDesc value_from_json(const Json& j, const std::string& where) {
-  check_object(j, where, {"name", "dtype", "shape", "bytes"});
+  check_object(j, where, {"name", "dtype", "shape", "bytes"}, {"bytes_estimated"});
   ValueDesc value;
   value.name = get_string(j["name"], child(where, "name"));
   if (value.name.empty()) fail(child(where, "name"), "empty");
@@ -250,6 +254,10 @@ ValueDesc value_from_json(const Json& j, const std::string& where) {
   }
   const Json& bytes = j["bytes"];
   value.bytes = bytes.is_null() ? -1 : get_count(bytes, child(where, "bytes"));
+  if (j.contains("bytes_estimated")) {
+    value.bytes_estimated = get_bool(j["bytes_estimated"], child(where, "bytes_estimated"));
+    if (value.bytes_estimated && value.bytes < 0) fail(child(where, "bytes_estimated"), "true but bytes is null");
+  }
   return value;
 }
 
@@ -261,14 +269,16 @@ std::vector<ValueDesc> values_from_json(const Json& j, const std::string& where)
 }
 
 PieceDesc piece_from_json(const Json& j, const std::string& where) {
-  check_object(
-      j, where,
-      {"index", "file", "data_file", "nodes", "weight_bytes", "duplicated_bytes", "cost", "inputs", "outputs"});
+  check_object(j, where,
+               {"index", "file", "data_file", "nodes", "weight_bytes", "duplicated_bytes", "cost", "inputs", "outputs"},
+               {"recomputed_nodes"});
   PieceDesc piece;
   piece.index = get_index(j["index"], child(where, "index"), 0);
   piece.file = get_string(j["file"], child(where, "file"));
   if (!j["data_file"].is_null()) piece.data_file = get_string(j["data_file"], child(where, "data_file"));
   piece.node_count = get_count(j["nodes"], child(where, "nodes"));
+  if (j.contains("recomputed_nodes"))
+    piece.recomputed_nodes = get_count(j["recomputed_nodes"], child(where, "recomputed_nodes"));
   piece.weight_bytes = get_count(j["weight_bytes"], child(where, "weight_bytes"));
   piece.duplicated_bytes = get_count(j["duplicated_bytes"], child(where, "duplicated_bytes"));
   piece.cost = get_number(j["cost"], child(where, "cost"));
@@ -293,7 +303,8 @@ CrossingValue crossing_from_json(const Json& j, const std::string& where) {
 Plan plan_from_json(const Json& j) {
   check_object(j, "",
                {"format_version", "source", "balance", "cost_unit", "dims", "inputs", "outputs", "pieces", "values",
-                "prediction"});
+                "prediction"},
+               {"duplicated_nodes"});
   Plan plan;
   plan.format_version = get_index(j["format_version"], "format_version", 0);
   if (plan.format_version != kFormatVersion) {
@@ -315,6 +326,7 @@ Plan plan_from_json(const Json& j) {
   for (size_t i = 0; i < pieces.size(); ++i) plan.pieces.push_back(piece_from_json(pieces[i], item("pieces", i)));
   const Json& values = get_array(j["values"], "values");
   for (size_t i = 0; i < values.size(); ++i) plan.values.push_back(crossing_from_json(values[i], item("values", i)));
+  if (j.contains("duplicated_nodes")) plan.duplicated_nodes = get_count(j["duplicated_nodes"], "duplicated_nodes");
   check_object(j["prediction"], "prediction", {"max_cost", "ideal_cost", "heaviest_node_cost"});
   plan.predicted_max_cost = get_number(j["prediction"]["max_cost"], "prediction.max_cost");
   plan.ideal_cost = get_number(j["prediction"]["ideal_cost"], "prediction.ideal_cost");
@@ -466,6 +478,7 @@ std::string Plan::to_json() const {
     p["file"] = piece.file;
     p["data_file"] = piece.data_file.empty() ? Json(nullptr) : Json(piece.data_file);
     p["nodes"] = piece.node_count;
+    p["recomputed_nodes"] = piece.recomputed_nodes;
     p["weight_bytes"] = piece.weight_bytes;
     p["duplicated_bytes"] = piece.duplicated_bytes;
     p["cost"] = piece.cost;
@@ -480,6 +493,7 @@ std::string Plan::to_json() const {
                            {"consumers", value.consumers},
                            {"graph_output", value.graph_output}});
   }
+  j["duplicated_nodes"] = duplicated_nodes;
   j["prediction"] = {
       {"max_cost", predicted_max_cost}, {"ideal_cost", ideal_cost}, {"heaviest_node_cost", heaviest_node_cost}};
   std::string text;

@@ -245,9 +245,9 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
   return costs;
 }
 
-std::unordered_map<std::string, int64_t> value_bytes(const ValueTypes& types) {
+std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types) {
   std::unordered_map<std::string, int64_t> bytes;
-  for (const auto& [name, desc] : types.concrete) bytes[name] = std::max<int64_t>(0, bytes_of(desc));
+  for (const auto& [name, desc] : types.concrete) bytes[name] = bytes_of(desc);
   return bytes;
 }
 
@@ -259,6 +259,7 @@ struct Analysis {
   std::map<std::string, int64_t> dims;
   ValueTypes types;
   Costs costs;
+  ValueSizes sizes;                     // what each value weighs when it crosses, estimates marked
   std::vector<int64_t> crossing_bytes;  // per boundary 0..n
   std::vector<double> transfer_cost;    // per boundary 0..n
 };
@@ -278,16 +279,28 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
     analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, saved.values);
     analysis->costs = std::move(saved.costs);
   }
-  analysis->crossing_bytes = graph.crossing_bytes(value_bytes(analysis->types));
+  analysis->sizes = value_sizes(graph, known_bytes(analysis->types));
+  analysis->crossing_bytes = graph.crossing_bytes(analysis->sizes.bytes);
   double per_byte = transfer_cost_per_byte(analysis->costs.unit);
   for (int64_t bytes : analysis->crossing_bytes) analysis->transfer_cost.push_back(per_byte * double(bytes));
   return analysis;
+}
+
+// A value as a piece declares it, with the bytes the partition counted for it.
+ValueDesc piece_value(const std::string& name, const Analysis& analysis) {
+  ValueDesc desc = declaration(name, analysis.types);
+  if (analysis.sizes.estimated.count(name)) {
+    desc.bytes = analysis.sizes.bytes.at(name);
+    desc.bytes_estimated = true;
+  }
+  return desc;
 }
 
 // The nodes, weights, inputs and outputs of the piece made of positions [begin, end).
 struct PieceContent {
   PieceSpec spec;
   std::vector<std::string> weight_names;  // initializers and Constant-node weights
+  std::vector<int> recomputed;            // nodes run again here (Graph::recomputed)
 };
 
 PieceContent piece_content(const Analysis& analysis, int begin, int end) {
@@ -297,7 +310,11 @@ PieceContent piece_content(const Analysis& analysis, int begin, int end) {
   std::set<std::string> weights, inputs_seen;
   std::set<int> constant_nodes;
   std::vector<std::pair<int, std::string>> inputs;  // (producer position, name): the order a reader expects
+  std::set<int> recomputed_seen;
   for (int position = begin; position < end; ++position) {
+    // Each list runs its nodes after what they read, so appending the unseen ones keeps a valid order.
+    for (int node : graph.recomputed(position))
+      if (recomputed_seen.insert(node).second) content.recomputed.push_back(node);
     for (const auto& name : graph.weights_read(position)) {
       const WeightDesc& weight = desc.weights.at(name);
       if (weight.constant_node >= 0) constant_nodes.insert(weight.constant_node);
@@ -309,13 +326,14 @@ PieceContent piece_content(const Analysis& analysis, int begin, int end) {
     }
   }
   std::sort(inputs.begin(), inputs.end());
-  // Constant weights first (in file order), then the piece's compute nodes in execution order.
+  // Constant weights first (in file order), then the recomputed nodes, then the compute nodes in execution order.
   content.spec.nodes.assign(constant_nodes.begin(), constant_nodes.end());
+  content.spec.nodes.insert(content.spec.nodes.end(), content.recomputed.begin(), content.recomputed.end());
   for (int position = begin; position < end; ++position) content.spec.nodes.push_back(graph.order()[position]);
   for (const auto& name : weights)
     if (desc.weights.at(name).constant_node < 0) content.spec.weights.push_back(name);
   content.weight_names.assign(weights.begin(), weights.end());
-  for (const auto& [producer, name] : inputs) content.spec.inputs.push_back(declaration(name, analysis.types));
+  for (const auto& [producer, name] : inputs) content.spec.inputs.push_back(piece_value(name, analysis));
 
   std::set<std::string> graph_outputs;
   for (const auto& output : desc.outputs) graph_outputs.insert(output.name);
@@ -323,7 +341,7 @@ PieceContent piece_content(const Analysis& analysis, int begin, int end) {
     for (const auto& name : desc.nodes[graph.order()[position]].outputs) {
       if (name.empty()) continue;
       if (graph.last_reader(name) >= end || graph_outputs.count(name))
-        content.spec.outputs.push_back(declaration(name, analysis.types));
+        content.spec.outputs.push_back(piece_value(name, analysis));
     }
   }
   return content;
@@ -354,9 +372,10 @@ ValueDesc model_value(const ValueDesc& declared, const ValueTypes& types) {
 }
 
 // Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source,
-// piece_K.data) and describes them for the plan.
+// piece_K.data) and describes them for the plan. *duplicated_nodes: recomputed nodes run by more than one piece,
+// counted once per piece beyond the first.
 std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& partition, const fs::path& dir,
-                                    const SplitOptions& options) {
+                                    const SplitOptions& options, int64_t* duplicated_nodes) {
   const GraphDesc& desc = analysis.graph.desc();
   const int parts = static_cast<int>(partition.starts.size()) - 1;
   std::vector<PieceContent> contents;
@@ -366,8 +385,19 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
 
   // Weights held by more than one piece are duplicated bytes.
   std::map<std::string, int> holders;
-  for (const auto& content : contents)
+  std::set<int> recomputed;
+  int64_t recomputed_copies = 0;
+  for (const auto& content : contents) {
     for (const auto& name : content.weight_names) ++holders[name];
+    recomputed.insert(content.recomputed.begin(), content.recomputed.end());
+    recomputed_copies += static_cast<int64_t>(content.recomputed.size());
+  }
+  *duplicated_nodes = recomputed_copies - static_cast<int64_t>(recomputed.size());
+  if (!recomputed.empty())
+    log(LogLevel::INFO, "recomputed " + std::to_string(recomputed.size()) +
+                            " node(s) reading only weights and constants in the pieces that read their outputs, "
+                            "instead of passing those: " +
+                            std::to_string(*duplicated_nodes) + " duplicated");
 
   std::vector<PieceDesc> pieces;
   for (int piece = 0; piece < parts; ++piece) {
@@ -384,6 +414,7 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
       piece_desc.data_file = "piece_" + std::to_string(piece) + ".data";
     content.spec.data_file = piece_desc.data_file;
     piece_desc.node_count = partition.starts[piece + 1] - partition.starts[piece];
+    piece_desc.recomputed_nodes = static_cast<int64_t>(content.recomputed.size());
     piece_desc.cost = partition.piece_cost[piece];
     piece_desc.inputs = content.spec.inputs;
     piece_desc.outputs = content.spec.outputs;
@@ -439,7 +470,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   for (const auto& output : desc.outputs) plan.model_outputs.push_back(model_value(output, analysis->types));
 
   StagingDir staging(options.output_dir);
-  plan.pieces = write_pieces(*analysis, partition, staging.path(), options);
+  plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {
@@ -525,6 +556,10 @@ ModelSummary inspect_model(const std::string& model_path, const InspectOptions& 
     candidate.boundary = k;
     candidate.after_node = desc.nodes[graph.order()[k - 1]].name;
     candidate.tensors = graph.crossing(k);
+    for (const auto& name : candidate.tensors) {
+      candidate.tensor_bytes.push_back(analysis->sizes.bytes.at(name));
+      if (analysis->sizes.estimated.count(name)) candidate.estimated.push_back(name);
+    }
     candidate.crossing_bytes = analysis->crossing_bytes[k];
     candidate.cost_before_share = prefix[k] / total;
     summary.best_cuts.push_back(std::move(candidate));

@@ -247,6 +247,62 @@ TEST(Graph, ConstantThatIsAGraphOutputIsAComputeNode) {
   EXPECT_EQ(graph.crossing(1), (Names{"x", "k"}));
 }
 
+// Nodes that read only weights (a shape) and each other are run again by their readers: not in the order, never
+// crossing; their weights count as read by the reader.
+TEST(Graph, CheapChainOverWeightsIsRecomputedByEachReader) {
+  GraphDesc desc =
+      graph_desc({"x"}, {"y"},
+                 {node("fill", {"shape"}, {"zeros"}, "ConstantOfShape"), node("cast", {"zeros"}, {"bias"}, "Cast"),
+                  node("empty", {}, {"seq"}, "SequenceEmpty"), node("a", {"x", "bias"}, {"h"}, "Add"),
+                  node("relu", {"h"}, {"h2"}, "Relu"), node("b", {"h2", "bias", "seq"}, {"y"}, "Op")});
+  add_weight(desc, "shape", 16);
+  Graph graph(desc);
+  EXPECT_EQ(node_names(graph), (Names{"a", "relu", "b"}));
+  EXPECT_EQ(graph.reads(0), (Names{"x"}));
+  EXPECT_EQ(graph.weights_read(0), (Names{"shape"}));
+  EXPECT_EQ(graph.recomputed(0), (std::vector<int>{0, 1}));
+  EXPECT_EQ(graph.recomputed(2), (std::vector<int>{0, 1, 2}));
+  EXPECT_TRUE(graph.recomputed(1).empty());
+  EXPECT_TRUE(graph.is_recomputed("bias"));
+  EXPECT_TRUE(graph.is_recomputed("seq"));
+  EXPECT_FALSE(graph.is_recomputed("h"));
+  for (int k = 0; k <= graph.size(); ++k) {
+    Names crossing = graph.crossing(k);
+    EXPECT_EQ(std::count(crossing.begin(), crossing.end(), "bias"), 0);
+    EXPECT_EQ(std::count(crossing.begin(), crossing.end(), "seq"), 0);
+  }
+  EXPECT_EQ(graph.value_names(), (Names{"h", "h2", "x", "y"}));
+}
+
+// Random ops would draw other numbers in each copy, a custom domain may hide state, a node reading a graph input is
+// not a constant, a graph output leaves from one piece, heavy ops cost more than the transfer they save.
+TEST(Graph, RandomCustomHeavyAndInputReadingNodesAreNotRecomputed) {
+  NodeDesc custom = node("custom", {}, {"c"}, "Counter");
+  custom.domain = "com.example";
+  GraphDesc desc = graph_desc(
+      {"x"}, {"y", "k"},
+      {node("noise", {}, {"n"}, "RandomNormal"), custom, node("shape", {"x"}, {"s"}, "Shape"),
+       node("k", {}, {"k"}, "ConstantOfShape"), node("mm", {"w", "w"}, {"m"}, "MatMul"),
+       node("bern", {"w"}, {"bits"}, "Bernoulli"), node("y", {"n", "c", "s", "m", "bits", "k"}, {"y"}, "Op")});
+  add_weight(desc, "w", 16);
+  Graph graph(desc);
+  EXPECT_EQ(graph.size(), 7);
+  for (int position = 0; position < graph.size(); ++position) EXPECT_TRUE(graph.recomputed(position).empty());
+}
+
+TEST(CheapAndPure, RefusesRandomOpsAndOtherDomains) {
+  EXPECT_TRUE(cheap_and_pure(node("e", {}, {"e"}, "EyeLike")));
+  for (const char* op : {"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Multinomial",
+                         "Bernoulli", "Dropout"})
+    EXPECT_FALSE(cheap_and_pure(node("r", {}, {"r"}, op))) << op;
+  NodeDesc ms = node("m", {}, {"m"}, "Range");
+  ms.domain = "com.microsoft";
+  EXPECT_FALSE(cheap_and_pure(ms));
+  NodeDesc loop = node("l", {}, {"l"}, "Loop");
+  loop.has_subgraph = true;
+  EXPECT_FALSE(cheap_and_pure(loop));
+}
+
 TEST(Graph, SharedWeightIsReadByEachNodeAndNeverCrosses) {
   GraphDesc desc = graph_desc({"ids"}, {"logits"},
                               {node("embed", {"wte", "ids"}, {"h"}, "Gather"), node("block", {"h"}, {"h2"}),

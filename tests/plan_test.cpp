@@ -37,6 +37,7 @@ Plan sample_plan() {
   ValueDesc h = value("h", DType::FLOAT, {{-1, "batch"}, {-1, ""}}, -1);
   ValueDesc early = value("early", DType::INT64, {}, 8);
   ValueDesc g = value("g", DType::FLOAT16, {{4, ""}}, 8);
+  g.bytes_estimated = true;
   ValueDesc y;
   y.name = "y";
   y.dtype = DType::FLOAT;  // no shape
@@ -45,7 +46,9 @@ Plan sample_plan() {
   PieceDesc p0{0, "piece_0.onnx", "", 3, 100, 10, 1.5, {x}, {h, early}};
   PieceDesc p1{1, "piece_1.onnx", "piece_1.data", 2, 2000, 0, 2.25, {early}, {g}};
   PieceDesc p2{2, "piece_2.onnx", "", 1, 0, 10, 1.0, {x, h, g}, {y}};
+  p2.recomputed_nodes = 2;
   plan.pieces = {p0, p1, p2};
+  plan.duplicated_nodes = 1;
   plan.values = {
       {"x", -1, {0, 2}, false}, {"h", 0, {2}, false}, {"early", 0, {1}, true}, {"g", 1, {2}, false}, {"y", 2, {}, true},
   };
@@ -63,6 +66,7 @@ void expect_same_values(const std::vector<ValueDesc>& a, const std::vector<Value
     EXPECT_EQ(a[i].has_shape, b[i].has_shape);
     EXPECT_EQ(a[i].dims, b[i].dims);
     EXPECT_EQ(a[i].bytes, b[i].bytes);
+    EXPECT_EQ(a[i].bytes_estimated, b[i].bytes_estimated);
   }
 }
 
@@ -85,6 +89,7 @@ void expect_same(const Plan& a, const Plan& b) {
     EXPECT_EQ(x.weight_bytes, y.weight_bytes);
     EXPECT_EQ(x.duplicated_bytes, y.duplicated_bytes);
     EXPECT_EQ(x.cost, y.cost);
+    EXPECT_EQ(x.recomputed_nodes, y.recomputed_nodes);
     expect_same_values(x.inputs, y.inputs);
     expect_same_values(x.outputs, y.outputs);
   }
@@ -95,6 +100,7 @@ void expect_same(const Plan& a, const Plan& b) {
     EXPECT_EQ(a.values[v].consumers, b.values[v].consumers);
     EXPECT_EQ(a.values[v].graph_output, b.values[v].graph_output);
   }
+  EXPECT_EQ(a.duplicated_nodes, b.duplicated_nodes);
   EXPECT_EQ(a.predicted_max_cost, b.predicted_max_cost);
   EXPECT_EQ(a.ideal_cost, b.ideal_cost);
   EXPECT_EQ(a.heaviest_node_cost, b.heaviest_node_cost);
@@ -259,6 +265,35 @@ TEST(PlanJson, ReadsHandWrittenPlan) {
   EXPECT_EQ(plan.pieces[0].outputs[0].dtype, DType::FLOAT16);
   EXPECT_EQ(plan.pieces[0].data_file, "");
   EXPECT_EQ(plan.pieces[1].cost, 0.5);
+  // Written before estimated sizes and recomputed nodes were recorded: none of either.
+  EXPECT_FALSE(plan.pieces[0].outputs[0].bytes_estimated);
+  EXPECT_EQ(plan.pieces[1].recomputed_nodes, 0);
+  EXPECT_EQ(plan.duplicated_nodes, 0);
+}
+
+TEST(PlanJson, EstimatedBytesAreMarkedAndChecked) {
+  const std::string text = sample_plan().to_json();
+  EXPECT_NE(text.find(R"({"name": "g", "dtype": "float16", "shape": [4], "bytes": 8, "bytes_estimated": true})"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find(R"("name": "x", "dtype": "float", "shape": ["batch", 3], "bytes": 24, "bytes_estimated")"),
+            std::string::npos)
+      << "a known size carries no mark";
+  EXPECT_NE(text.find(R"("duplicated_nodes": 1)"), std::string::npos) << text;
+  auto edited = [&text](const std::string& from, const std::string& to) {
+    std::string copy = text;
+    size_t at = copy.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return copy.replace(at, from.size(), to);
+  };
+  auto message = [](const std::string& json) { return error_of([&] { Plan::from_json(json); }); };
+  const std::string marked = R"("bytes": 8, "bytes_estimated": true)";
+  EXPECT_EQ(message(edited(marked, R"("bytes": 8, "bytes_estimated": 1)")),
+            "plan.json: pieces[1].outputs[0].bytes_estimated: expected true or false, got a number");
+  EXPECT_EQ(message(edited(marked, R"("bytes": null, "bytes_estimated": true)")),
+            "plan.json: pieces[1].outputs[0].bytes_estimated: true but bytes is null");
+  EXPECT_EQ(message(edited(R"("recomputed_nodes": 2)", R"("recomputed_nodes": -1)")),
+            "plan.json: pieces[2].recomputed_nodes: must not be negative");
 }
 
 TEST(PlanJson, ErrorsNameTheField) {

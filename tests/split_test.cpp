@@ -62,6 +62,15 @@ ErrorCode split_error(const std::string& model, const fs::path& out, int parts, 
   return ErrorCode::INTERNAL;
 }
 
+// Pieces must reproduce the model exactly, for the dims the tests split with.
+VerifyOptions bitwise() {
+  VerifyOptions verify;
+  verify.dims = {{"batch", 3}};
+  verify.rtol = 0;
+  verify.atol = 0;
+  return verify;
+}
+
 bool declares_unknown_rank(const PieceDesc& piece) {
   auto unknown = [](const ValueDesc& value) { return !value.has_shape; };
   return std::any_of(piece.inputs.begin(), piece.inputs.end(), unknown) ||
@@ -89,10 +98,7 @@ TEST_P(SplitEveryModel, EveryPieceCountReproducesAllOutputs) {
           EXPECT_NO_THROW(test::check_onnx_file((out / piece.file).string())) << piece.file;
         }
       }
-      VerifyOptions verify;
-      verify.dims = {{"batch", 3}};
-      verify.rtol = 0;
-      verify.atol = 0;
+      const VerifyOptions verify = bitwise();
       const VerifyReport report = verify_split(model, out.string(), verify);
       EXPECT_EQ(report.outputs.size(), plan.model_outputs.size());
       for (const auto& output : report.outputs)
@@ -141,6 +147,88 @@ TEST(Split, ForcedCutsAreHonoured) {
   bool crosses = false;
   for (const auto& output : plan.pieces[0].outputs) crosses |= output.name == tensor;
   EXPECT_TRUE(crosses);
+}
+
+bool crosses(const Plan& plan, const std::string& name) {
+  return std::any_of(plan.values.begin(), plan.values.end(),
+                     [&](const CrossingValue& value) { return value.name == name; });
+}
+
+// A sequence is not free to move: of two cuts that leave the same node costs on each side, the split takes the one
+// that passes the tensor.
+TEST(Split, CutPassesATensorRatherThanSequencesOfEqualBalance) {
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
+  const std::string model = test::loop_emitting_sequences(dir.string());
+  const Plan plan = split(model, dir / "out", 2, Balance::BYTES);
+  ASSERT_EQ(plan.parts(), 2);
+  ASSERT_EQ(plan.pieces[1].inputs.size(), 1u);
+  EXPECT_EQ(plan.pieces[1].inputs[0].name, "a");
+  EXPECT_FALSE(plan.pieces[1].inputs[0].bytes_estimated);
+  EXPECT_FALSE(crosses(plan, "s1"));
+  EXPECT_FALSE(crosses(plan, "s2"));
+}
+
+// A SequenceEmpty reads nothing: each piece that reads it runs it again, and its output crosses no cut.
+TEST(Split, SequenceEmptyIsRecomputedWhereItIsRead) {
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
+  const std::string model = test::sequence_empty_read_later(dir.string());
+  // Pieces: [a], [sa, ca, b], [sb, cb, y]: the SequenceEmpty (file order first) is read by pieces 1 and 2.
+  const Plan plan = split(model, dir / "out", 3, Balance::FLOPS, {"a", "b"});
+  ASSERT_EQ(plan.parts(), 3);
+  EXPECT_FALSE(crosses(plan, "empty"));
+  EXPECT_EQ(plan.pieces[0].recomputed_nodes, 0);
+  EXPECT_EQ(plan.pieces[1].recomputed_nodes, 1);
+  EXPECT_EQ(plan.pieces[2].recomputed_nodes, 1);
+  EXPECT_EQ(plan.duplicated_nodes, 1);
+  const Plan loaded = Plan::load((dir / "out").string());
+  EXPECT_EQ(loaded.duplicated_nodes, 1);
+  EXPECT_EQ(loaded.pieces[2].recomputed_nodes, 1);
+  const VerifyOptions verify = bitwise();
+  for (const auto& output : verify_split(model, (dir / "out").string(), verify).outputs)
+    EXPECT_TRUE(output.diff.bitwise_equal) << output.name;
+}
+
+// A tensor whose size neither shape inference nor the sizing run can tell costs an estimate, marked in plan.json.
+TEST(Split, ValueOfUnknownShapeIsEstimatedAndMarked) {
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
+  const std::string model = test::shape_only_a_run_with_valid_indices_tells(dir.string());
+  VerifyOptions verify = bitwise();
+  Tensor index;
+  index.dtype = DType::INT64;
+  index.shape = {3};
+  index.data.resize(3 * sizeof(int64_t), 0);  // all in the one-entry table
+  verify.inputs["index"] = index;
+  for (Balance balance : {Balance::FLOPS, Balance::BYTES}) {
+    for (int parts = 1; parts <= 4; ++parts) {
+      SCOPED_TRACE(std::string(balance_name(balance)) + " n=" + std::to_string(parts));
+      const fs::path out = dir / ("pieces_" + std::to_string(parts));
+      // The cut after Tile makes the unknown `tiled` cross.
+      const Plan plan =
+          split(model, out, parts, balance, parts > 1 ? std::vector<std::string>{"tiled"} : std::vector<std::string>{});
+      for (const auto& output : verify_split(model, out.string(), verify).outputs)
+        EXPECT_TRUE(output.diff.bitwise_equal) << output.name;
+      if (parts == 1) continue;
+      const Plan loaded = Plan::load(out.string());
+      bool marked = false;
+      for (const auto& piece : loaded.pieces) {
+        for (const auto& value : piece.inputs) {
+          if (value.name != "tiled") continue;
+          marked = true;
+          EXPECT_TRUE(value.bytes_estimated);
+          EXPECT_GT(value.bytes, 0);
+        }
+        for (const auto& value : piece.inputs)
+          if (value.name == "x") EXPECT_FALSE(value.bytes_estimated);
+      }
+      EXPECT_TRUE(marked);
+      std::ifstream in(out / "plan.json");
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_NE(text.find("\"bytes_estimated\": true"), std::string::npos);
+    }
+  }
 }
 
 TEST(Split, ExternalDataSourceGivesPiecesTheirOwnDataFiles) {

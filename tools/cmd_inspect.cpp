@@ -75,10 +75,18 @@ void run_inspect(const CliContext& context, const InspectArgs& args) {
   for (const auto& [op, count] : op_counts) ops.push_back({op, count});
   printer->table("ops", {{"op", FieldType::STRING}, {"count", FieldType::INT}}, ops);
 
+  // Each crossing tensor with the bytes the splitter counts for it: "name (N B)", or "name (~N B estimated)".
   std::vector<Row> cuts;
   for (const CutCandidate& cut : summary.best_cuts) {
+    std::vector<std::string> tensors;
+    for (size_t i = 0; i < cut.tensors.size(); ++i) {
+      const bool estimated =
+          std::find(cut.estimated.begin(), cut.estimated.end(), cut.tensors[i]) != cut.estimated.end();
+      tensors.push_back(cut.tensors[i] + " (" + (estimated ? "~" : "") + std::to_string(cut.tensor_bytes[i]) + " B" +
+                        (estimated ? " estimated)" : ")"));
+    }
     cuts.push_back(
-        {cut.boundary, cut.after_node, 100 * cut.cost_before_share, cut.crossing_bytes, join(cut.tensors, ", ")});
+        {cut.boundary, cut.after_node, 100 * cut.cost_before_share, cut.crossing_bytes, join(tensors, ", ")});
   }
   printer->table("cut_candidates",
                  {{"boundary", FieldType::INT},

@@ -24,6 +24,8 @@ struct ValueDesc {
   bool has_shape = false;  // false: rank unknown, declared without a shape
   std::vector<Dim> dims;
   int64_t bytes = -1;  // for the plan's dimension values; -1 when not known
+  // bytes is the splitter's pessimistic estimate (a sequence, or a shape no one could tell), not the value's size.
+  bool bytes_estimated = false;
 
   // A value of a concrete shape: has_shape, fixed dims, and bytes when the dtype has a size.
   static ValueDesc of_shape(std::string name, DType dtype, const std::vector<int64_t>& shape);
@@ -43,6 +45,9 @@ struct PieceDesc {
   double cost = 0;                 // estimated, in the balance criterion's unit, transfers in included
   std::vector<ValueDesc> inputs;   // graph inputs and crossing values it reads
   std::vector<ValueDesc> outputs;  // crossing values later pieces read, and the graph outputs it produces
+  // Cheap nodes that read only weights and constants, run here again rather than their outputs received (not in
+  // node_count); those a piece runs that another piece runs too are duplicated work.
+  int64_t recomputed_nodes = 0;
 };
 
 // Throws Error(USAGE) for a --dim name that no dimension of `inputs` carries (it would change nothing), naming the
@@ -69,6 +74,7 @@ struct Plan {
   std::vector<ValueDesc> model_outputs;
   std::vector<PieceDesc> pieces;
   std::vector<CrossingValue> values;
+  int64_t duplicated_nodes = 0;   // recomputed nodes run by more than one piece: copies beyond the first
   double predicted_max_cost = 0;  // the slowest piece
   double ideal_cost = 0;          // total / N
   double heaviest_node_cost = 0;  // no cut-only split can go under this

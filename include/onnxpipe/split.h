@@ -44,11 +44,13 @@ Plan split_model(const std::string& model_path, const SplitOptions& options);
 
 // What `onnxpipe inspect` shows.
 struct CutCandidate {
-  int boundary = 0;                  // cut before the node at this position in the topological order
-  std::string after_node;            // the node right before the cut
-  std::vector<std::string> tensors;  // crossing set
-  int64_t crossing_bytes = 0;
-  double cost_before_share = 0;  // fraction of the total cost before the cut
+  int boundary = 0;                    // cut before the node at this position in the topological order
+  std::string after_node;              // the node right before the cut
+  std::vector<std::string> tensors;    // crossing set
+  std::vector<int64_t> tensor_bytes;   // per tensor, as the splitter counts it
+  std::vector<std::string> estimated;  // the tensors whose bytes are an estimate (size unknown: sequence...)
+  int64_t crossing_bytes = 0;          // their sum
+  double cost_before_share = 0;        // fraction of the total cost before the cut
 };
 struct ModelSummary {
   std::string path;

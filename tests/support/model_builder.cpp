@@ -169,6 +169,14 @@ onnx::ValueInfoProto value_info_no_shape(const std::string& name, DType dtype) {
   return vi;
 }
 
+onnx::ValueInfoProto sequence_info(const std::string& name, DType dtype) {
+  onnx::ValueInfoProto vi;
+  vi.set_name(name);
+  vi.mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(
+      elem_type(dtype));
+  return vi;
+}
+
 onnx::NodeProto make_node(const std::string& op_type, const std::vector<std::string>& inputs,
                           const std::vector<std::string>& outputs, const std::vector<onnx::AttributeProto>& attrs,
                           const std::string& domain) {
@@ -594,8 +602,81 @@ const std::vector<NamedModel>& all_models() {
       {"several_inputs_outputs_with_optional_empty_input", several_inputs_outputs_with_optional_empty_input},
       {"external_data", external_data},
       {"sparse_initializer", sparse_initializer},
+      {"loop_emitting_sequences", loop_emitting_sequences},
+      {"sequence_empty_read_later", sequence_empty_read_later},
   };
   return models;
+}
+
+// A Loop that carries two sequences (each gets `a` appended, twice), concatenated after it; 7 nodes. Cutting right
+// after the Loop passes only the two sequences, cutting after the first MatMul only the tensor `a`: with bytes
+// balance both leave the same node costs on each side.
+std::string loop_emitting_sequences(const std::string& dir) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT, {"batch", 4});
+  b.initializer(random_tensor("w1", {4, 4}, 111));
+  b.initializer(random_tensor("w2", {4, 4}, 112));
+  b.initializer(int64_tensor("trips", {}, {2}));
+  GraphBuilder body("body");
+  body.input("i", DType::INT64, {});
+  body.input("cond", DType::BOOL, {});
+  *body.proto().add_input() = sequence_info("sa_in", DType::FLOAT);
+  *body.proto().add_input() = sequence_info("sb_in", DType::FLOAT);
+  body.node("Identity", {"cond"}, {"cond_out"});
+  body.node("SequenceInsert", {"sa_in", "a"}, {"sa_out"});
+  body.node("SequenceInsert", {"sb_in", "a"}, {"sb_out"});
+  body.output("cond_out", DType::BOOL, {});
+  *body.proto().add_output() = sequence_info("sa_out", DType::FLOAT);
+  *body.proto().add_output() = sequence_info("sb_out", DType::FLOAT);
+  b.node("MatMul", {"x", "w1"}, {"a"});
+  b.node("SequenceConstruct", {"a"}, {"s0"});
+  b.node("Loop", {"trips", "", "s0", "s0"}, {"s1", "s2"}, {attr_g("body", body.proto())});
+  b.node("ConcatFromSequence", {"s1"}, {"c1"}, {attr_i("axis", 0)});
+  b.node("ConcatFromSequence", {"s2"}, {"c2"}, {attr_i("axis", 0)});
+  b.node("Add", {"c1", "c2"}, {"d"});
+  b.node("MatMul", {"d", "w2"}, {"y"});
+  b.output("y", DType::FLOAT, {"rows", 4});
+  return b.save(dir + "/loop_emitting_sequences.onnx");
+}
+
+// A SequenceEmpty (file order first) read by the second and the fourth node: y = ((x w1 as seq) w2 as seq) w3;
+// 6 compute nodes, the SequenceEmpty recomputed where it is read.
+std::string sequence_empty_read_later(const std::string& dir) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT, {"batch", 4});
+  b.initializer(random_tensor("w1", {4, 4}, 121));
+  b.initializer(random_tensor("w2", {4, 4}, 122));
+  b.initializer(random_tensor("w3", {4, 4}, 123));
+  b.node("SequenceEmpty", {}, {"empty"}, {attr_i("dtype", 1)});
+  b.node("MatMul", {"x", "w1"}, {"a"});
+  b.node("SequenceInsert", {"empty", "a"}, {"sa"});
+  b.node("ConcatFromSequence", {"sa"}, {"ca"}, {attr_i("axis", 0)});
+  b.node("MatMul", {"ca", "w2"}, {"b"});
+  b.node("SequenceInsert", {"empty", "b"}, {"sb"});
+  b.node("ConcatFromSequence", {"sb"}, {"cb"}, {attr_i("axis", 0)});
+  b.node("MatMul", {"cb", "w3"}, {"y"});
+  b.output("y", DType::FLOAT, {"batch", 4});
+  return b.save(dir + "/sequence_empty_read_later.onnx");
+}
+
+// x tiled by table[index] rows, with a one-entry table: shape inference cannot tell the tiled shape (it depends on
+// values), and the sizing run on random indices in [0, 10) reads out of the table and fails, so `tiled` stays of
+// unknown size; 6 nodes.
+std::string shape_only_a_run_with_valid_indices_tells(const std::string& dir) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT, {"batch", 8});
+  b.input("index", DType::INT64, {3});
+  b.initializer(int64_tensor("table", {1}, {2}));
+  b.initializer(int64_tensor("one", {1}, {1}));
+  b.initializer(random_tensor("w", {8, 4}, 131));
+  b.node("Gather", {"table", "index"}, {"picked"});
+  b.node("ReduceMax", {"picked"}, {"rows"}, {attr_ints("axes", {0}), attr_i("keepdims", 1)});
+  b.node("Concat", {"rows", "one"}, {"repeats"}, {attr_i("axis", 0)});
+  b.node("Tile", {"x", "repeats"}, {"tiled"});
+  b.node("Relu", {"tiled"}, {"r"});
+  b.node("MatMul", {"r", "w"}, {"y"});
+  b.output("y", DType::FLOAT, {"n", 4});
+  return b.save(dir + "/shape_only_a_run_with_valid_indices_tells.onnx");
 }
 
 std::string temp_dir(const std::string& prefix) {

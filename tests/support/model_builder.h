@@ -53,6 +53,8 @@ onnx::AttributeProto attr_g(const std::string& name, const onnx::GraphProto& val
 
 onnx::ValueInfoProto value_info(const std::string& name, DType dtype, const Shape& shape);
 onnx::ValueInfoProto value_info_no_shape(const std::string& name, DType dtype);
+// A value of type seq(tensor(dtype)), elements of unknown shape.
+onnx::ValueInfoProto sequence_info(const std::string& name, DType dtype);
 
 // A graph: the main graph of a ModelBuilder, or a subgraph (If branch, Loop body) passed to attr().
 class GraphBuilder {
@@ -126,6 +128,10 @@ std::string unknown_shapes(const std::string& dir);
 std::string several_inputs_outputs_with_optional_empty_input(const std::string& dir);
 std::string external_data(const std::string& dir);
 std::string sparse_initializer(const std::string& dir);
+std::string loop_emitting_sequences(const std::string& dir);
+std::string sequence_empty_read_later(const std::string& dir);
+// Not in all_models(): random integer inputs make its sizing run fail (see the .cpp); verify it with index = {0, 0, 0}.
+std::string shape_only_a_run_with_valid_indices_tells(const std::string& dir);
 // float16 throughout: x[batch,64] through 3 MatMul/Tanh blocks to y (7 nodes); the first two weights are float16,
 // the last is stored as float and cast to float16. ORT on CPU computes
 // it in fp32 (its fp16 kernels are few: Casts are inserted, and removed between nodes), a cut stores the crossing value
