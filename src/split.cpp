@@ -11,6 +11,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "analysis.h"
 #include "cost.h"
 #include "graph.h"
 #include "log.h"
@@ -77,14 +78,6 @@ int64_t bytes_of(const ValueDesc& desc) {
 
 bool fully_known(const ValueDesc& desc) { return desc.dtype != DType::UNDEFINED && bytes_of(desc) >= 0; }
 
-// What we know of every value: `declared` keeps symbolic dims (for the pieces' declarations), `concrete` has the
-// sizes for the requested dims (for costs and bytes).
-struct ValueTypes {
-  std::map<std::string, ValueDesc> declared;
-  std::map<std::string, ValueDesc> concrete;
-  std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
-};
-
 ValueTypes value_types(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
                        const std::map<std::string, ValueDesc>& measured) {
   ValueTypes types;
@@ -130,12 +123,6 @@ ValueDesc declaration(const std::string& name, const ValueTypes& types) {
   desc.bytes = concrete != types.concrete.end() ? bytes_of(concrete->second) : -1;
   return desc;
 }
-
-struct Costs {
-  std::vector<double> node;
-  std::string unit;
-  std::string balance;
-};
 
 // costs.json: what running the model taught (node costs by node name, and the sizes of values shape inference could
 // not tell, for the dims used), so that a later split can reuse it instead of measuring again.
@@ -238,23 +225,13 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
   return costs;
 }
 
+}  // namespace
+
 std::unordered_map<std::string, int64_t> value_bytes(const ValueTypes& types) {
   std::unordered_map<std::string, int64_t> bytes;
   for (const auto& [name, desc] : types.concrete) bytes[name] = std::max<int64_t>(0, bytes_of(desc));
   return bytes;
 }
-
-// Everything about the source model that both split and inspect need.
-struct Analysis {
-  explicit Analysis(Model source) : model(std::move(source)), graph(model.graph()) {}
-  Model model;
-  Graph graph;
-  std::map<std::string, int64_t> dims;
-  ValueTypes types;
-  Costs costs;
-  std::vector<int64_t> crossing_bytes;  // per boundary 0..n
-  std::vector<double> transfer_cost;    // per boundary 0..n
-};
 
 std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options) {
   report(options.progress, "loading model", 0, 0);
@@ -276,6 +253,8 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   for (int64_t bytes : analysis->crossing_bytes) analysis->transfer_cost.push_back(per_byte * double(bytes));
   return analysis;
 }
+
+namespace {
 
 // The nodes, weights, inputs and outputs of the piece made of positions [begin, end).
 struct PieceContent {
