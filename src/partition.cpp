@@ -280,7 +280,9 @@ bool fits(const PlacementProblem& problem, int stage, const PieceMemory& memory)
 // The fewest pieces covering [0, n) (the forced cuts kept) that each fit the largest capacity with its stage's
 // overhead; 0 when none does.
 int fewest_pieces(const PlacementProblem& problem) {
-  const auto largest = std::max_element(problem.capacity.begin(), problem.capacity.end());
+  const auto largest = std::max_element(problem.capacity.begin(), problem.capacity.end(), [](int64_t a, int64_t b) {
+    return a >= 0 && (b < 0 || a < b);  // -1, unbounded, is the largest
+  });
   const int widest = static_cast<int>(largest - problem.capacity.begin());
   const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
   constexpr int NONE = std::numeric_limits<int>::max();

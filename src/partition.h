@@ -57,8 +57,8 @@ struct PlacedPartition {
   Partition partition;
   std::vector<PieceMemory> memory;  // per piece
   int short_stage = -1;             // infeasible: the piece of that partition that overflows most
-  // Infeasible: the fewest pieces that fit when every stage has the largest capacity given (with its overhead);
-  // 0 when even one node alone does not fit there.
+  // Infeasible: the fewest pieces that fit when every stage has the largest capacity given (with its overhead; -1 is
+  // the largest); 0 when even one node alone does not fit there.
   int min_pieces = 0;
 };
 

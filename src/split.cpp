@@ -20,6 +20,7 @@
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "partition.h"
+#include "placement.h"
 #include "staging.h"
 
 namespace fs = std::filesystem;
@@ -399,7 +400,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
-  Partition partition = partition_min_max(problem);
+  Partition partition = options.placement.devices.empty() ? partition_min_max(problem)
+                                                          : place_partition(*analysis, problem, options.placement);
   const int parts = options.parts;
 
   Plan plan;
