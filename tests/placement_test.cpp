@@ -125,5 +125,10 @@ TEST(Placement, APlanIsRefusedBySmallerDevicesBeforeAnythingLoads) {
   EXPECT_THROW(check_plan_fits(plan, devices("cpu:1")), Error);  // one device for two pieces
 }
 
+TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {
+  EXPECT_EQ(device_capacities(devices("cpu:1=1GiB,cpu:1,cpu=512MB")),
+            (std::vector<int64_t>{int64_t(1) << 30, -1, 512000000}));
+}
+
 }  // namespace
 }  // namespace onnxpipe
