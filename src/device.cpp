@@ -3,6 +3,10 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -32,15 +36,33 @@ int parse_count(const std::string& text) {
 
 Error bad_device(const std::string& text, const std::string& why) {
   return Error(ErrorCode::USAGE,
-               "device '" + text + "': " + why + " (expected cpu, cpu:T, cpu:T@C or cpu:T@C0-C1, cuda:K)");
+               "device '" + text + "': " + why +
+                   " (expected cpu, cpu:T, cpu:T@C or cpu:T@C0-C1, cuda:K, each optionally =CAP such as =4GiB)");
 }
 
-}  // namespace
+struct Unit {
+  const char* name;
+  int64_t bytes;
+};
+constexpr Unit UNITS[] = {{"TiB", int64_t(1) << 40},
+                          {"GiB", int64_t(1) << 30},
+                          {"MiB", int64_t(1) << 20},
+                          {"KiB", int64_t(1) << 10},
+                          {"TB", 1000000000000},
+                          {"GB", 1000000000},
+                          {"MB", 1000000},
+                          {"KB", 1000},
+                          {"B", 1}};
 
-int DeviceSpec::thread_count() const { return threads > 0 ? threads : hardware_threads(); }
+// The exact text of a capacity: the largest binary unit that divides it.
+std::string exact_bytes_text(int64_t bytes) {
+  for (const Unit& unit : UNITS)
+    if (unit.name[1] == 'i' && bytes >= unit.bytes && bytes % unit.bytes == 0)
+      return std::to_string(bytes / unit.bytes) + unit.name;
+  return std::to_string(bytes);
+}
 
-std::string DeviceSpec::to_string() const {
-  if (kind == DeviceKind::CUDA) return "cuda:" + std::to_string(device_id);
+std::string cpu_text(int threads, const std::vector<int>& cores) {
   std::string text = "cpu";
   if (threads > 0) text += ":" + std::to_string(threads);
   if (!cores.empty()) {
@@ -50,11 +72,24 @@ std::string DeviceSpec::to_string() const {
   return text;
 }
 
-bool DeviceSpec::operator==(const DeviceSpec& other) const {
-  return kind == other.kind && threads == other.threads && cores == other.cores && device_id == other.device_id;
+}  // namespace
+
+int DeviceSpec::thread_count() const { return threads > 0 ? threads : hardware_threads(); }
+
+std::string DeviceSpec::to_string() const {
+  std::string text = kind == DeviceKind::CUDA ? "cuda:" + std::to_string(device_id) : cpu_text(threads, cores);
+  return capacity >= 0 ? text + "=" + exact_bytes_text(capacity) : text;
 }
 
-DeviceSpec parse_device(const std::string& text) {
+bool DeviceSpec::operator==(const DeviceSpec& other) const {
+  return kind == other.kind && threads == other.threads && cores == other.cores && device_id == other.device_id &&
+         capacity == other.capacity;
+}
+
+namespace {
+
+// The device before its `=CAP`.
+DeviceSpec parse_device_without_capacity(const std::string& text) {
   DeviceSpec spec;
   if (text.rfind("cuda:", 0) == 0) {
     spec.kind = DeviceKind::CUDA;
@@ -82,6 +117,59 @@ DeviceSpec parse_device(const std::string& text) {
   }
   for (int core = first; core <= last; ++core) spec.cores.push_back(core);
   return spec;
+}
+
+}  // namespace
+
+DeviceSpec parse_device(const std::string& full_text) {
+  const size_t equals = full_text.find('=');
+  DeviceSpec spec = parse_device_without_capacity(full_text.substr(0, equals));
+  if (equals == std::string::npos) return spec;
+  try {
+    spec.capacity = parse_bytes(full_text.substr(equals + 1));
+  } catch (const Error& error) {
+    throw bad_device(full_text, error.what());
+  }
+  return spec;
+}
+
+int64_t parse_bytes(const std::string& text) {
+  size_t end = 0;
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+  const std::string number = text.substr(0, end), unit_name = text.substr(end);
+  auto bad = [&text](const std::string& why) {
+    return Error(ErrorCode::USAGE, "byte count '" + text + "': " + why +
+                                       " (expected a number with an optional unit: B, KiB, MiB, GiB, TiB, KB, MB, "
+                                       "GB, TB)");
+  };
+  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1) throw bad("no number");
+  int64_t scale = 1;
+  if (!unit_name.empty()) {
+    const Unit* unit =
+        std::find_if(std::begin(UNITS), std::end(UNITS), [&unit_name](const Unit& u) { return unit_name == u.name; });
+    if (unit == std::end(UNITS)) throw bad("unknown unit '" + unit_name + "'");
+    scale = unit->bytes;
+  }
+  if (scale == 1 && number.find('.') != std::string::npos) throw bad("a fraction of a byte");
+  const double value = std::stod(number) * static_cast<double>(scale);
+  if (!(value < 9.0e18)) throw bad("too large");
+  return static_cast<int64_t>(std::llround(value));
+}
+
+std::string bytes_text(int64_t bytes) {
+  const char* names[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (unit < 4 && std::abs(value) >= 1024) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  if (unit == 0 || std::abs(value) >= 10)
+    std::snprintf(text, sizeof text, "%.0f %s", value, names[unit]);
+  else
+    std::snprintf(text, sizeof text, "%.1f %s", value, names[unit]);
+  return text;
 }
 
 std::vector<DeviceSpec> parse_devices(const std::string& list) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <queue>
+#include <set>
 #include <string>
 
 #include "onnxpipe/error.h"
@@ -222,7 +223,160 @@ class Solver {
   std::vector<int> next_forced_;  // per start a: the first forced cut after a, or n
 };
 
+// Every piece [a, b) the forced cuts allow, on every stage, with its memory: for each start a, the pieces are grown
+// one node at a time, so each weight is counted once per start (a stamp per weight) and the activation peak is a
+// running maximum. visit(stage, a, b, memory) for every stage; O(stages x n^2) visits.
+template <typename Visit>
+void for_each_piece(const PlacementProblem& problem, Visit visit) {
+  const MemoryTerms& terms = problem.memory;
+  const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
+  const int stages = static_cast<int>(problem.node_cost.size());
+  std::vector<int> stamp(terms.weight_bytes.size(), -1);
+  size_t next_forced = 0;
+  for (int a = 0; a < n; ++a) {
+    while (next_forced < problem.forced.size() && problem.forced[next_forced] <= a) ++next_forced;
+    const int last = next_forced < problem.forced.size() ? problem.forced[next_forced] : n;
+    PieceMemory memory;
+    memory.in_flight = terms.in_flight_depth * problem.crossing_bytes[a];
+    for (int b = a + 1; b <= last; ++b) {
+      for (int weight : terms.weights_read[b - 1]) {
+        if (stamp[weight] == a) continue;
+        stamp[weight] = a;
+        memory.weights += terms.weight_bytes[weight];
+      }
+      memory.activations = std::max(memory.activations, terms.live[b - 1]);
+      for (int stage = 0; stage < stages; ++stage) {
+        memory.overhead = terms.overhead[stage];
+        visit(stage, a, b, memory);
+      }
+    }
+  }
+}
+
+void validate_placement(const PlacementProblem& problem) {
+  const size_t n = problem.transfer_cost.size() - (problem.transfer_cost.empty() ? 0 : 1);
+  const size_t stages = problem.node_cost.size();
+  PartitionProblem first;
+  first.node_cost = stages > 0 ? problem.node_cost[0] : std::vector<double>(n, 0.0);
+  first.transfer_cost = problem.transfer_cost;
+  first.crossing_bytes = problem.crossing_bytes;
+  first.forced = problem.forced;
+  first.parts = static_cast<int>(stages);
+  validate(first);
+  const MemoryTerms& terms = problem.memory;
+  bool sizes = problem.capacity.size() == stages && terms.overhead.size() == stages && terms.weights_read.size() == n &&
+               terms.live.size() == n;
+  for (const auto& costs : problem.node_cost) sizes = sizes && costs.size() == n;
+  for (const auto& ids : terms.weights_read)
+    for (int id : ids) sizes = sizes && id >= 0 && static_cast<size_t>(id) < terms.weight_bytes.size();
+  if (!sizes)
+    throw Error(ErrorCode::INTERNAL, "partition: the placement problem's per-stage and per-position sizes disagree");
+}
+
+bool fits(const PlacementProblem& problem, int stage, const PieceMemory& memory) {
+  return problem.capacity[stage] < 0 || memory.total() <= problem.capacity[stage];
+}
+
+// The fewest pieces covering [0, n) (the forced cuts kept) that each fit the largest capacity with its stage's
+// overhead; 0 when none does.
+int fewest_pieces(const PlacementProblem& problem) {
+  const auto largest = std::max_element(problem.capacity.begin(), problem.capacity.end(), [](int64_t a, int64_t b) {
+    return a >= 0 && (b < 0 || a < b);  // -1, unbounded, is the largest
+  });
+  const int widest = static_cast<int>(largest - problem.capacity.begin());
+  const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
+  constexpr int NONE = std::numeric_limits<int>::max();
+  std::vector<int> pieces(n + 1, NONE);
+  pieces[0] = 0;
+  PlacementProblem one = problem;
+  one.node_cost.assign(1, problem.node_cost[widest]);
+  one.memory.overhead.assign(1, problem.memory.overhead[widest]);
+  one.capacity.assign(1, *largest);
+  for_each_piece(one, [&](int, int a, int b, const PieceMemory& memory) {
+    if (pieces[a] != NONE && fits(one, 0, memory)) pieces[b] = std::min(pieces[b], pieces[a] + 1);
+  });
+  return pieces[n] == NONE ? 0 : pieces[n];
+}
+
 }  // namespace
+
+PieceMemory piece_memory(const MemoryTerms& terms, const std::vector<int64_t>& crossing_bytes, int a, int b,
+                         int stage) {
+  PieceMemory memory;
+  std::set<int> weights;
+  for (int position = a; position < b; ++position) {
+    weights.insert(terms.weights_read[position].begin(), terms.weights_read[position].end());
+    memory.activations = std::max(memory.activations, terms.live[position]);
+  }
+  for (int weight : weights) memory.weights += terms.weight_bytes[weight];
+  memory.in_flight = terms.in_flight_depth * crossing_bytes[a];
+  memory.overhead = terms.overhead[stage];
+  return memory;
+}
+
+PlacedPartition partition_under_caps(const PlacementProblem& problem) {
+  validate_placement(problem);
+  const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
+  const int stages = static_cast<int>(problem.node_cost.size());
+  std::vector<std::vector<double>> prefix(stages, std::vector<double>(n + 1, 0.0));
+  for (int s = 0; s < stages; ++s)
+    for (int i = 0; i < n; ++i) prefix[s][i + 1] = prefix[s][i] + problem.node_cost[s][i];
+  auto cost = [&](int stage, int a, int b) { return prefix[stage][b] - prefix[stage][a] + problem.transfer_cost[a]; };
+  // table[s][b]: the best value for pieces 0..s covering [0, b); piece s is visited after every piece ending at its
+  // start a, since starts ascend.
+  constexpr double INF = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> bottleneck(stages + 1, std::vector<double>(n + 1, INF));
+  bottleneck[0][0] = 0;
+  for_each_piece(problem, [&](int s, int a, int b, const PieceMemory& memory) {
+    if (bottleneck[s][a] == INF || !fits(problem, s, memory)) return;
+    bottleneck[s + 1][b] = std::min(bottleneck[s + 1][b], std::max(bottleneck[s][a], cost(s, a, b)));
+  });
+
+  PlacedPartition result;
+  result.feasible = bottleneck[stages][n] < INF;
+  // Feasible: the fewest crossing bytes under the optimal bottleneck. Infeasible: the smallest worst overflow.
+  const double threshold = bottleneck[stages][n] * (1 + TIE_TOLERANCE);
+  constexpr int64_t NONE = std::numeric_limits<int64_t>::max();
+  std::vector<std::vector<int64_t>> best(stages + 1, std::vector<int64_t>(n + 1, NONE));
+  std::vector<std::vector<int>> parent(stages + 1, std::vector<int>(n + 1, -1));
+  best[0][0] = result.feasible ? 0 : std::numeric_limits<int64_t>::min();
+  for_each_piece(problem, [&](int s, int a, int b, const PieceMemory& memory) {
+    if (best[s][a] == NONE) return;
+    int64_t value;
+    if (result.feasible) {
+      if (!fits(problem, s, memory) || cost(s, a, b) > threshold) return;
+      value = best[s][a] + (b < n ? problem.crossing_bytes[b] : 0);
+    } else {
+      const int64_t overflow =
+          problem.capacity[s] < 0 ? std::numeric_limits<int64_t>::min() : memory.total() - problem.capacity[s];
+      value = std::max(best[s][a], overflow);
+    }
+    if (value < best[s + 1][b]) {
+      best[s + 1][b] = value;
+      parent[s + 1][b] = a;
+    }
+  });
+  if (best[stages][n] == NONE)
+    throw Error(ErrorCode::INTERNAL, "partition: the tie-break found no partition under the optimal bottleneck");
+
+  Partition& partition = result.partition;
+  partition.starts.assign(stages + 1, n);
+  for (int s = stages, b = n; s >= 1; --s) partition.starts[s - 1] = b = parent[s][b];
+  int64_t worst = std::numeric_limits<int64_t>::min();
+  for (int s = 0; s < stages; ++s) {
+    const int a = partition.starts[s], b = partition.starts[s + 1];
+    partition.piece_cost.push_back(cost(s, a, b));
+    partition.max_cost = std::max(partition.max_cost, partition.piece_cost.back());
+    if (s > 0) partition.cut_bytes += problem.crossing_bytes[a];
+    result.memory.push_back(piece_memory(problem.memory, problem.crossing_bytes, a, b, s));
+    if (!result.feasible && problem.capacity[s] >= 0 && result.memory.back().total() - problem.capacity[s] > worst) {
+      worst = result.memory.back().total() - problem.capacity[s];
+      result.short_stage = s;
+    }
+  }
+  if (!result.feasible) result.min_pieces = fewest_pieces(problem);
+  return result;
+}
 
 Partition partition_min_max(const PartitionProblem& problem) {
   validate(problem);

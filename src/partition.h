@@ -1,5 +1,6 @@
 #pragma once
-// Choosing N-1 boundaries that minimise the slowest piece (the pipeline's bottleneck), transfers included.
+// Choosing N-1 boundaries that minimise the slowest piece (the pipeline's bottleneck), transfers included; and the
+// same on stages of their own speed and memory, every piece fitting its stage's capacity.
 #include <cstdint>
 #include <vector>
 
@@ -25,5 +26,45 @@ struct Partition {
 // feasibility test over prefix sums, then a DP that breaks ties (bottlenecks within a relative 1e-9) on fewer
 // crossing bytes. Throws Error(USAGE) when parts < 1, parts > n, or the forced cuts cannot be met.
 Partition partition_min_max(const PartitionProblem& problem);
+
+// What a piece [a, b) holds on stage s: the weights its nodes read (each once), the largest activation footprint of
+// its nodes, the values queued for it (in_flight_depth x the bytes crossing into it), and the stage's fixed overhead.
+struct MemoryTerms {
+  std::vector<std::vector<int>> weights_read;  // per position: ids into weight_bytes
+  std::vector<int64_t> weight_bytes;           // per weight id
+  std::vector<int64_t> live;                   // per position: activation bytes live while that node runs
+  std::vector<int64_t> overhead;               // per stage
+  int in_flight_depth = 0;
+};
+struct PieceMemory {
+  int64_t weights = 0, activations = 0, in_flight = 0, overhead = 0;
+  int64_t total() const { return weights + activations + in_flight + overhead; }
+};
+PieceMemory piece_memory(const MemoryTerms& terms, const std::vector<int64_t>& crossing_bytes, int a, int b, int stage);
+
+struct PlacementProblem {
+  std::vector<std::vector<double>> node_cost;  // per stage (one per piece), n entries each: stages differ in speed
+  std::vector<double> transfer_cost;           // per boundary, n+1 entries
+  std::vector<int64_t> crossing_bytes;         // per boundary, n+1 entries: tie-break, fewer is better
+  std::vector<int> forced;                     // boundaries in (0, n) that must be cuts, ascending
+  MemoryTerms memory;
+  std::vector<int64_t> capacity;  // per stage: bytes piece s may need at most; -1 unbounded
+};
+
+struct PlacedPartition {
+  bool feasible = false;
+  // Feasible: the optimum. Else the partition whose worst overflow (need - capacity) is the smallest.
+  Partition partition;
+  std::vector<PieceMemory> memory;  // per piece
+  int short_stage = -1;             // infeasible: the piece of that partition that overflows most
+  // Infeasible: the fewest pieces that fit when every stage has the largest capacity given (with its overhead; -1 is
+  // the largest); 0 when even one node alone does not fit there.
+  int min_pieces = 0;
+};
+
+// Exact min-max partition with per-stage costs under per-stage capacities: a DP over boundary x stage for the
+// bottleneck, a second one for the fewest crossing bytes among the optima (within a relative 1e-9), O(stages x n^2).
+// Throws Error(USAGE) as partition_min_max does for impossible counts and cuts.
+PlacedPartition partition_under_caps(const PlacementProblem& problem);
 
 }  // namespace onnxpipe::detail

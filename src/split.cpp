@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "analysis.h"
 #include "cost.h"
 #include "enum_names.h"
 #include "graph.h"
@@ -21,6 +22,7 @@
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "partition.h"
+#include "placement.h"
 #include "staging.h"
 
 namespace fs = std::filesystem;
@@ -66,14 +68,6 @@ int64_t bytes_of(const ValueDesc& desc) {
 }
 
 bool fully_known(const ValueDesc& desc) { return desc.dtype != DType::UNDEFINED && bytes_of(desc) >= 0; }
-
-// What we know of every value: `declared` keeps symbolic dims (for the pieces' declarations), `concrete` has the
-// sizes for the requested dims (for costs and bytes).
-struct ValueTypes {
-  std::map<std::string, ValueDesc> declared;
-  std::map<std::string, ValueDesc> concrete;
-  std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
-};
 
 // "'a', 'b'": inputs as messages name them.
 std::string quoted_names(const std::vector<std::string>& names) {
@@ -131,12 +125,6 @@ ValueDesc declaration(const std::string& name, const ValueTypes& types) {
   desc.bytes = concrete != types.concrete.end() ? bytes_of(concrete->second) : -1;
   return desc;
 }
-
-struct Costs {
-  std::vector<double> node;
-  std::string unit;
-  std::string balance;
-};
 
 // costs.json: what running the model taught (node costs by node name, and the sizes of values shape inference could
 // not tell, for the dims used), so that a later split can reuse it instead of measuring again.
@@ -245,24 +233,13 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
   return costs;
 }
 
+}  // namespace
+
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types) {
   std::unordered_map<std::string, int64_t> bytes;
   for (const auto& [name, desc] : types.concrete) bytes[name] = bytes_of(desc);
   return bytes;
 }
-
-// Everything about the source model that both split and inspect need.
-struct Analysis {
-  explicit Analysis(Model source) : model(std::move(source)), graph(model.graph()) {}
-  Model model;
-  Graph graph;
-  std::map<std::string, int64_t> dims;
-  ValueTypes types;
-  Costs costs;
-  ValueSizes sizes;                     // what each value weighs when it crosses, estimates marked
-  std::vector<int64_t> crossing_bytes;  // per boundary 0..n
-  std::vector<double> transfer_cost;    // per boundary 0..n
-};
 
 std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options) {
   report(options.progress, "loading model", 0, 0);
@@ -285,6 +262,8 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   for (int64_t bytes : analysis->crossing_bytes) analysis->transfer_cost.push_back(per_byte * double(bytes));
   return analysis;
 }
+
+namespace {
 
 // A value as a piece declares it, with the bytes the partition counted for it.
 ValueDesc piece_value(const std::string& name, const Analysis& analysis) {
@@ -458,7 +437,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
-  Partition partition = partition_min_max(problem);
+  Partition partition = options.placement.devices.empty() ? partition_min_max(problem)
+                                                          : place_partition(*analysis, problem, options.placement);
   const int parts = options.parts;
 
   Plan plan;

@@ -1,4 +1,5 @@
-// partition_min_max: optimal bottleneck, tie-break on crossing bytes, forced cuts, errors.
+// partition_min_max: optimal bottleneck, tie-break on crossing bytes, forced cuts, errors. partition_under_caps: the
+// same with per-stage speeds and memory capacities, against brute force.
 #include "partition.h"
 
 #include <gtest/gtest.h>
@@ -271,6 +272,188 @@ TEST(Partition, RejectsMalformedCosts) {
   EXPECT_EQ(error_code_of(short_transfer), ErrorCode::INTERNAL);
   PartitionProblem negative = problem_of({1, -2}, 1);
   EXPECT_EQ(error_code_of(negative), ErrorCode::INTERNAL);
+}
+
+// Stages of random speeds and random caps over a random chain: weights shared between positions, live bytes, crossing
+// bytes and transfers.
+PlacementProblem random_placement(std::mt19937& rng, int n, int stages) {
+  std::uniform_int_distribution<int> small(0, 9), weights(1, 4);
+  const double speeds[] = {0.5, 1, 1.5, 2, 3};  // costs stay exact in binary, so sums in any order agree
+  PlacementProblem problem;
+  std::vector<double> base(n);
+  for (double& cost : base) cost = 1 + small(rng);
+  for (int s = 0; s < stages; ++s) {
+    const double factor = speeds[rng() % 5];
+    std::vector<double> costs;
+    for (double cost : base) costs.push_back(cost * factor);
+    problem.node_cost.push_back(costs);
+  }
+  for (int b = 0; b <= n; ++b) {
+    problem.crossing_bytes.push_back(small(rng));
+    problem.transfer_cost.push_back(0.25 * small(rng));
+  }
+  const int weight_count = weights(rng) + n / 2;
+  for (int w = 0; w < weight_count; ++w) problem.memory.weight_bytes.push_back(10 * (1 + small(rng)));
+  for (int p = 0; p < n; ++p) {
+    std::vector<int> read;
+    for (int k = small(rng) % 3; k > 0; --k) read.push_back(static_cast<int>(rng() % weight_count));
+    problem.memory.weights_read.push_back(read);
+    problem.memory.live.push_back(small(rng) * 3);
+  }
+  problem.memory.in_flight_depth = small(rng) % 3;
+  for (int s = 0; s < stages; ++s) {
+    problem.memory.overhead.push_back(small(rng));
+    problem.capacity.push_back(small(rng) == 0 ? -1 : 30 + 20 * small(rng));
+  }
+  if (n > 3 && small(rng) < 3) problem.forced.push_back(1 + static_cast<int>(rng() % (n - 1)));
+  return problem;
+}
+
+struct CappedBruteForce {
+  bool feasible = false;
+  double max_cost = std::numeric_limits<double>::infinity();
+  int64_t cut_bytes = std::numeric_limits<int64_t>::max();
+  int64_t worst_overflow = std::numeric_limits<int64_t>::max();  // when infeasible
+};
+
+// Every composition of the positions into the stages' pieces, costed with each stage's own speed and memory.
+CappedBruteForce brute_force(const PlacementProblem& problem) {
+  const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
+  const int stages = static_cast<int>(problem.node_cost.size());
+  struct Candidate {
+    bool fits;
+    double max_cost;
+    int64_t bytes, overflow;
+  };
+  std::vector<Candidate> candidates;
+  for (uint32_t mask = 0; mask < (1u << (n - 1)); ++mask) {
+    std::vector<int> starts = {0};
+    for (int b = 1; b < n; ++b)
+      if (mask & (1u << (b - 1))) starts.push_back(b);
+    starts.push_back(n);
+    if (static_cast<int>(starts.size()) != stages + 1) continue;
+    bool forced_ok = true;
+    for (int cut : problem.forced) forced_ok = forced_ok && std::binary_search(starts.begin(), starts.end(), cut);
+    if (!forced_ok) continue;
+    Candidate candidate{true, 0, 0, std::numeric_limits<int64_t>::min()};
+    for (int s = 0; s < stages; ++s) {
+      double cost = problem.transfer_cost[starts[s]];
+      for (int i = starts[s]; i < starts[s + 1]; ++i) cost += problem.node_cost[s][i];
+      candidate.max_cost = std::max(candidate.max_cost, cost);
+      if (s > 0) candidate.bytes += problem.crossing_bytes[starts[s]];
+      const int64_t need = piece_memory(problem.memory, problem.crossing_bytes, starts[s], starts[s + 1], s).total();
+      if (problem.capacity[s] >= 0) {
+        candidate.overflow = std::max(candidate.overflow, need - problem.capacity[s]);
+        candidate.fits = candidate.fits && need <= problem.capacity[s];
+      }
+    }
+    candidates.push_back(candidate);
+  }
+  CappedBruteForce best;
+  for (const Candidate& c : candidates) {
+    best.worst_overflow = std::min(best.worst_overflow, c.overflow);
+    if (c.fits) {
+      best.feasible = true;
+      best.max_cost = std::min(best.max_cost, c.max_cost);
+    }
+  }
+  for (const Candidate& c : candidates)
+    if (c.fits && c.max_cost <= best.max_cost * (1 + 1e-9)) best.cut_bytes = std::min(best.cut_bytes, c.bytes);
+  return best;
+}
+
+TEST(PartitionUnderCaps, MatchesBruteForceWithRandomCapsAndSpeeds) {
+  std::mt19937 rng(8);
+  int feasible = 0, infeasible = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 11);
+    const int stages = 1 + static_cast<int>(rng() % std::min(n, 4));
+    PlacementProblem problem = random_placement(rng, n, stages);
+    if (!problem.forced.empty() && stages < 2) problem.forced.clear();
+    const CappedBruteForce expected = brute_force(problem);
+    const PlacedPartition placed = partition_under_caps(problem);
+    ASSERT_EQ(placed.feasible, expected.feasible) << "trial " << trial;
+    const Partition& partition = placed.partition;
+    ASSERT_EQ(partition.starts.size(), static_cast<size_t>(stages + 1));
+    for (int cut : problem.forced)
+      EXPECT_TRUE(std::binary_search(partition.starts.begin(), partition.starts.end(), cut)) << "trial " << trial;
+    ASSERT_EQ(placed.memory.size(), static_cast<size_t>(stages));
+    int64_t worst = std::numeric_limits<int64_t>::min();
+    for (int s = 0; s < stages; ++s) {
+      const PieceMemory memory =
+          piece_memory(problem.memory, problem.crossing_bytes, partition.starts[s], partition.starts[s + 1], s);
+      EXPECT_EQ(placed.memory[s].total(), memory.total()) << "trial " << trial;
+      if (problem.capacity[s] >= 0) worst = std::max(worst, memory.total() - problem.capacity[s]);
+    }
+    if (expected.feasible) {
+      ++feasible;
+      EXPECT_EQ(partition.max_cost, expected.max_cost) << "trial " << trial;
+      EXPECT_EQ(partition.cut_bytes, expected.cut_bytes) << "trial " << trial;
+      EXPECT_LE(worst, 0) << "trial " << trial;
+    } else {
+      ++infeasible;
+      EXPECT_EQ(worst, expected.worst_overflow) << "trial " << trial;
+      ASSERT_GE(placed.short_stage, 0) << "trial " << trial;
+      EXPECT_EQ(placed.memory[placed.short_stage].total() - problem.capacity[placed.short_stage], worst);
+    }
+  }
+  EXPECT_GT(feasible, 100);
+  EXPECT_GT(infeasible, 50);
+}
+
+// Without caps and with equal speeds, the capped solver is the plain one.
+TEST(PartitionUnderCaps, WithoutCapsEqualsThePlainSolver) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 30);
+    const int stages = 1 + static_cast<int>(rng() % std::min(n, 5));
+    PlacementProblem capped = random_placement(rng, n, stages);
+    for (auto& costs : capped.node_cost) costs = capped.node_cost[0];
+    capped.capacity.assign(stages, -1);
+    if (stages < 2) capped.forced.clear();
+    PartitionProblem plain;
+    plain.node_cost = capped.node_cost[0];
+    plain.transfer_cost = capped.transfer_cost;
+    plain.crossing_bytes = capped.crossing_bytes;
+    plain.forced = capped.forced;
+    plain.parts = stages;
+    const PlacedPartition placed = partition_under_caps(capped);
+    const Partition expected = partition_min_max(plain);
+    ASSERT_TRUE(placed.feasible);
+    EXPECT_EQ(placed.partition.max_cost, expected.max_cost) << "trial " << trial;
+    EXPECT_EQ(placed.partition.cut_bytes, expected.cut_bytes) << "trial " << trial;
+  }
+}
+
+// A chain whose weights sit at the front: time balance cuts in the middle, the small first device pushes the cut
+// forward; when no partition fits, the smallest overflow is named with the fewest pieces that would fit.
+TEST(PartitionUnderCaps, CapsMoveTheCutAndInfeasibleCapsNameTheShortfall) {
+  PlacementProblem problem;
+  const int n = 6;
+  problem.node_cost.assign(2, std::vector<double>(n, 1.0));
+  problem.transfer_cost.assign(n + 1, 0);
+  problem.crossing_bytes.assign(n + 1, 0);
+  problem.memory.weight_bytes = {100, 100, 100, 10, 10, 10};
+  for (int p = 0; p < n; ++p) problem.memory.weights_read.push_back({p});
+  problem.memory.live.assign(n, 0);
+  problem.memory.overhead = {0, 0};
+  problem.capacity = {-1, -1};
+  EXPECT_EQ(partition_under_caps(problem).partition.starts, (std::vector<int>{0, 3, 6}));
+  problem.capacity = {150, -1};
+  const PlacedPartition uneven = partition_under_caps(problem);
+  ASSERT_TRUE(uneven.feasible);
+  EXPECT_EQ(uneven.partition.starts, (std::vector<int>{0, 1, 6}));
+  EXPECT_EQ(uneven.memory[1].weights, 230);
+
+  problem.capacity = {150, 150};
+  const PlacedPartition short_of = partition_under_caps(problem);
+  ASSERT_FALSE(short_of.feasible);
+  EXPECT_EQ(short_of.short_stage, 0);
+  EXPECT_EQ(short_of.memory[0].total(), 200);  // the smallest worst overflow: [0,2) 50 over, [2,6) fits
+  EXPECT_EQ(short_of.min_pieces, 3);           // 100 | 100 | 100+30
+
+  problem.capacity = {50, 60};
+  EXPECT_EQ(partition_under_caps(problem).min_pieces, 0);  // a 100-byte node fits nowhere
 }
 
 }  // namespace

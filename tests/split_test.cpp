@@ -220,8 +220,9 @@ TEST(Split, ValueOfUnknownShapeIsEstimatedAndMarked) {
           EXPECT_TRUE(value.bytes_estimated);
           EXPECT_GT(value.bytes, 0);
         }
-        for (const auto& value : piece.inputs)
+        for (const auto& value : piece.inputs) {
           if (value.name == "x") EXPECT_FALSE(value.bytes_estimated);
+        }
       }
       EXPECT_TRUE(marked);
       std::ifstream in(out / "plan.json");

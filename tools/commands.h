@@ -50,5 +50,6 @@ void add_verify_command(CLI::App& app, CliContext& context);
 void add_run_command(CLI::App& app, CliContext& context);
 void add_bench_command(CLI::App& app, CliContext& context);
 void add_plot_command(CLI::App& app, CliContext& context);
+void add_plan_command(CLI::App& app, CliContext& context);
 
 }  // namespace onnxpipe::cli

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   add_run_command(app, context);
   add_bench_command(app, context);
   add_plot_command(app, context);
+  add_plan_command(app, context);
 
   for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
     add_common_options(*command, context);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "onnxpipe/placement.h"
 #include "onnxpipe/plan.h"
 #include "onnxpipe/tensor.h"
 
@@ -36,6 +37,9 @@ struct SplitOptions {
   std::string costs_file;
   int64_t external_data_threshold = int64_t(1) << 30;  // a piece with more weight bytes writes a .data file
   ProgressFn progress;
+  // Devices with capacities (placement.h): the fastest partition whose every piece fits its device; on none, an
+  // Error and nothing written. No devices: the fastest partition.
+  PlacementOptions placement;
 };
 
 // Splits MODEL into pieces written to options.output_dir (piece_K.onnx, their .data files, plan.json) and returns the

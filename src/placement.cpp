@@ -1,0 +1,210 @@
+// Placement: the memory model of a stage (placement.h), the capacities of the devices, the partition under them, and
+// the check of a saved plan.
+#include "onnxpipe/placement.h"
+
+#include <algorithm>
+
+#include "analysis.h"
+#include "onnxpipe/error.h"
+#include "onnxpipe/split.h"
+#include "partition.h"
+#include "placement.h"
+#include "runtime_cuda.h"
+
+namespace onnxpipe {
+
+namespace {
+
+using detail::Analysis;
+using detail::PieceMemory;
+
+int64_t overhead_of(const DeviceSpec& device, const PlacementOptions& options) {
+  return device.is_cuda() ? options.cuda_overhead : options.cpu_overhead;
+}
+
+// The memory terms of the analysis: weights by id, and per position the bytes crossing into it plus what its node
+// makes (the most a node's run can hold live that the plan's dims tell).
+detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOptions& options) {
+  const detail::Graph& graph = analysis.graph;
+  const auto& bytes = analysis.sizes.bytes;  // unknown sizes estimated, as the partition counts them
+  detail::MemoryTerms terms;
+  std::map<std::string, int> ids;
+  for (int position = 0; position < graph.size(); ++position) {
+    std::vector<int> read;
+    for (const auto& name : graph.weights_read(position)) {
+      const auto [it, added] = ids.emplace(name, static_cast<int>(terms.weight_bytes.size()));
+      if (added) terms.weight_bytes.push_back(graph.desc().weights.at(name).bytes);
+      read.push_back(it->second);
+    }
+    terms.weights_read.push_back(std::move(read));
+    int64_t live = analysis.crossing_bytes[position];
+    for (const auto& name : graph.desc().nodes[graph.order()[position]].outputs) {
+      const auto found = bytes.find(name);
+      if (found != bytes.end()) live += found->second;
+    }
+    terms.live.push_back(live);
+  }
+  for (const DeviceSpec& device : options.devices) terms.overhead.push_back(overhead_of(device, options));
+  terms.in_flight_depth = options.queue_depth;
+  return terms;
+}
+
+std::string without_capacity(DeviceSpec device) {
+  device.capacity = -1;
+  return device.to_string();
+}
+
+std::string piece_needs(int piece, int64_t need, const DeviceSpec& device, int64_t capacity) {
+  return "piece " + std::to_string(piece) + " needs " + bytes_text(need) + " on " + without_capacity(device) +
+         " (cap " + bytes_text(capacity) + ")";
+}
+
+// The CPU stages share the machine's memory: their sum must fit what it has available.
+void check_host(const std::vector<StageMemory>& stages, const std::vector<DeviceSpec>& devices, int64_t available) {
+  int64_t cpu_total = 0;
+  for (size_t i = 0; i < stages.size(); ++i)
+    if (!devices[i].is_cuda()) cpu_total += stages[i].total;
+  if (available >= 0 && cpu_total > available)
+    throw Error(ErrorCode::USAGE, "the CPU stages need " + bytes_text(cpu_total) + " together, and this machine has " +
+                                      bytes_text(available) + " available");
+}
+
+void check_devices(const PlacementOptions& options, int parts) {
+  if (static_cast<int>(options.devices.size()) != parts)
+    throw Error(ErrorCode::USAGE, std::to_string(parts) + " pieces need one device each, got " +
+                                      std::to_string(options.devices.size()) + " devices");
+  if (options.queue_depth < 0 || options.margin < 0)
+    throw Error(ErrorCode::USAGE, "the queue depth and the margin must be >= 0");
+}
+
+}  // namespace
+
+std::vector<int64_t> device_capacities(const PlacementOptions& options) {
+  std::vector<int64_t> capacities;
+  for (const DeviceSpec& device : options.devices) {
+    int64_t capacity = device.capacity;
+    if (capacity < 0 && device.is_cuda()) {
+      const int64_t free_bytes = detail::cuda_device_memory(device.device_id).first;
+      if (free_bytes >= 0) capacity = std::max<int64_t>(0, free_bytes - options.margin);
+    }
+    capacities.push_back(capacity);
+  }
+  return capacities;
+}
+
+namespace detail {
+
+Placed place(const Analysis& analysis, const PartitionProblem& plain, const PlacementOptions& options) {
+  check_devices(options, plain.parts);
+  const Graph& graph = analysis.graph;
+  PlacementProblem problem;
+  problem.node_cost.assign(options.devices.size(), plain.node_cost);
+  problem.transfer_cost = plain.transfer_cost;
+  problem.crossing_bytes = plain.crossing_bytes;
+  problem.forced = plain.forced;
+  problem.memory = memory_terms(analysis, options);
+  problem.capacity = device_capacities(options);
+  const PlacedPartition placed = partition_under_caps(problem);
+
+  if (!placed.feasible) {
+    const int piece = placed.short_stage;
+    std::string message =
+        piece_needs(piece, placed.memory[piece].total(), options.devices[piece], problem.capacity[piece]);
+    const int fewest = placed.min_pieces;
+    if (fewest == 0)
+      message += "; a single node needs more than the largest cap";
+    else if (fewest > plain.parts)
+      message += "; with these caps the model needs at least " + std::to_string(fewest) + " devices";
+    else
+      message += "; " + std::to_string(fewest) + (fewest == 1 ? " device" : " devices") +
+                 " as large as the largest would do: reorder or resize the caps";
+    throw Error(ErrorCode::USAGE, message);
+  }
+
+  Placed result;
+  result.partition = placed.partition;
+  for (int s = 0; s < plain.parts; ++s) {
+    const int a = placed.partition.starts[s], b = placed.partition.starts[s + 1];
+    const PieceMemory& memory = placed.memory[s];
+    StageMemory stage;
+    stage.index = s;
+    stage.device = without_capacity(options.devices[s]);
+    stage.node_count = b - a;
+    stage.first_node = graph.desc().nodes[graph.order()[a]].name;
+    stage.last_node = graph.desc().nodes[graph.order()[b - 1]].name;
+    stage.cost = placed.partition.piece_cost[s];
+    stage.weights = memory.weights;
+    stage.activations = memory.activations;
+    stage.in_flight = memory.in_flight;
+    stage.overhead = memory.overhead;
+    stage.total = memory.total();
+    stage.capacity = problem.capacity[s];
+    result.stages.push_back(std::move(stage));
+  }
+  check_host(result.stages, options.devices, host_memory_available());
+  return result;
+}
+
+}  // namespace detail
+
+PlacementReport plan_placement(const std::string& model_path, const SplitOptions& split,
+                               const PlacementOptions& options) {
+  check_devices(options, split.parts);
+  auto analysis = detail::analyse(model_path, split.balance, split);
+  const detail::Graph& graph = analysis->graph;
+  detail::PartitionProblem problem;
+  problem.node_cost = analysis->costs.node;
+  problem.transfer_cost = analysis->transfer_cost;
+  problem.crossing_bytes = analysis->crossing_bytes;
+  problem.parts = split.parts;
+  for (const auto& tensor : split.cuts) {
+    const int boundary = graph.boundary_after(tensor);
+    if ((!problem.forced.empty() && boundary <= problem.forced.back()) || boundary >= graph.size())
+      throw Error(ErrorCode::USAGE, "cut '" + tensor + "': not after the previous cut, or made by the last node",
+                  ArgumentContext{"cuts", tensor, "not a cut inside the model in execution order"});
+    problem.forced.push_back(boundary);
+  }
+  if (split.progress) split.progress("placing", 0, 0);
+  detail::Placed placed = detail::place(*analysis, problem, options);
+
+  PlacementReport report;
+  report.balance = analysis->costs.balance;
+  report.cost_unit = analysis->costs.unit;
+  report.predicted_max_cost = placed.partition.max_cost;
+  report.host_available = host_memory_available();
+  report.stages = std::move(placed.stages);
+  return report;
+}
+
+std::vector<StageMemory> check_plan_fits(const Plan& plan, const PlacementOptions& options) {
+  check_devices(options, plan.parts());
+  const std::vector<int64_t> capacities = device_capacities(options);
+  auto sum = [](const std::vector<ValueDesc>& values) {
+    int64_t total = 0;
+    for (const ValueDesc& value : values) total += std::max<int64_t>(0, value.bytes);
+    return total;
+  };
+  std::vector<StageMemory> stages;
+  for (const PieceDesc& piece : plan.pieces) {
+    StageMemory stage;
+    stage.index = piece.index;
+    stage.device = without_capacity(options.devices[piece.index]);
+    stage.node_count = piece.node_count;
+    stage.cost = piece.cost;
+    stage.weights = piece.weight_bytes;
+    stage.in_flight = options.queue_depth * sum(piece.inputs);
+    stage.activations = sum(piece.inputs) + sum(piece.outputs);
+    stage.overhead = overhead_of(options.devices[piece.index], options);
+    stage.total = stage.weights + stage.activations + stage.in_flight + stage.overhead;
+    stage.capacity = capacities[piece.index];
+    if (stage.capacity >= 0 && stage.total > stage.capacity)
+      throw Error(ErrorCode::USAGE,
+                  piece_needs(piece.index, stage.total, options.devices[piece.index], stage.capacity) +
+                      ": the plan does not fit these devices");
+    stages.push_back(std::move(stage));
+  }
+  check_host(stages, options.devices, host_memory_available());
+  return stages;
+}
+
+}  // namespace onnxpipe
