@@ -221,7 +221,9 @@ TEST(Split, ValueOfUnknownShapeIsEstimatedAndMarked) {
           EXPECT_GT(value.bytes, 0);
         }
         for (const auto& value : piece.inputs) {
-          if (value.name == "x") EXPECT_FALSE(value.bytes_estimated);
+          if (value.name == "x") {
+            EXPECT_FALSE(value.bytes_estimated);
+          }
         }
       }
       EXPECT_TRUE(marked);
