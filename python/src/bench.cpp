@@ -1,7 +1,8 @@
 // onnxpipe.bench: the CLI's bench (src/bench.h) with its rows as the CLI's CSV columns (tools/bench_table.h).
+#include "bench.h"
+
 #include <pybind11/stl.h>
 
-#include "bench.h"
 #include "bench_table.h"
 #include "convert.h"
 #include "onnxpipe/error.h"

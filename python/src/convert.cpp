@@ -16,23 +16,23 @@ struct DTypeName {
 };
 // numpy's names for the dtypes with a fixed size; BFLOAT16 travels as its uint16 bits.
 constexpr DTypeName kNumpyNames[] = {
-    {DType::FLOAT, "float32"},     {DType::DOUBLE, "float64"},     {DType::FLOAT16, "float16"},
-    {DType::INT8, "int8"},         {DType::INT16, "int16"},        {DType::INT32, "int32"},
-    {DType::INT64, "int64"},       {DType::UINT8, "uint8"},        {DType::UINT16, "uint16"},
-    {DType::UINT32, "uint32"},     {DType::UINT64, "uint64"},      {DType::BOOL, "bool"},
+    {DType::FLOAT, "float32"},       {DType::DOUBLE, "float64"},        {DType::FLOAT16, "float16"},
+    {DType::INT8, "int8"},           {DType::INT16, "int16"},           {DType::INT32, "int32"},
+    {DType::INT64, "int64"},         {DType::UINT8, "uint8"},           {DType::UINT16, "uint16"},
+    {DType::UINT32, "uint32"},       {DType::UINT64, "uint64"},         {DType::BOOL, "bool"},
     {DType::COMPLEX64, "complex64"}, {DType::COMPLEX128, "complex128"}, {DType::BFLOAT16, "uint16"},
 };
 
 DType dtype_of(const std::string& name, const py::dtype& dtype) {
-  const char kind = dtype.kind();
-  const auto size = static_cast<size_t>(dtype.itemsize());
-  if (kind == 'b') return DType::BOOL;
-  for (const DTypeName& entry : kNumpyNames) {
-    if (entry.dtype == DType::BFLOAT16) continue;
-    const py::dtype candidate(entry.numpy);
-    if (candidate.kind() == kind && static_cast<size_t>(candidate.itemsize()) == size) return entry.dtype;
-  }
-  throw Error(ErrorCode::USAGE, "input '" + name + "': numpy dtype " + py::str(dtype).cast<std::string>() +
+  static const std::map<std::pair<char, py::ssize_t>, DType> kinds = {
+      {{'f', 2}, DType::FLOAT16},   {{'f', 4}, DType::FLOAT},       {{'f', 8}, DType::DOUBLE}, {{'i', 1}, DType::INT8},
+      {{'i', 2}, DType::INT16},     {{'i', 4}, DType::INT32},       {{'i', 8}, DType::INT64},  {{'u', 1}, DType::UINT8},
+      {{'u', 2}, DType::UINT16},    {{'u', 4}, DType::UINT32},      {{'u', 8}, DType::UINT64}, {{'b', 1}, DType::BOOL},
+      {{'c', 8}, DType::COMPLEX64}, {{'c', 16}, DType::COMPLEX128},
+  };
+  const auto it = kinds.find({dtype.kind(), dtype.itemsize()});
+  if (it != kinds.end()) return it->second;
+  throw Error(ErrorCode::USAGE, "input '" + name + "': numpy dtype " + py::str(py::handle(dtype)).cast<std::string>() +
                                     " has no ONNX counterpart");
 }
 
@@ -86,7 +86,8 @@ Tensor to_tensor(const std::string& name, const py::handle& value) {
   } else {
     // Another layout: numpy copies it straight into the Tensor's buffer, viewed as a C-contiguous array.
     const py::capsule no_owner(tensor.data.data(), [](void*) {});
-    py::array view(array.dtype(), array.attr("shape").cast<std::vector<py::ssize_t>>(), tensor.data.data(), no_owner);
+    py::array view(array.dtype(), std::vector<py::ssize_t>(array.shape(), array.shape() + array.ndim()),
+                   tensor.data.data(), no_owner);
     py::module_::import("numpy").attr("copyto")(view, array);
   }
   input_bytes_copied += static_cast<int64_t>(bytes);
@@ -96,7 +97,7 @@ Tensor to_tensor(const std::string& name, const py::handle& value) {
 TensorMap to_tensor_map(const py::handle& feeds) {
   if (!py::isinstance<py::dict>(feeds)) {
     throw Error(ErrorCode::USAGE, "inputs: expected a dict of input name -> array, got " +
-                                      py::str(py::type::of(feeds)).cast<std::string>());
+                                      py::str(py::handle(py::type::of(feeds))).cast<std::string>());
   }
   TensorMap tensors;
   for (auto item : py::reinterpret_borrow<py::dict>(feeds)) {

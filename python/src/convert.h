@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
 #include "onnxpipe/plan.h"
 #include "onnxpipe/tensor.h"

@@ -170,10 +170,9 @@ PYBIND11_MODULE(_onnxpipe, m) {
     for (const DeviceSpec& device : parse_devices(list)) devices.push_back(device.to_string());
     return devices;
   });
-  m.attr("LOG_LEVELS") = py::dict(py::arg("DEBUG") = static_cast<int>(LogLevel::DEBUG),
-                                  py::arg("INFO") = static_cast<int>(LogLevel::INFO),
-                                  py::arg("WARN") = static_cast<int>(LogLevel::WARN),
-                                  py::arg("ERROR") = static_cast<int>(LogLevel::ERROR));
+  m.attr("LOG_LEVELS") = py::dict(
+      py::arg("DEBUG") = static_cast<int>(LogLevel::DEBUG), py::arg("INFO") = static_cast<int>(LogLevel::INFO),
+      py::arg("WARN") = static_cast<int>(LogLevel::WARN), py::arg("ERROR") = static_cast<int>(LogLevel::ERROR));
   bind_pipeline(m);
   bind_bench(m);
 }

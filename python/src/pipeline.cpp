@@ -79,7 +79,6 @@ std::shared_ptr<Pipeline> PyPipeline::shared() const {
   return pipeline_;
 }
 
-
 bool PyPipeline::closed() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return !pipeline_;

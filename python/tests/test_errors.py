@@ -21,6 +21,10 @@ def test_codes_map_to_classes(tmp_path, small_chain):
     assert caught.value.code == "invalid_model"
     with pytest.raises(onnxpipe.UsageError):
         onnxpipe.Pipeline(small_chain, devices=["gpu:0"])
+    with pytest.raises(onnxpipe.IoError) as caught:
+        onnxpipe.Plan.load(tmp_path)  # no plan.json
+    assert caught.value.code == "io" and isinstance(caught.value, OSError)
+    (tmp_path / "plan.json").write_text('{"format_version": 1, "pieces": "none"}')
     with pytest.raises(onnxpipe.InvalidModelError):
         onnxpipe.Plan.load(tmp_path)
     with pytest.raises(onnxpipe.UsageError):
@@ -40,7 +44,7 @@ def reshape_model(path):
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Reshape", ["r", "shape"], ["y"])],
                               "reshape", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 3])], [shape])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return save(model, path)

@@ -47,7 +47,7 @@ def test_run_and_run_batch_match_the_pieces(small_plan):
 
 
 def test_the_gil_is_released_while_a_run_is_in_flight(slow_chain):
-    x = np.ones((1, 384), np.float32)
+    x = np.ones((256, 384), np.float32)
     with onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence") as pipe:
         pipe.run([{"x": x}])  # warm
         ticks, stop = [0], threading.Event()
@@ -66,7 +66,7 @@ def test_the_gil_is_released_while_a_run_is_in_flight(slow_chain):
 
 
 def test_close_cancels_what_is_queued_and_nothing_hangs(slow_chain):
-    x = np.ones((1, 384), np.float32)
+    x = np.ones((256, 384), np.float32)
     pipe = onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence", max_inflight=16)
     futures = [pipe.submit({"x": x}) for _ in range(16)]
     pipe.close()
@@ -79,7 +79,7 @@ def test_close_cancels_what_is_queued_and_nothing_hangs(slow_chain):
 
 
 def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
-    x = np.ones((1, 384), np.float32)
+    x = np.ones((256, 384), np.float32)
     pipe = onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence")
     timer = threading.Timer(0.1, _thread.interrupt_main)
     timer.start()
