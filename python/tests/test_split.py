@@ -1,6 +1,7 @@
 """split / inspect / verify / Plan, outputs equal to the CLI's, bench columns equal to the CLI's CSV."""
 import csv
 import io
+import logging
 import os
 import subprocess
 
@@ -65,3 +66,10 @@ def test_bench_frame_has_the_cli_csv_columns_and_plots(small_chain, tmp_path):
     assert list(frame["name"]) == ["sequence", "sequence", "pipeline", "pipeline", "replicas", "replicas"]
     pytest.importorskip("matplotlib")
     assert os.path.getsize(onnxpipe.plot(frame, tmp_path / "bench.png")) > 0
+
+
+def test_library_log_lines_reach_python_logging(small_chain, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="onnxpipe"):
+        onnxpipe.split(small_chain, 2, balance="time", device="cuda:0", out_dir=tmp_path / "plan")
+    [record] = [r for r in caplog.records if r.name == "onnxpipe"]
+    assert record.levelno == logging.WARNING and "balancing by flops" in record.getMessage()
