@@ -36,30 +36,27 @@ detail::ImageSweep image_sweep(const py::handle& images) {
 }
 
 detail::BenchOptions bench_options(const py::dict& options) {
-  auto get = [&](const char* key) -> py::object {
-    return options.contains(key) && !options[key].is_none() ? py::object(options[key]) : py::object();
-  };
   detail::BenchOptions o;
-  if (auto v = get("devices")) o.devices = v.cast<std::vector<std::string>>();
-  if (auto v = get("modes")) {
+  if (auto v = option(options, "devices")) o.devices = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "modes")) {
     o.modes = py::isinstance<py::str>(v) ? cli::parse_modes(v.cast<std::string>())
                                          : cli::parse_modes(py::str(",").attr("join")(v).cast<std::string>());
   }
-  if (auto v = get("images")) o.images = image_sweep(v);
-  if (auto v = get("repeat")) o.repeat = v.cast<int>();
-  if (auto v = get("warmup")) o.warmup = v.cast<double>();
-  if (auto v = get("alone_runs")) o.alone_runs = v.cast<int>();
-  if (auto v = get("micro_batch")) o.micro_batch = v.cast<int>();
-  if (auto v = get("max_inflight")) o.max_inflight = v.cast<int>();
-  if (auto v = get("atol")) o.atol = v.cast<double>();
-  if (auto v = get("seed")) o.seed = v.cast<uint64_t>();
-  if (auto v = get("dims")) o.dims = cast_map<int64_t>(v);
-  if (auto v = get("trace")) o.trace_path = v.cast<std::string>();
+  if (auto v = option(options, "images")) o.images = image_sweep(v);
+  if (auto v = option(options, "repeat")) o.repeat = v.cast<int>();
+  if (auto v = option(options, "warmup")) o.warmup = v.cast<double>();
+  if (auto v = option(options, "alone_runs")) o.alone_runs = v.cast<int>();
+  if (auto v = option(options, "micro_batch")) o.micro_batch = v.cast<int>();
+  if (auto v = option(options, "max_inflight")) o.max_inflight = v.cast<int>();
+  if (auto v = option(options, "atol")) o.atol = v.cast<double>();
+  if (auto v = option(options, "seed")) o.seed = v.cast<uint64_t>();
+  if (auto v = option(options, "dims")) o.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "trace")) o.trace_path = v.cast<std::string>();
   o.split.parts = static_cast<int>(o.devices.size());
-  if (auto v = get("parts")) o.split.parts = v.cast<int>();
+  if (auto v = option(options, "parts")) o.split.parts = v.cast<int>();
   o.split.balance = Balance::TIME;  // the CLI's default for bench
-  if (auto v = get("balance")) o.split.balance = balance_from_name(v.cast<std::string>());
-  if (auto v = get("profile_runs")) o.split.profile_runs = v.cast<int>();
+  if (auto v = option(options, "balance")) o.split.balance = balance_from_name(v.cast<std::string>());
+  if (auto v = option(options, "profile_runs")) o.split.profile_runs = v.cast<int>();
   o.split.dims = o.dims;
   o.commit = ONNXPIPE_COMMIT;
   return o;

@@ -41,6 +41,11 @@ py::list value_list(const std::vector<ValueDesc>& values);
 py::object error_object(const Error& error);
 void raise_error(const Error& error);
 
+// options[key], or a null object when it is absent or None (keyword arguments left at their default).
+inline py::object option(const py::dict& options, const char* key) {
+  return options.contains(key) && !options[key].is_none() ? py::object(options[key]) : py::object();
+}
+
 template <typename T>
 std::map<std::string, T> cast_map(const py::handle& object) {
   std::map<std::string, T> result;

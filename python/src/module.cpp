@@ -16,21 +16,17 @@ void bind_bench(py::module_& module);
 
 namespace {
 
-py::object get(const py::dict& options, const char* key) {
-  return options.contains(key) && !options[key].is_none() ? py::object(options[key]) : py::object();
-}
-
 std::string split(const std::string& model, const py::dict& options) {
   SplitOptions split;
-  if (auto v = get(options, "parts")) split.parts = v.cast<int>();
-  if (auto v = get(options, "balance")) split.balance = balance_from_name(v.cast<std::string>());
-  if (auto v = get(options, "cuts")) split.cuts = v.cast<std::vector<std::string>>();
-  if (auto v = get(options, "dims")) split.dims = cast_map<int64_t>(v);
-  if (auto v = get(options, "out_dir")) split.output_dir = v.cast<std::string>();
-  if (auto v = get(options, "force")) split.force = v.cast<bool>();
-  if (auto v = get(options, "device")) split.device = v.cast<std::string>();
-  if (auto v = get(options, "profile_runs")) split.profile_runs = v.cast<int>();
-  if (auto v = get(options, "costs_file")) split.costs_file = v.cast<std::string>();
+  if (auto v = option(options, "parts")) split.parts = v.cast<int>();
+  if (auto v = option(options, "balance")) split.balance = balance_from_name(v.cast<std::string>());
+  if (auto v = option(options, "cuts")) split.cuts = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "dims")) split.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "out_dir")) split.output_dir = v.cast<std::string>();
+  if (auto v = option(options, "force")) split.force = v.cast<bool>();
+  if (auto v = option(options, "device")) split.device = v.cast<std::string>();
+  if (auto v = option(options, "profile_runs")) split.profile_runs = v.cast<int>();
+  if (auto v = option(options, "costs_file")) split.costs_file = v.cast<std::string>();
   py::gil_scoped_release release;
   return split_model(model, split).to_json();
 }
@@ -42,9 +38,9 @@ std::string load_plan(const std::string& dir) {
 
 py::dict inspect(const std::string& model, const py::dict& options) {
   InspectOptions inspect;
-  if (auto v = get(options, "dims")) inspect.dims = cast_map<int64_t>(v);
-  if (auto v = get(options, "balance")) inspect.balance = balance_from_name(v.cast<std::string>());
-  if (auto v = get(options, "candidates")) inspect.candidates = v.cast<int>();
+  if (auto v = option(options, "dims")) inspect.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "balance")) inspect.balance = balance_from_name(v.cast<std::string>());
+  if (auto v = option(options, "candidates")) inspect.candidates = v.cast<int>();
   ModelSummary s;
   {
     py::gil_scoped_release release;
@@ -78,11 +74,11 @@ py::dict inspect(const std::string& model, const py::dict& options) {
 
 py::list verify(const std::string& model, const std::string& plan_dir, const py::dict& options) {
   VerifyOptions verify;
-  if (auto v = get(options, "inputs")) verify.inputs = to_tensor_map(v);
-  if (auto v = get(options, "dims")) verify.dims = cast_map<int64_t>(v);
-  if (auto v = get(options, "rtol")) verify.rtol = v.cast<double>();
-  if (auto v = get(options, "atol")) verify.atol = v.cast<double>();
-  if (auto v = get(options, "seed")) verify.seed = v.cast<uint64_t>();
+  if (auto v = option(options, "inputs")) verify.inputs = to_tensor_map(v);
+  if (auto v = option(options, "dims")) verify.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "rtol")) verify.rtol = v.cast<double>();
+  if (auto v = option(options, "atol")) verify.atol = v.cast<double>();
+  if (auto v = option(options, "seed")) verify.seed = v.cast<uint64_t>();
   VerifyReport report;
   {
     py::gil_scoped_release release;

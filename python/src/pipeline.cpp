@@ -39,26 +39,23 @@ constexpr auto kSignalPoll = std::chrono::milliseconds(20);
 
 PipelineOptions pipeline_options(const py::dict& options) {
   PipelineOptions result;
-  auto get = [&](const char* key) -> py::object {
-    return options.contains(key) && !options[key].is_none() ? py::object(options[key]) : py::object();
-  };
-  if (auto v = get("mode")) result.mode = pipeline_mode_from_name(v.cast<std::string>());
-  if (auto v = get("devices")) result.devices = v.cast<std::vector<std::string>>();
-  if (auto v = get("max_inflight")) result.max_inflight = v.cast<int>();
-  if (auto v = get("micro_batch")) result.micro_batch = v.cast<int>();
-  if (auto v = get("optimization_level")) result.optimization_level = v.cast<int>();
-  if (auto v = get("collect_timings")) result.collect_timings = v.cast<bool>();
+  if (auto v = option(options, "mode")) result.mode = pipeline_mode_from_name(v.cast<std::string>());
+  if (auto v = option(options, "devices")) result.devices = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "max_inflight")) result.max_inflight = v.cast<int>();
+  if (auto v = option(options, "micro_batch")) result.micro_batch = v.cast<int>();
+  if (auto v = option(options, "optimization_level")) result.optimization_level = v.cast<int>();
+  if (auto v = option(options, "collect_timings")) result.collect_timings = v.cast<bool>();
   result.all_devices.provider_options = cast_map<std::string>(options.attr("get")("provider_options", py::none()));
   result.all_devices.session_options = cast_map<std::string>(options.attr("get")("session_options", py::none()));
-  if (auto v = get("per_device")) {
+  if (auto v = option(options, "per_device")) {
     for (auto item : py::reinterpret_borrow<py::dict>(v)) {
       result.per_device[item.first.cast<std::string>()] = device_options(item.second);
     }
   }
-  if (auto v = get("balance")) result.split.balance = balance_from_name(v.cast<std::string>());
-  if (auto v = get("cuts")) result.split.cuts = v.cast<std::vector<std::string>>();
-  if (auto v = get("dims")) result.split.dims = cast_map<int64_t>(v);
-  if (auto v = get("device")) result.split.device = v.cast<std::string>();
+  if (auto v = option(options, "balance")) result.split.balance = balance_from_name(v.cast<std::string>());
+  if (auto v = option(options, "cuts")) result.split.cuts = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "dims")) result.split.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "device")) result.split.device = v.cast<std::string>();
   return result;
 }
 
@@ -103,33 +100,43 @@ int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
 
 void PyPipeline::complete_loop() {
   for (;;) {
-    Pending next;
+    // The oldest request, and with it every later one already answered: their futures complete under one GIL
+    // acquisition (a submitting thread holds the GIL most of the time; each hand-over costs a switch interval).
+    std::vector<Pending> batch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       ready_.wait(lock, [this] { return closing_ || !pending_.empty(); });
       if (pending_.empty()) return;
-      next = std::move(pending_.front());
+      batch.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
-    TensorMap outputs;
-    std::exception_ptr failure;
-    try {
-      outputs = next.result.get();
-    } catch (...) {
-      failure = std::current_exception();
+    batch.front().result.wait();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (!pending_.empty() &&
+             pending_.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
     }
     py::gil_scoped_acquire gil;
-    const auto future = py::reinterpret_steal<py::object>(next.future);
+    for (Pending& next : batch) complete(next);
+  }
+}
+
+void PyPipeline::complete(Pending& pending) {
+  const auto future = py::reinterpret_steal<py::object>(pending.future);
+  try {
     try {
-      if (failure) {
-        future.attr("set_exception")(exception_object(failure));
-      } else {
-        future.attr("set_result")(to_dict(std::move(outputs)));
-      }
-    } catch (py::error_already_set& error) {
-      // The caller cancelled the future (InvalidStateError), or a done-callback raised: nothing to hand it to.
-      error.discard_as_unraisable("onnxpipe: completing a request's future");
+      future.attr("set_result")(to_dict(pending.result.get()));
+    } catch (py::error_already_set&) {
+      throw;
+    } catch (...) {
+      future.attr("set_exception")(exception_object(std::current_exception()));
     }
+  } catch (py::error_already_set& error) {
+    // The caller cancelled the future (InvalidStateError), or a done-callback raised: nothing to hand it to.
+    error.discard_as_unraisable("onnxpipe: completing a request's future");
   }
 }
 

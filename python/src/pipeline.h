@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "convert.h"
 #include "onnxpipe/pipeline.h"
@@ -42,6 +43,7 @@ class PyPipeline {
     PyObject* future;  // a strong reference, released under the GIL
   };
   void complete_loop();
+  void complete(Pending& pending);  // with the GIL held
 
   mutable std::mutex mutex_;
   std::shared_ptr<Pipeline> pipeline_;
