@@ -83,18 +83,30 @@ bool PyPipeline::closed() const {
 
 int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
   TensorMap inputs = to_tensor_map(feeds);
-  const std::shared_ptr<Pipeline> pipeline = shared();
+  std::shared_ptr<Pipeline> pipeline = shared();
   Ticket ticket;
   {
     py::gil_scoped_release release;
     ticket = pipeline->submit(std::move(inputs));
   }
   future.attr("request_id") = ticket.id;  // before the completion thread can see the future
+  Pending pending{std::move(ticket.result), future.release().ptr()};
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.push_back({std::move(ticket.result), future.release().ptr()});
+    if (!closing_) {
+      pending_.push_back(std::move(pending));
+      ready_.notify_one();
+      return ticket.id;
+    }
   }
-  ready_.notify_one();
+  // Closed while this request was being admitted: the completion thread is gone; answer here once the pipeline is
+  // down (its last holder is this call: dropping it cancels the request).
+  {
+    py::gil_scoped_release release;
+    pipeline.reset();
+    pending.result.wait();
+  }
+  complete(pending);
   return ticket.id;
 }
 

@@ -84,6 +84,6 @@ def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
     timer = threading.Timer(0.1, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        pipe.run([{"x": x}] * 400)
+        pipe.run([{"x": x}] * 100)
     timer.join()
     assert pipe.closed
