@@ -87,3 +87,11 @@ def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
         pipe.run([{"x": x}] * 100)
     timer.join()
     assert pipe.closed
+
+
+def test_a_model_is_split_on_the_fly_and_matches_sequence(small_chain):
+    x = np.random.default_rng(3).random((2, 16), dtype=np.float32)
+    with onnxpipe.Pipeline(small_chain, devices=["cpu:1", "cpu:1"], balance="flops") as pipe, \
+            onnxpipe.Pipeline(small_chain, devices=["cpu:1"], mode="sequence") as sequence:
+        assert pipe.stage_count == 2 and sequence.stage_count == 1 and pipe.mode == "pipeline"
+        np.testing.assert_allclose(pipe.run([{"x": x}])[0]["y"], sequence.run([{"x": x}])[0]["y"], rtol=1e-6)
