@@ -79,6 +79,7 @@ FUZZ_CXX ?= clang++-14
 fuzz:
 	@scripts/install_deps.sh --fuzz
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DONNXPIPE_BUILD_FUZZ=ON -DONNXPIPE_BUILD_TESTS=OFF \
+	  -DONNXPIPE_BUILD_PYTHON=OFF \
 	  -DONNXPIPE_BUILD_BENCH=OFF >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	fuzz/seed_corpus.sh $(FUZZ_BUILD)

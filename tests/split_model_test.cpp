@@ -10,6 +10,7 @@
 #include "onnxpipe/verify.h"
 #include "support/models_dir.h"
 #include "support/onnx_check.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace onnxpipe;
@@ -43,7 +44,8 @@ TEST_P(SplitModel, PiecesReproduceTheModel) {
   const Case& param = GetParam();
   const fs::path model = test::models_dir() / (param.model + ".onnx");
   if (!fs::exists(model)) GTEST_SKIP() << model << " is absent: run `make models` to export it";
-  const fs::path out = fs::temp_directory_path() / ("onnxpipe_model_" + case_name({param, 0}));
+  const test::TempDir dir;  // a fresh one: several test runs may share the machine
+  const fs::path out = dir.path() / "pieces";
   SplitOptions options;
   options.parts = param.parts;
   options.balance = param.balance;
@@ -72,7 +74,6 @@ TEST_P(SplitModel, PiecesReproduceTheModel) {
     EXPECT_TRUE(output.diff.pass()) << output.name << ": max abs " << output.diff.max_abs;
     EXPECT_LE(output.diff.max_abs, 1e-5) << output.name;
   }
-  fs::remove_all(out);
 }
 
 std::vector<Case> cases() {
@@ -99,7 +100,8 @@ TEST_P(SeedModel, PiecesGiveTorchOutputs) {
     GTEST_SKIP() << model << " or its torch reference is absent: run `make models`";
   auto desc = detail::Model::load(model.string()).graph();
   const std::string input_name = desc.inputs.at(0).name, output_name = desc.outputs.at(0).name;
-  const fs::path out = fs::temp_directory_path() / ("onnxpipe_torch_" + GetParam());
+  const test::TempDir dir;
+  const fs::path out = dir.path() / "pieces";
   SplitOptions options;
   options.parts = 3;
   options.balance = Balance::FLOPS;
@@ -110,7 +112,6 @@ TEST_P(SeedModel, PiecesGiveTorchOutputs) {
   const auto produced = run_pieces(out.string(), {{input_name, read_npy(input.string())}});
   const Difference diff = compare(produced.at(output_name), expected, 1e-3, 1e-4);
   EXPECT_TRUE(diff.pass()) << "max abs " << diff.max_abs << ", mismatches " << diff.mismatches;
-  fs::remove_all(out);
 }
 
 INSTANTIATE_TEST_SUITE_P(Torch, SeedModel, testing::Values("mobilenet_v2", "resnet18", "gpt2"));

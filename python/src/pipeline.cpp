@@ -1,0 +1,324 @@
+#include "pipeline.h"
+
+#include <pybind11/stl.h>
+
+#include <chrono>
+
+#include "onnxpipe/error.h"
+
+namespace onnxpipe::python {
+
+namespace {
+
+DeviceOptions device_options(const py::handle& object) {
+  DeviceOptions options;
+  if (object.is_none()) return options;
+  const auto dict = py::reinterpret_borrow<py::dict>(object);
+  if (dict.contains("provider_options")) {
+    options.provider_options = cast_map<std::string>(dict["provider_options"]);
+  }
+  if (dict.contains("session_options")) options.session_options = cast_map<std::string>(dict["session_options"]);
+  return options;
+}
+
+// The pending exception of a failed C++ future, as a Python exception object.
+py::object exception_object(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const Error& error) {
+    return error_object(error);
+  } catch (const std::exception& error) {
+    return error_object(Error(ErrorCode::INTERNAL, error.what()));
+  }
+}
+
+// How often run() looks for Ctrl-C while it waits.
+constexpr auto kSignalPoll = std::chrono::milliseconds(20);
+
+}  // namespace
+
+PipelineOptions pipeline_options(const py::dict& options) {
+  PipelineOptions result;
+  if (auto v = option(options, "mode")) result.mode = pipeline_mode_from_name(v.cast<std::string>());
+  if (auto v = option(options, "devices")) result.devices = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "max_inflight")) result.max_inflight = v.cast<int>();
+  if (auto v = option(options, "micro_batch")) result.micro_batch = v.cast<int>();
+  if (auto v = option(options, "optimization_level")) result.optimization_level = v.cast<int>();
+  if (auto v = option(options, "collect_timings")) result.collect_timings = v.cast<bool>();
+  result.all_devices.provider_options = cast_map<std::string>(options.attr("get")("provider_options", py::none()));
+  result.all_devices.session_options = cast_map<std::string>(options.attr("get")("session_options", py::none()));
+  if (auto v = option(options, "per_device")) {
+    for (auto item : py::reinterpret_borrow<py::dict>(v)) {
+      result.per_device[item.first.cast<std::string>()] = device_options(item.second);
+    }
+  }
+  if (auto v = option(options, "balance")) result.split.balance = balance_from_name(v.cast<std::string>());
+  if (auto v = option(options, "cuts")) result.split.cuts = v.cast<std::vector<std::string>>();
+  if (auto v = option(options, "dims")) result.split.dims = cast_map<int64_t>(v);
+  if (auto v = option(options, "device")) result.split.device = v.cast<std::string>();
+  return result;
+}
+
+PyPipeline::PyPipeline(const std::string& source, const py::dict& options) {
+  PipelineOptions parsed = pipeline_options(options);
+  {
+    py::gil_scoped_release release;
+    pipeline_ = std::make_shared<Pipeline>(source, std::move(parsed));
+  }
+  completer_ = std::thread([this] { complete_loop(); });
+}
+
+PyPipeline::~PyPipeline() { close(); }
+
+std::shared_ptr<Pipeline> PyPipeline::shared() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pipeline_) throw Error(ErrorCode::USAGE, "the pipeline is closed");
+  return pipeline_;
+}
+
+bool PyPipeline::closed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !pipeline_;
+}
+
+int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
+  TensorMap inputs = to_tensor_map(feeds);
+  std::shared_ptr<Pipeline> pipeline = shared();
+  Ticket ticket;
+  {
+    py::gil_scoped_release release;
+    ticket = pipeline->submit(std::move(inputs));
+  }
+  future.attr("request_id") = ticket.id;  // before the completion thread can see the future
+  Pending pending{std::move(ticket.result), future.release().ptr()};
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!closing_) {
+      pending_.push_back(std::move(pending));
+      ready_.notify_one();
+      return ticket.id;
+    }
+  }
+  // Closed while this request was being admitted: the completion thread is gone; answer here once the pipeline is
+  // down (its last holder is this call: dropping it cancels the request).
+  {
+    py::gil_scoped_release release;
+    pipeline.reset();
+    pending.result.wait();
+  }
+  complete(pending);
+  return ticket.id;
+}
+
+void PyPipeline::complete_loop() {
+  for (;;) {
+    // The oldest request, and with it every later one already answered: their futures complete under one GIL
+    // acquisition (a submitting thread holds the GIL most of the time; each hand-over costs a switch interval).
+    std::vector<Pending> batch;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ready_.wait(lock, [this] { return closing_ || !pending_.empty(); });
+      if (pending_.empty()) return;
+      batch.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+    batch.front().result.wait();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (!pending_.empty() &&
+             pending_.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    py::gil_scoped_acquire gil;
+    for (Pending& next : batch) complete(next);
+  }
+}
+
+void PyPipeline::complete(Pending& pending) {
+  const auto future = py::reinterpret_steal<py::object>(pending.future);
+  try {
+    try {
+      future.attr("set_result")(to_dict(pending.result.get()));
+    } catch (py::error_already_set&) {
+      throw;
+    } catch (...) {
+      future.attr("set_exception")(exception_object(std::current_exception()));
+    }
+  } catch (py::error_already_set& error) {
+    // The caller cancelled the future (InvalidStateError), or a done-callback raised: nothing to hand it to.
+    error.discard_as_unraisable("onnxpipe: completing a request's future");
+  }
+}
+
+py::list PyPipeline::run(const py::list& feeds_list) {
+  std::vector<TensorMap> requests;
+  for (const py::handle feeds : feeds_list) requests.push_back(to_tensor_map(feeds));
+  const std::shared_ptr<Pipeline> pipeline = shared();
+  std::vector<std::future<TensorMap>> futures;
+  bool interrupted = false;
+  {
+    py::gil_scoped_release release;
+    auto last_check = std::chrono::steady_clock::now();
+    auto signalled = [&] {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_check < kSignalPoll) return false;
+      last_check = now;
+      py::gil_scoped_acquire gil;
+      return PyErr_CheckSignals() != 0;
+    };
+    for (size_t i = 0; i < requests.size() && !interrupted; ++i) {
+      futures.push_back(pipeline->submit(std::move(requests[i])).result);
+      interrupted = signalled();
+    }
+    for (size_t i = 0; i < futures.size() && !interrupted; ++i) {
+      while (futures[i].wait_for(kSignalPoll) != std::future_status::ready) {
+        if ((interrupted = signalled())) break;
+      }
+    }
+  }
+  if (interrupted) {
+    py::error_already_set keyboard_interrupt;  // fetched: closing must not run with it pending
+    close();
+    throw keyboard_interrupt;
+  }
+  py::list results;
+  std::exception_ptr first_failure;
+  for (auto& future : futures) {
+    try {
+      results.append(to_dict(future.get()));
+    } catch (...) {
+      if (!first_failure) first_failure = std::current_exception();
+    }
+  }
+  if (first_failure) std::rethrow_exception(first_failure);
+  return results;
+}
+
+py::dict PyPipeline::run_batch(const py::handle& batch, int micro_batch) {
+  TensorMap inputs = to_tensor_map(batch);
+  const std::shared_ptr<Pipeline> pipeline = shared();
+  TensorMap outputs;
+  {
+    py::gil_scoped_release release;
+    outputs = pipeline->run_batch(inputs, micro_batch);
+  }
+  return to_dict(std::move(outputs));
+}
+
+void PyPipeline::close() {
+  std::shared_ptr<Pipeline> pipeline;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pipeline = std::move(pipeline_);
+    closing_ = true;
+  }
+  ready_.notify_all();
+  py::gil_scoped_release release;  // the workers and the completion thread may need the GIL to finish
+  pipeline.reset();                // cancels what is queued, stops the runs, joins (unless submit still holds it)
+  if (completer_.joinable()) {
+    if (completer_.get_id() == std::this_thread::get_id()) {
+      completer_.detach();  // closed from a done-callback: the loop ends by itself once the queue is empty
+    } else {
+      completer_.join();
+    }
+  }
+}
+
+namespace {
+
+py::dict stage_record_dict(const StageRecord& r) {
+  py::dict d;
+  d["request"] = r.request;
+  d["stage"] = r.stage;
+  d["lane"] = r.lane;
+  d["device"] = r.device;
+  d["wait0"] = r.wait0;
+  d["wait"] = r.wait;
+  d["copy1"] = r.copy1;
+  d["run"] = r.run;
+  d["copy2"] = r.copy2;
+  d["ttime"] = r.ttime;
+  d["copy_in_path"] = copy_path_name(r.copy_in.path);
+  d["copy_in_bytes"] = r.copy_in.bytes;
+  d["copy_out_path"] = copy_path_name(r.copy_out.path);
+  d["copy_out_bytes"] = r.copy_out.bytes;
+  d["t_wait"] = r.t_wait;
+  d["t_begin"] = r.t_begin;
+  d["t_end"] = r.t_end;
+  d["failed"] = r.failed;
+  return d;
+}
+
+py::dict request_dict(const RequestRecord& r) {
+  py::dict d;
+  d["id"] = r.id;
+  d["submitted"] = r.submitted;
+  d["admitted"] = r.admitted;
+  d["answered"] = r.answered;
+  d["latency_us"] = r.latency_us();
+  d["failed"] = r.failed;
+  d["stages"] = static_cast<int64_t>(r.stages.size());
+  return d;
+}
+
+py::dict summary_dict(const StageSummary& s) {
+  py::dict d;
+  d["stage"] = s.stage;
+  d["device"] = s.device;
+  d["requests"] = s.requests;
+  d["failures"] = s.failures;
+  d["wait0"] = s.wait0;
+  d["wait"] = s.wait;
+  d["copy1"] = s.copy1;
+  d["run"] = s.run;
+  d["copy2"] = s.copy2;
+  d["ttime"] = s.ttime;
+  d["run_median"] = s.run_median;
+  return d;
+}
+
+py::dict stage_info_dict(const StageInfo& s) {
+  py::dict d;
+  d["stage"] = s.stage;
+  d["lane"] = s.lane;
+  d["piece"] = s.piece;
+  d["device"] = s.device;
+  d["inputs"] = value_list(s.inputs);
+  d["outputs"] = value_list(s.outputs);
+  d["memory"] = py::cast(s.memory);
+  return d;
+}
+
+template <typename T, typename F>
+py::list dict_list(const std::vector<T>& items, F to_dict_fn) {
+  py::list list;
+  for (const T& item : items) list.append(to_dict_fn(item));
+  return list;
+}
+
+}  // namespace
+
+void bind_pipeline(py::module_& m) {
+  py::class_<PyPipeline>(m, "_Pipeline")
+      .def(py::init<const std::string&, const py::dict&>())
+      .def("submit", &PyPipeline::submit)
+      .def("run", &PyPipeline::run)
+      .def("run_batch", &PyPipeline::run_batch)
+      .def("close", &PyPipeline::close)
+      .def_property_readonly("closed", &PyPipeline::closed)
+      .def_property_readonly("mode", [](const PyPipeline& p) { return pipeline_mode_name(p.shared()->mode()); })
+      .def_property_readonly("inputs", [](const PyPipeline& p) { return value_list(p.shared()->inputs()); })
+      .def_property_readonly("outputs", [](const PyPipeline& p) { return value_list(p.shared()->outputs()); })
+      .def_property_readonly("stage_count", [](const PyPipeline& p) { return p.shared()->stage_count(); })
+      .def_property_readonly("lane_count", [](const PyPipeline& p) { return p.shared()->lane_count(); })
+      .def("now_us", [](const PyPipeline& p) { return p.shared()->now_us(); })
+      .def("stages", [](const PyPipeline& p) { return dict_list(p.shared()->stages(), stage_info_dict); })
+      .def("records", [](const PyPipeline& p) { return dict_list(p.shared()->timings().records(), stage_record_dict); })
+      .def("requests", [](const PyPipeline& p) { return dict_list(p.shared()->timings().requests(), request_dict); })
+      .def("summary", [](const PyPipeline& p) { return dict_list(p.shared()->timings().summary(), summary_dict); })
+      .def("clear_timings", [](PyPipeline& p) { p.shared()->timings().clear(); });
+}
+
+}  // namespace onnxpipe::python
