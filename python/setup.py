@@ -17,7 +17,7 @@ ROOT = os.path.dirname(HERE)
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
         build = os.path.abspath(os.path.join(self.build_temp, "cmake"))
-        subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_TESTING=OFF",
+        subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DONNXPIPE_BUILD_TESTS=OFF",
                         f"-DPython3_EXECUTABLE={sys.executable}", "-DONNXPIPE_BUILD_PYTHON=ON",
                         *shlex.split(os.environ.get("CMAKE_ARGS", ""))], check=True)
         subprocess.run(["cmake", "--build", build, "--target", "_onnxpipe", "-j", str(os.cpu_count() or 2)],

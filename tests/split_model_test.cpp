@@ -100,8 +100,8 @@ TEST_P(SeedModel, PiecesGiveTorchOutputs) {
     GTEST_SKIP() << model << " or its torch reference is absent: run `make models`";
   auto desc = detail::Model::load(model.string()).graph();
   const std::string input_name = desc.inputs.at(0).name, output_name = desc.outputs.at(0).name;
-  const test::TempDir dir;
-  const fs::path out = dir.path() / "pieces";
+  const test::TempDir scratch;
+  const fs::path out = scratch.path() / "pieces";
   SplitOptions options;
   options.parts = 3;
   options.balance = Balance::FLOPS;
