@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "half.h"
 #include "onnxpipe/error.h"
 
 namespace onnxpipe {
@@ -66,9 +67,7 @@ Element element(const Tensor& t, int64_t i) {
     }
     case DType::FLOAT16: {
       const uint16_t bits = load<uint16_t>(t, i);
-      _Float16 half;
-      std::memcpy(&half, &bits, 2);
-      return {double(half), ordered(bits, 16)};
+      return {double(detail::half_to_float(bits)), ordered(bits, 16)};
     }
     case DType::BFLOAT16: {
       const uint16_t bits = load<uint16_t>(t, i);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 
+#include "half.h"
 #include "onnxpipe/error.h"
 
 namespace onnxpipe {
@@ -178,31 +179,6 @@ void byte_swap(std::vector<uint8_t>& data, size_t element_size) {
 
 // ---- comparison ----
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000 | (mantissa << 13);  // inf / NaN
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {
-    // Subnormal half: renormalise into a float.
-    exponent = 113;
-    while ((mantissa & 0x400) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
 float bfloat16_to_float(uint16_t b) {
   uint32_t bits = uint32_t(b) << 16;
   float value;
@@ -226,7 +202,7 @@ double float_at(const Tensor& t, int64_t i) {
     case DType::DOUBLE:
       return load<double>(d, i);
     case DType::FLOAT16:
-      return half_to_float(load<uint16_t>(d, i));
+      return detail::half_to_float(load<uint16_t>(d, i));
     case DType::BFLOAT16:
       return bfloat16_to_float(load<uint16_t>(d, i));
     default:
