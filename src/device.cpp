@@ -142,7 +142,9 @@ int64_t parse_bytes(const std::string& text) {
                                        " (expected a number with an optional unit: B, KiB, MiB, GiB, TiB, KB, MB, "
                                        "GB, TB)");
   };
-  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1) throw bad("no number");
+  const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  if (std::none_of(number.begin(), number.end(), digit) || std::count(number.begin(), number.end(), '.') > 1)
+    throw bad("no number");
   int64_t scale = 1;
   if (!unit_name.empty()) {
     const Unit* unit =

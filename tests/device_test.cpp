@@ -60,7 +60,8 @@ TEST(ByteCount, UnitsAreBinaryOrDecimalAsNamed) {
 }
 
 TEST(ByteCount, BadCountsAreUsageErrorsNamingTheText) {
-  for (const std::string text : {"", "GiB", "4gib", "4 GiB", "1.5", "1..5GiB", "-1GiB", "4XB", "99999999TiB"}) {
+  for (const std::string text :
+       {"", "GiB", "4gib", "4 GiB", "1.5", "1..5GiB", "-1GiB", "4XB", "99999999TiB", ".TB", "."}) {
     std::string message;
     EXPECT_EQ(test::error_code_of([&] { parse_bytes(text); }, &message), ErrorCode::USAGE) << text;
     EXPECT_NE(message.find("'" + text + "'"), std::string::npos) << message;
