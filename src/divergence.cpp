@@ -5,6 +5,7 @@
 #include <set>
 
 #include "error_stats.h"
+#include "measure.h"
 
 namespace onnxpipe::detail {
 namespace {
@@ -37,7 +38,7 @@ DType lowest_precision(DType a, DType b) {
 }
 
 std::optional<Divergence> locate_divergence(const Model& model, const Plan& plan,
-                                            const std::map<std::string, Tensor>& inputs,
+                                            const std::map<std::string, Value>& inputs,
                                             const std::map<std::string, Value>& pool, const Tolerance& tolerance,
                                             ErrorStat stat) {
   std::set<std::string> outputs;
@@ -53,7 +54,8 @@ std::optional<Divergence> locate_divergence(const Model& model, const Plan& plan
   std::vector<std::string> wanted;
   for (const ValueDesc& output : whole.outputs())
     if (output.dtype != DType::UNDEFINED) wanted.push_back(output.name);
-  const std::map<std::string, Tensor> reference = whole.run(inputs, wanted);
+  std::map<std::string, Tensor> reference;
+  for (const auto& [name, value] : run_on(whole, inputs, wanted)) reference.emplace(name, value.to_tensor());
 
   for (const PieceDesc& piece : plan.pieces) {
     DType precision = DType::FLOAT;

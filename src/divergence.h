@@ -14,7 +14,7 @@ namespace onnxpipe::detail {
 // `pool`: what the chained pieces made from `inputs` (run_piece_chain). Values that are not tensors (sequences) are
 // not compared. Empty when every compared value matches under `tolerance` and `stat`.
 std::optional<Divergence> locate_divergence(const Model& model, const Plan& plan,
-                                            const std::map<std::string, Tensor>& inputs,
+                                            const std::map<std::string, Value>& inputs,
                                             const std::map<std::string, Value>& pool, const Tolerance& tolerance,
                                             ErrorStat stat);
 

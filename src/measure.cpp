@@ -75,6 +75,24 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
   return session.profile_node_times(random_inputs(model, dims, given), runs);
 }
 
+std::map<std::string, Value> run_on(const Session& session, const std::map<std::string, Value>& pool,
+                                    std::vector<std::string> outputs) {
+  std::vector<std::string> input_names;
+  std::vector<const Value*> feeds;
+  for (const ValueDesc& input : session.inputs()) {
+    const auto it = pool.find(input.name);
+    if (it == pool.end()) throw Error(ErrorCode::USAGE, "input '" + input.name + "' is missing");
+    input_names.push_back(input.name);
+    feeds.push_back(&it->second);
+  }
+  if (outputs.empty())
+    for (const ValueDesc& output : session.outputs()) outputs.push_back(output.name);
+  std::vector<Value> produced = session.run_values(input_names, feeds, outputs);
+  std::map<std::string, Value> result;
+  for (size_t i = 0; i < produced.size(); ++i) result.emplace(outputs[i], std::move(produced[i]));
+  return result;
+}
+
 std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,
                                     const SessionConfig& config, std::map<std::string, Value>& pool, int timed_runs) {
   std::vector<double> medians;

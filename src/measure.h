@@ -28,6 +28,11 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
 // The model inputs without a declared shape that `given` has no value for: no run can make them up.
 std::vector<std::string> inputs_needing_values(const GraphDesc& graph, const std::map<std::string, Tensor>& given);
 
+// Runs `session` once on the values of `pool` named by its inputs (Error(USAGE) "input 'X' is missing" for one not
+// there); returns `outputs` (every output when empty) by name. Values of any kind: tensors, sequences.
+std::map<std::string, Value> run_on(const Session& session, const std::map<std::string, Value>& pool,
+                                    std::vector<std::string> outputs = {});
+
 // Runs pieces one after the other, as the pipeline chains them: piece k reads from `pool` (the model inputs, then
 // what earlier pieces made, by name) and adds its outputs to it; one piece's session exists at a time. With
 // timed_runs > 0 each piece runs once more than that (the first run dropped) and the result holds the median

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <onnx/onnx-data.pb.h>
 
 #include <algorithm>
 #include <climits>
 #include <unordered_set>
 
 #include "onnxpipe/error.h"
+#include "onnxpipe/sequence.h"
 #include "proto_stream.h"
 
 namespace onnxpipe {
@@ -243,23 +245,56 @@ onnx::ModelProto model_header(const onnx::ModelProto& m) {
 
 }  // namespace detail
 
-Tensor read_tensor_pb(const std::string& path) {
+namespace {
+
+// Parses the whole file as `proto`; Error(INVALID_DATA) naming the file and `what` it should hold otherwise.
+void parse_file(const std::string& path, google::protobuf::Message* proto, const std::string& what) {
   detail::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0) throw Error(ErrorCode::IO, detail::sys_error(path));
-  onnx::TensorProto proto;
-  {
-    google::protobuf::io::FileInputStream stream(fd.fd, 1 << 20);
-    google::protobuf::io::CodedInputStream in(&stream);
-    in.SetTotalBytesLimit(INT_MAX);
-    if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
-      throw Error(ErrorCode::INVALID_DATA, path + ": not a serialized onnx TensorProto or truncated");
-  }
+  google::protobuf::io::FileInputStream stream(fd.fd, 1 << 20);
+  google::protobuf::io::CodedInputStream in(&stream);
+  in.SetTotalBytesLimit(INT_MAX);
+  if (!proto->ParseFromCodedStream(&in) || !in.ConsumedEntireMessage())
+    throw Error(ErrorCode::INVALID_DATA, path + ": not a serialized onnx " + what + " or truncated");
+}
+
+// The tensor is the caller's data here, not a model's initializer.
+Tensor data_tensor(const std::string& path, const onnx::TensorProto& proto) {
   try {
     return detail::to_tensor(proto);
   } catch (const Error& e) {
-    // The tensor is the caller's data here, not a model's initializer.
     throw Error(e.code() == ErrorCode::INVALID_MODEL ? ErrorCode::INVALID_DATA : e.code(), path + ": " + e.what());
   }
+}
+
+}  // namespace
+
+Tensor read_tensor_pb(const std::string& path) {
+  onnx::TensorProto proto;
+  parse_file(path, &proto, "TensorProto");
+  return data_tensor(path, proto);
+}
+
+TensorSequence read_sequence_pb(const std::string& path) {
+  onnx::SequenceProto proto;
+  parse_file(path, &proto, "SequenceProto");
+  // A TensorProto parses as a SequenceProto too (the field numbers overlap): what is not a sequence's is unknown.
+  if (!proto.GetReflection()->GetUnknownFields(proto).empty())
+    throw Error(ErrorCode::INVALID_DATA, path + ": not a serialized onnx SequenceProto");
+  if (proto.elem_type() != onnx::SequenceProto::TENSOR)
+    throw Error(ErrorCode::INVALID_DATA, path + ": a sequence of element type " + std::to_string(proto.elem_type()) +
+                                             ": only sequences of tensors are supported");
+  TensorSequence sequence;
+  for (const onnx::TensorProto& item : proto.tensor_values()) {
+    sequence.tensors.push_back(data_tensor(path, item));
+    const DType dtype = sequence.tensors.back().dtype;
+    if (sequence.dtype != DType::UNDEFINED && dtype != sequence.dtype)
+      throw Error(ErrorCode::INVALID_DATA, path + ": sequence element " + std::to_string(sequence.tensors.size() - 1) +
+                                               " is " + dtype_name(dtype) + ", the first is " +
+                                               dtype_name(sequence.dtype));
+    sequence.dtype = dtype;
+  }
+  return sequence;
 }
 
 }  // namespace onnxpipe

@@ -78,14 +78,30 @@ int location(const Ort::ConstMemoryInfo& info) {
 // Sequences, maps and optionals have no memory info of their own (ORT throws): onnxpipe keeps them on the host.
 int value_device(const Ort::Value& value) { return value.IsTensor() ? location(value.GetTensorMemoryInfo()) : -1; }
 
+bool is_sequence(const Ort::Value& value) { return value.GetTypeInfo().GetONNXType() == ONNX_TYPE_SEQUENCE; }
+
+// The element of a sequence, as ORT hands it out (a value of its own).
+Ort::Value sequence_item(const Ort::Value& sequence, size_t index) {
+  Ort::AllocatorWithDefaultOptions allocator;
+  return sequence.GetValue(static_cast<int>(index), allocator);
+}
+
 int64_t value_bytes(const Ort::Value& value) {
+  if (!value.IsTensor()) {  // a sequence: its tensors' bytes; maps and optionals are not sized
+    int64_t bytes = 0;
+    if (is_sequence(value))
+      for (size_t i = 0; i < value.GetCount(); ++i) bytes += value_bytes(sequence_item(value, i));
+    return bytes;
+  }
   const auto info = value.GetTensorTypeAndShapeInfo();
   return static_cast<int64_t>(info.GetElementCount() * dtype_size(our_type(info.GetElementType())));
 }
 
 // Copies a host ORT tensor out into a Tensor.
 Tensor copy_out(const std::string& name, const Ort::Value& value) {
-  if (!value.IsTensor()) throw Error(ErrorCode::RUNTIME, "output '" + name + "' is not a tensor");
+  if (!value.IsTensor())
+    throw Error(ErrorCode::RUNTIME,
+                "output '" + name + "' is " + (is_sequence(value) ? "a sequence" : "not a tensor") + ", not a tensor");
   if (value_device(value) >= 0) {
     throw Error(ErrorCode::RUNTIME, "output '" + name + "' is in device memory: bind it to the host to read it");
   }
@@ -249,11 +265,57 @@ Value Value::from_tensor(Tensor tensor) {
   return result;
 }
 
+Value Value::from_sequence(const TensorSequence& sequence) {
+  if (sequence.tensors.empty())
+    throw Error(ErrorCode::USAGE, "an empty sequence: ONNX Runtime cannot make one from values (no element type)");
+  Value result;
+  result.impl_ = std::make_unique<Impl>();
+  try {
+    // Each element in memory of ORT's own: the sequence owns all it holds, whatever ORT shares of its elements.
+    Ort::AllocatorWithDefaultOptions allocator;
+    std::vector<Ort::Value> items;
+    for (size_t i = 0; i < sequence.tensors.size(); ++i) {
+      const Tensor& tensor = sequence.tensors[i];
+      const std::string name = "sequence element " + std::to_string(i);
+      check_tensor(name, tensor);
+      if (tensor.dtype != sequence.dtype)
+        throw Error(ErrorCode::USAGE,
+                    name + " is " + dtype_name(tensor.dtype) + ", the sequence " + dtype_name(sequence.dtype));
+      if (tensor.dtype == DType::STRING) {
+        items.push_back(wrap_tensor(name, tensor));  // strings are copied into ORT
+        continue;
+      }
+      items.push_back(
+          Ort::Value::CreateTensor(allocator, tensor.shape.data(), tensor.shape.size(), ort_type(tensor.dtype)));
+      if (!tensor.data.empty())
+        std::memcpy(items.back().GetTensorMutableRawData(), tensor.data.data(), tensor.data.size());
+    }
+    result.impl_->value = Ort::Value::CreateSequence(items);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::RUNTIME, std::string("making a sequence: ") + e.what());
+  }
+  return result;
+}
+
 bool Value::empty() const { return !impl_ || !impl_->value; }
 
-DType Value::dtype() const { return our_type(impl_->value.GetTensorTypeAndShapeInfo().GetElementType()); }
+bool Value::is_sequence() const {
+  try {
+    return !empty() && detail::is_sequence(impl_->value);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::RUNTIME, e.what());
+  }
+}
 
-std::vector<int64_t> Value::shape() const { return impl_->value.GetTensorTypeAndShapeInfo().GetShape(); }
+DType Value::dtype() const {
+  if (!impl_->value.IsTensor()) return DType::UNDEFINED;
+  return our_type(impl_->value.GetTensorTypeAndShapeInfo().GetElementType());
+}
+
+std::vector<int64_t> Value::shape() const {
+  if (!impl_->value.IsTensor()) return {};
+  return impl_->value.GetTensorTypeAndShapeInfo().GetShape();
+}
 
 int64_t Value::byte_size() const { return value_bytes(impl_->value); }
 
@@ -262,6 +324,20 @@ int Value::device_id() const { return value_device(impl_->value); }
 Tensor Value::to_tensor() const {
   try {
     return copy_out("value", impl_->value);
+  } catch (const Ort::Exception& e) {
+    throw Error(ErrorCode::RUNTIME, e.what());
+  }
+}
+
+TensorSequence Value::to_sequence() const {
+  try {
+    if (!detail::is_sequence(impl_->value)) throw Error(ErrorCode::RUNTIME, "the value is not a sequence");
+    TensorSequence sequence;
+    for (size_t i = 0; i < impl_->value.GetCount(); ++i) {
+      sequence.tensors.push_back(copy_out("sequence element " + std::to_string(i), sequence_item(impl_->value, i)));
+      sequence.dtype = sequence.tensors.back().dtype;
+    }
+    return sequence;
   } catch (const Ort::Exception& e) {
     throw Error(ErrorCode::RUNTIME, e.what());
   }

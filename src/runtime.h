@@ -11,6 +11,7 @@
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/plan.h"
+#include "onnxpipe/sequence.h"
 #include "onnxpipe/stage_timing.h"
 #include "onnxpipe/tensor.h"
 #include "runtime_cuda.h"
@@ -42,14 +43,20 @@ class Value {
 
   // Wraps a host tensor without copying its bytes (the Value keeps the tensor alive). Strings are copied into ORT.
   static Value from_tensor(Tensor tensor);
+  // An ORT sequence (ONNX_TYPE_SEQUENCE) of copies of the tensors, in host memory. Error(USAGE) for an empty one (ORT
+  // makes sequences of one or more values only) or an element of another dtype than the sequence's.
+  static Value from_sequence(const TensorSequence& sequence);
 
   bool empty() const;
-  DType dtype() const;
-  std::vector<int64_t> shape() const;
-  int64_t byte_size() const;  // 0 for strings
-  int device_id() const;      // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
+  bool is_sequence() const;
+  DType dtype() const;                 // UNDEFINED for a sequence (or another non-tensor)
+  std::vector<int64_t> shape() const;  // empty for a sequence
+  int64_t byte_size() const;           // 0 for strings; a sequence: its tensors' bytes
+  int device_id() const;  // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
   // A host copy. Throws Error(RUNTIME) for a value in device memory (bind it to the host when running instead).
   Tensor to_tensor() const;
+  // A host copy of a sequence's tensors; Error(RUNTIME) for a value that is not a sequence.
+  TensorSequence to_sequence() const;
 
  private:
   friend class Session;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -118,17 +119,19 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
                                       std::to_string(options.int_high) + ")");
   check_dim_names(inputs, options.dims);
   std::map<std::string, Tensor> result;
+  auto check_known = [&inputs](const std::string& name) {
+    if (std::any_of(inputs.begin(), inputs.end(), [&](const ValueDesc& d) { return d.name == name; })) return;
+    const std::string reason = "the model has no such input";
+    throw Error(ErrorCode::USAGE, "given input '" + name + "': " + reason, ArgumentContext{"inputs", name, reason});
+  };
   for (const auto& [name, tensor] : options.inputs) {
-    bool known = std::any_of(inputs.begin(), inputs.end(), [&](const ValueDesc& d) { return d.name == name; });
-    if (!known) {
-      const std::string reason = "the model has no such input";
-      throw Error(ErrorCode::USAGE, "given input '" + name + "': " + reason, ArgumentContext{"inputs", name, reason});
-    }
+    check_known(name);
     result[name] = tensor;
   }
+  for (const auto& entry : options.sequences) check_known(entry.first);
   std::mt19937_64 rng(options.seed);
   for (const auto& input : inputs) {
-    if (result.count(input.name)) continue;
+    if (result.count(input.name) || options.sequences.count(input.name)) continue;
     if (!input.has_shape) throw needs_value(input.name, " has no declared shape");
     result[input.name] = random_tensor(input, options, rng);
   }
@@ -136,19 +139,26 @@ std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, 
 }
 
 std::map<std::string, Tensor> read_tensor_dir(const std::string& dir, const std::vector<ValueDesc>& values,
-                                              const std::string& prefix) {
+                                              const std::string& prefix,
+                                              std::map<std::string, TensorSequence>* sequences) {
   if (!fs::is_directory(dir)) throw Error(ErrorCode::USAGE, dir + ": not a directory");
   std::map<std::string, Tensor> tensors;
+  size_t read = 0;
   for (size_t i = 0; i < values.size(); ++i) {
     const fs::path npy = fs::path(dir) / (values[i].name + ".npy");
     const fs::path pb = fs::path(dir) / (prefix + std::to_string(i) + ".pb");
     if (fs::exists(npy)) {
       tensors[values[i].name] = read_npy(npy.string());
+    } else if (fs::exists(pb) && sequences && values[i].dtype == DType::UNDEFINED) {
+      (*sequences)[values[i].name] = read_sequence_pb(pb.string());
     } else if (fs::exists(pb)) {
       tensors[values[i].name] = read_tensor_pb(pb.string());
+    } else {
+      continue;
     }
+    ++read;
   }
-  if (tensors.empty())
+  if (read == 0)
     throw Error(ErrorCode::USAGE, dir + ": no " + prefix + "N.pb or NAME.npy file for any of the " +
                                       std::to_string(values.size()) + " values");
   return tensors;
@@ -164,26 +174,62 @@ std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std:
 
 namespace {
 
-// Runs the pieces on `inputs`: the pool then holds the model inputs and every value a piece made.
+// The model's input values as ORT takes them: tensors wrapped, sequences copied into ORT.
+std::map<std::string, detail::Value> feeds(const std::map<std::string, Tensor>& inputs,
+                                           const std::map<std::string, TensorSequence>& sequences) {
+  std::map<std::string, detail::Value> values;
+  for (const auto& [name, tensor] : inputs) values.emplace(name, detail::Value::from_tensor(tensor));
+  for (const auto& [name, sequence] : sequences) {
+    try {
+      values.emplace(name, detail::Value::from_sequence(sequence));
+    } catch (const Error& e) {
+      throw e.with_context("input '" + name + "'");
+    }
+  }
+  return values;
+}
+
+// Runs the pieces on `feeds`: the pool then holds the model inputs and every value a piece made.
 std::map<std::string, detail::Value> piece_pool(const Plan& plan, const std::string& plan_dir,
-                                                const std::map<std::string, Tensor>& inputs) {
+                                                std::map<std::string, detail::Value> pool) {
   detail::SessionConfig config;
   config.device = "cpu";
-  // Values, not host tensors: a crossing value may be a sequence.
-  std::map<std::string, detail::Value> pool;
-  for (const auto& [name, tensor] : inputs) pool.emplace(name, detail::Value::from_tensor(tensor));
   detail::run_piece_chain(plan_dir, plan.pieces, config, pool);
   return pool;
 }
 
-std::map<std::string, Tensor> model_outputs(const Plan& plan, const std::map<std::string, detail::Value>& pool) {
-  std::map<std::string, Tensor> outputs;
-  for (const auto& output : plan.model_outputs) {
-    auto it = pool.find(output.name);
-    if (it == pool.end()) throw Error(ErrorCode::VERIFY_MISMATCH, "output '" + output.name + "' is made by no piece");
-    outputs[output.name] = it->second.to_tensor();
+const detail::Value& model_output(const std::map<std::string, detail::Value>& pool, const std::string& name) {
+  auto it = pool.find(name);
+  if (it == pool.end()) throw Error(ErrorCode::VERIFY_MISMATCH, "output '" + name + "' is made by no piece");
+  return it->second;
+}
+
+// An output as compared: a tensor, or a sequence's tensors end to end as one 1-D tensor, with the shapes of its
+// tensors (which must match too).
+struct Comparable {
+  Tensor tensor;
+  std::optional<std::vector<std::vector<int64_t>>> shapes;
+};
+
+Comparable comparable(Tensor tensor) { return Comparable{std::move(tensor), std::nullopt}; }
+
+Comparable comparable(const TensorSequence& sequence) {
+  Comparable result;
+  result.tensor.dtype = sequence.dtype;
+  result.shapes.emplace();
+  int64_t count = 0;
+  for (const Tensor& item : sequence.tensors) {
+    result.shapes->push_back(item.shape);
+    count += item.element_count();
+    result.tensor.data.insert(result.tensor.data.end(), item.data.begin(), item.data.end());
+    result.tensor.strings.insert(result.tensor.strings.end(), item.strings.begin(), item.strings.end());
   }
-  return outputs;
+  result.tensor.shape = {count};
+  return result;
+}
+
+Comparable comparable(const detail::Value& value) {
+  return value.is_sequence() ? comparable(value.to_sequence()) : comparable(value.to_tensor());
 }
 
 // The defaults of the lowest precision among the graph's float weights and the plan's crossing values, unless given.
@@ -226,7 +272,10 @@ Tolerance choose_tolerance(const detail::GraphDesc& graph, const Plan& plan, con
 
 std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
                                          const std::map<std::string, Tensor>& inputs) {
-  return model_outputs(plan, piece_pool(plan, plan_dir, inputs));
+  const std::map<std::string, detail::Value> pool = piece_pool(plan, plan_dir, feeds(inputs, {}));
+  std::map<std::string, Tensor> outputs;
+  for (const auto& output : plan.model_outputs) outputs[output.name] = model_output(pool, output.name).to_tensor();
+  return outputs;
 }
 
 VerifyReport verify_split(const std::string& model_path, const std::string& plan_dir, const VerifyOptions& options) {
@@ -236,10 +285,21 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
     throw Error(ErrorCode::USAGE, plan_dir + " was split from " + plan.source_path + " (sha256 " +
                                       plan.source_sha256.substr(0, 12) + "...), not from " + model_path);
   VerifyOptions given = options;
-  if (!options.inputs_dir.empty()) given.inputs.merge(read_tensor_dir(options.inputs_dir, plan.model_inputs, "input_"));
-  if (!options.expected_dir.empty())
-    given.expected.merge(read_tensor_dir(options.expected_dir, plan.model_outputs, "output_"));
-  for (const auto& [name, tensor] : given.expected) {
+  if (!options.inputs_dir.empty()) {
+    std::map<std::string, TensorSequence> sequences;
+    given.inputs.merge(read_tensor_dir(options.inputs_dir, plan.model_inputs, "input_", &sequences));
+    given.sequences.merge(sequences);
+  }
+  if (!options.expected_dir.empty()) {
+    std::map<std::string, TensorSequence> sequences;
+    given.expected.merge(read_tensor_dir(options.expected_dir, plan.model_outputs, "output_", &sequences));
+    given.expected_sequences.merge(sequences);
+  }
+  std::map<std::string, Comparable> expected;
+  for (const auto& [name, tensor] : given.expected) expected.emplace(name, comparable(tensor));
+  for (const auto& [name, sequence] : given.expected_sequences) expected.emplace(name, comparable(sequence));
+  for (const auto& entry : expected) {
+    const std::string& name = entry.first;
     const auto& outputs = plan.model_outputs;
     if (std::none_of(outputs.begin(), outputs.end(), [&](const ValueDesc& d) { return d.name == name; })) {
       const std::string reason = "the model has no such output";
@@ -252,14 +312,15 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   report.check_stat = options.check_stat;
   detail::SessionConfig config;
   config.device = "cpu";
-  std::map<std::string, Tensor> inputs, expected = given.expected;
+  std::map<std::string, Tensor> inputs;
   std::vector<ValueDesc> outputs;
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
     inputs = make_inputs(full.inputs(), given);
     outputs = full.outputs();
     if (expected.empty()) {
-      expected = full.run(inputs);
+      for (const auto& [name, value] : detail::run_on(full, feeds(inputs, given.sequences)))
+        expected.emplace(name, comparable(value));
     } else {
       report.reference = "expected";
       outputs.erase(std::remove_if(outputs.begin(), outputs.end(),
@@ -267,25 +328,32 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
                     outputs.end());
     }
   }
-  const std::map<std::string, detail::Value> pool = piece_pool(plan, plan_dir, inputs);
-  const std::map<std::string, Tensor> produced = model_outputs(plan, pool);
+  const std::map<std::string, detail::Value> pool = piece_pool(plan, plan_dir, feeds(inputs, given.sequences));
 
   std::map<std::string, const ValueDesc*> declared;
   for (const ValueDesc& output : plan.model_outputs) declared[output.name] = &output;
   const Tolerance& tolerance = report.tolerance;
   for (const auto& output : outputs) {
-    const Tensor& made = produced.at(output.name);
-    const Tensor& reference = expected.at(output.name);
+    const Comparable made = comparable(model_output(pool, output.name));
+    const Comparable& reference = expected.at(output.name);
     OutputCheck check;
     check.name = output.name;
-    check.diff = compare(made, reference, tolerance.rtol, tolerance.atol);
-    check.stats = detail::error_stats(made, reference);
+    check.diff = compare(made.tensor, reference.tensor, tolerance.rtol, tolerance.atol);
+    check.stats = detail::error_stats(made.tensor, reference.tensor);
     check.pass = detail::stat_passes(options.check_stat, check.stats, check.diff, tolerance.rtol, tolerance.atol);
+    if (made.shapes) check.sequence_of = made.tensor.dtype;
+    if (made.shapes != reference.shapes) {  // a sequence of other length or element shapes
+      check.diff.shape_mismatch = true;
+      check.diff.bitwise_equal = false;
+      check.diff.mismatches = std::max(made.tensor.element_count(), reference.tensor.element_count());
+      check.pass = false;
+    }
     if (const auto found = declared.find(output.name); found != declared.end()) check.declared = *found->second;
     report.outputs.push_back(std::move(check));
   }
   if (!report.pass() && options.locate_divergence && plan.pieces.size() > 1)
-    report.divergence = detail::locate_divergence(model, plan, inputs, pool, tolerance, options.check_stat);
+    report.divergence =
+        detail::locate_divergence(model, plan, feeds(inputs, given.sequences), pool, tolerance, options.check_stat);
   return report;
 }
 

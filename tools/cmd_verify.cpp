@@ -58,7 +58,9 @@ void run_verify(const CliContext& context, const VerifyArgs& args) {
     const std::optional<ValueDesc>& declared = check.declared;
     const ErrorStats& e = check.stats;
     rows.push_back({check.name,
-                    declared ? Cell(dtype_name(declared->dtype)) : Cell(),
+                    check.sequence_of != DType::UNDEFINED ? Cell("sequence of " + dtype_name(check.sequence_of))
+                    : declared                            ? Cell(dtype_name(declared->dtype))
+                                                          : Cell(),
                     declared ? Cell(declared->dims_text(", ")) : Cell(),
                     e.max_abs,
                     e.max_rel,

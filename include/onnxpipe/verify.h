@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "onnxpipe/sequence.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/tensor.h"
 
@@ -24,8 +25,9 @@ struct Tolerance {
 };
 
 struct VerifyOptions {
-  std::map<std::string, Tensor> inputs;  // given inputs; the others are random
-  std::map<std::string, int64_t> dims;   // symbolic dimension values for random inputs (default 1)
+  std::map<std::string, Tensor> inputs;             // given inputs; the others are random
+  std::map<std::string, TensorSequence> sequences;  // given inputs that are sequences (never made up)
+  std::map<std::string, int64_t> dims;              // symbolic dimension values for random inputs (default 1)
   // Unset: the defaults of the lowest precision the graph computes in (its weights and crossing values): fp32
   // rtol 1e-5 / atol 1e-6, float16 1e-3 / 1e-3, bfloat16 1e-2 / 1e-2.
   std::optional<double> rtol;
@@ -33,8 +35,9 @@ struct VerifyOptions {
   ErrorStat check_stat = ErrorStat::ELEMENTWISE;
   // Given reference outputs by name: the pieces are compared with these instead of the whole model's outputs.
   std::map<std::string, Tensor> expected;
+  std::map<std::string, TensorSequence> expected_sequences;  // outputs that are sequences: compared element by element
   // Folders of test data (read_tensor_dir), read in the order of plan.json's model inputs and outputs: inputs_dir
-  // adds to `inputs` (which win), expected_dir to `expected`.
+  // adds to `inputs` and `sequences` (which win), expected_dir to `expected` and `expected_sequences`.
   std::string inputs_dir;
   std::string expected_dir;
   bool locate_divergence = true;  // on a mismatch, run the whole model once more to name where it starts
@@ -57,6 +60,9 @@ struct OutputCheck {
   ErrorStats stats;
   bool pass = false;                  // under the report's check_stat and tolerance
   std::optional<ValueDesc> declared;  // the output as plan.json declares it
+  // A sequence of tensors of this dtype (UNDEFINED: not a sequence), compared as its tensors end to end, their
+  // count and shapes included.
+  DType sequence_of = DType::UNDEFINED;
 };
 
 // Where the pieces first part from the whole model, in pipeline order.
@@ -88,15 +94,17 @@ std::map<std::string, Tensor> run_pieces(const std::string& plan_dir, const std:
 std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& plan_dir,
                                          const std::map<std::string, Tensor>& inputs);
 
-// Random inputs for every model input not in `given`, following VerifyOptions (floats in [0,1), ints in range,
-// bools random, symbolic dims from dims or 1).
+// Random inputs for every model input not in `given` (nor in its sequences), following VerifyOptions (floats in [0,1),
+// ints in range, bools random, symbolic dims from dims or 1).
 std::map<std::string, Tensor> make_inputs(const std::vector<ValueDesc>& inputs, const VerifyOptions& options);
 
 // Tensors of a test-data folder for `values` (model inputs or outputs, in order): the ONNX test data's
 // PREFIX0.pb, PREFIX1.pb ... (numbered in the order of `values`; a missing number is an omitted optional value), or
-// NAME.npy (preferred). Error(USAGE) naming the folder when it has a file for none of them; Error(INVALID_DATA) for a
-// bad file.
+// NAME.npy (preferred). With `sequences`, the .pb files of values that are not tensors (dtype UNDEFINED) are read as
+// onnx SequenceProto into it. Error(USAGE) naming the folder when it has a file for none of them; Error(INVALID_DATA)
+// for a bad file.
 std::map<std::string, Tensor> read_tensor_dir(const std::string& dir, const std::vector<ValueDesc>& values,
-                                              const std::string& prefix);
+                                              const std::string& prefix,
+                                              std::map<std::string, TensorSequence>* sequences = nullptr);
 
 }  // namespace onnxpipe
