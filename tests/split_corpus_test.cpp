@@ -1,7 +1,7 @@
 // Every model of Debian's libonnx-testdata that ONNX Runtime runs, split at every N <= min(4, nodes), must reproduce
-// the expected outputs through its pieces, within the test data's tolerance. Models whose test data is not tensors
-// (sequences, optionals, maps) must still split at every N: their inputs have no declared shape, which a split
-// works around (no sizing run, flops), but the pieces cannot be fed their values yet (no sequence values from files).
+// the expected outputs through its pieces, within the test data's tolerance. Models whose test data is not all tensors
+// must still split at every N (their inputs have no declared shape: no sizing run, flops); those whose data are
+// sequences of tensors must verify too, against the expected outputs and the unsplit model.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -37,6 +37,7 @@ std::vector<fs::path> numbered_files(const fs::path& dir, const std::string& pre
 
 struct Tally {
   int models = 0, skipped_not_tensor = 0, skipped_ort = 0, cases = 0, passed = 0, split_only = 0;
+  int verified_sequences = 0;  // splits of models with sequence data that verify_split proved
   std::vector<std::string> failures;
   std::vector<std::string> ort_skips;  // why ONNX Runtime could not run a model, for the log
 };
@@ -52,19 +53,39 @@ SplitOptions split_options(int parts) {
   return options;
 }
 
-// A model whose test data is not tensors: it must split at every N (into pieces that load in ONNX Runtime).
-void check_split_only(const fs::path& model_path, Tally& tally) {
+// A model whose test data is not all tensors: it must split at every N into pieces that load in ONNX Runtime. Where
+// its data are tensors and sequences of tensors, the pieces must also reproduce, on that data, its expected outputs
+// and the unsplit model's (verify_split); optionals and maps cannot be read (INVALID_DATA): splitting is all that is
+// checked for those.
+void check_not_tensor(const fs::path& dir, Tally& tally) {
+  const fs::path model_path = dir / "model.onnx";
   auto model = detail::Model::load(model_path.string());
   const int nodes = detail::Graph(model.graph()).size();
   for (int parts = 1; parts <= std::min(4, nodes); ++parts) {
-    const std::string label = model_path.parent_path().filename().string() + " n=" + std::to_string(parts);
+    const std::string label = dir.filename().string() + " n=" + std::to_string(parts);
     try {
-      const Plan plan = split_model(model_path.string(), split_options(parts));
+      const SplitOptions split = split_options(parts);
+      const Plan plan = split_model(model_path.string(), split);
       for (const PieceDesc& piece : plan.pieces)
         detail::Session((scratch() / "pieces" / piece.file).string(), detail::SessionConfig{});
-      ++tally.split_only;
+      VerifyOptions options;
+      options.inputs_dir = options.expected_dir = (dir / "test_data_set_0").string();
+      options.rtol = kRtol;
+      options.atol = kAtol;
+      try {
+        if (!verify_split(model_path.string(), split.output_dir, options).pass())
+          throw Error(ErrorCode::VERIFY_MISMATCH, "differs from the expected outputs");
+      } catch (const Error& error) {
+        if (error.code() != ErrorCode::INVALID_DATA) throw;
+        ++tally.split_only;  // an optional or a map
+        continue;
+      }
+      options.expected_dir.clear();
+      if (!verify_split(model_path.string(), split.output_dir, options).pass())
+        throw Error(ErrorCode::VERIFY_MISMATCH, "differs from the unsplit model");
+      ++tally.verified_sequences;
     } catch (const std::exception& error) {
-      tally.failures.push_back(label + " (split only): " + error.what());
+      tally.failures.push_back(label + " (not tensors): " + error.what());
     }
   }
   fs::remove_all(scratch());
@@ -89,7 +110,7 @@ void check_model(const fs::path& dir, Tally& tally) {
       expected[graph_desc.outputs[i].name] = read_tensor_pb(output_files[i]);
   } catch (const Error&) {
     ++tally.skipped_not_tensor;  // sequences, optionals, maps: not tensors
-    check_split_only(model_path, tally);
+    check_not_tensor(dir, tally);
     return;
   }
   // Only models that ONNX Runtime itself runs and gets right count.
@@ -137,7 +158,8 @@ void check_corpus(const std::string& part) {
   Tally tally;
   for (const auto& dir : dirs) check_model(dir, tally);
   std::cout << "[corpus " << part << "] models " << tally.models << ", not tensors " << tally.skipped_not_tensor
-            << " (their splits: " << tally.split_only << " made)"
+            << " (their splits: " << tally.verified_sequences << " verified on sequences, " << tally.split_only
+            << " split only)"
             << ", ORT cannot run " << tally.skipped_ort << ", split cases " << tally.cases << ", reproduced "
             << tally.passed << ", failed " << tally.failures.size() << "\n";
   for (const auto& skip : tally.ort_skips) std::cout << "  ORT cannot run " << skip << "\n";
@@ -148,6 +170,19 @@ void check_corpus(const std::string& part) {
 }  // namespace
 
 TEST(SplitCorpus, NodeTestsReproduceExpectedOutputs) { check_corpus("node"); }
+
+// The six sequence_map models (their inputs, outputs and crossing values are sequences of tensors) verify at every N.
+TEST(SplitCorpus, SequenceMapModelsVerifyOnTheirData) {
+  const fs::path node = kCorpus / "node";
+  if (!fs::exists(node)) GTEST_SKIP() << node << " missing: apt-get install libonnx-testdata";
+  Tally tally;
+  for (const char* name : {"identity_1_sequence", "identity_2_sequences", "identity_1_sequence_1_tensor",
+                           "add_1_sequence_1_tensor", "add_2_sequences", "extract_shapes"})
+    check_not_tensor(node / ("test_sequence_map_" + std::string(name) + "_expanded"), tally);
+  for (const auto& failure : tally.failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(tally.verified_sequences, 6 * 2);  // two nodes each: N = 1, 2
+  EXPECT_EQ(tally.split_only, 0);
+}
 TEST(SplitCorpus, PytorchConvertedReproduceExpectedOutputs) { check_corpus("pytorch-converted"); }
 TEST(SplitCorpus, PytorchOperatorReproduceExpectedOutputs) { check_corpus("pytorch-operator"); }
 TEST(SplitCorpus, SimpleReproduceExpectedOutputs) { check_corpus("simple"); }
