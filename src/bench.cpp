@@ -481,6 +481,7 @@ BenchSummary Bench::run(const std::function<void(const Measurement&)>& on_row) {
   Sweep sweep;
   for (int i = 0; i < max_n; ++i) {
     VerifyOptions random;
+    random.inputs = o.inputs;
     random.dims = o.dims;
     random.seed = o.seed + static_cast<uint64_t>(i);
     sweep.images.push_back(make_inputs(impl_->plan.model_inputs, random));

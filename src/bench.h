@@ -48,6 +48,9 @@ struct BenchOptions {
   double rtol = 1e-7;
   uint64_t seed = 0;                    // of the random images (image i uses seed + i)
   std::map<std::string, int64_t> dims;  // symbolic dimension values of the inputs (and of the split)
+  // Given inputs (every image uses them; the others are random): needed for inputs without a declared shape, and
+  // given to the split too (its sizing and timing runs).
+  std::map<std::string, Tensor> inputs;
   // When the source is a model: how to split it (parts = devices; output_dir is a temporary directory). Balance
   // TIME measured on the stage device kind unless set otherwise.
   SplitOptions split;

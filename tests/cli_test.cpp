@@ -367,6 +367,21 @@ TEST_F(Cli, InputsWithoutADeclaredShapeAreGivenWithAnOptionTheCommandHas) {
   expect_one_error_line(unshaped, "input 'x' has no declared shape: give it with --input");
   Result verified = run("verify " + quote(model) + " " + quote(out) + " -q --input " + quote("x=" + x));
   EXPECT_EQ(verified.status, 0) << verified.err;
+
+  // So do run and bench, on the pieces and on the model (which they split with the value: timing needs it).
+  for (const std::string& source : {out, model}) {
+    Result requests = run("run " + quote(source) + " --devices cpu:1,cpu:1 --count 2 -q");
+    EXPECT_EQ(requests.status, 2) << source;
+    expect_one_error_line(requests, "input 'x' has no declared shape: give it with --input");
+    Result ran = run("run " + quote(source) + " --devices cpu:1,cpu:1 --count 2 -q --input " + quote("x=" + x));
+    EXPECT_EQ(ran.status, 0) << source << ": " << ran.err;
+    const std::string sweep = " --devices cpu:1,cpu:1 --images 1:2 --repeat 1 --warmup 0 --alone-runs 1 -q";
+    Result bench = run("bench " + quote(source) + sweep);
+    EXPECT_EQ(bench.status, 2) << source;
+    expect_one_error_line(bench, "input 'x' has no declared shape: give it with --input");
+    Result benched = run("bench " + quote(source) + sweep + " --profile-runs 1 --input " + quote("x=" + x));
+    EXPECT_EQ(benched.status, 0) << source << ": " << benched.err;
+  }
 }
 
 TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {

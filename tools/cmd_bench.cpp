@@ -33,6 +33,7 @@ struct BenchArgs {
   uint64_t seed = 0;
   int profile_runs = 20;
   std::vector<std::string> dims;
+  std::vector<std::string> inputs;
   std::string trace_file;
 };
 
@@ -49,9 +50,11 @@ detail::BenchOptions bench_options(const BenchArgs& args, Progress& progress) {
   options.atol = args.atol;
   options.seed = args.seed;
   options.dims = parse_dims(args.dims);
+  options.inputs = read_inputs(args.inputs);
   options.split.parts = args.parts > 0 ? args.parts : static_cast<int>(options.devices.size());
   options.split.balance = balance_from_name(args.balance);
   options.split.dims = options.dims;
+  options.split.inputs = options.inputs;
   options.split.profile_runs = args.profile_runs;
   options.commit = ONNXPIPE_COMMIT;
   options.trace_path = args.trace_file;
@@ -215,6 +218,7 @@ void add_bench_command(CLI::App& app, CliContext& context) {
       ->check(at_least(1))
       ->capture_default_str();
   add_dims_option(*command, args->dims);
+  add_inputs_option(*command, args->inputs);
   command->add_option("--trace", args->trace_file,
                       "write a Chrome/Perfetto trace of one run (pipeline mode, largest N, last repetition)");
   command->callback([&context, args] { run_bench(context, *args); });

@@ -76,7 +76,7 @@ void write_outputs(const TensorMap& outputs, const std::string& dir, bool replac
   staging.commit(replace);
 }
 
-PipelineOptions pipeline_options(const RunArgs& args, Progress& progress) {
+PipelineOptions pipeline_options(const RunArgs& args, const TensorMap& given, Progress& progress) {
   PipelineOptions options;
   options.mode = pipeline_mode_from_name(args.mode);
   options.devices = split_list(args.devices, "--devices");
@@ -85,14 +85,16 @@ PipelineOptions pipeline_options(const RunArgs& args, Progress& progress) {
   options.all_devices.provider_options = parse_options(args.provider_options, "--provider-option");
   options.all_devices.session_options = parse_options(args.session_options, "--session-option");
   options.split.dims = parse_dims(args.dims);
+  options.split.inputs = given;  // a model is split with them: sizing and timing runs need inputs without a shape
   options.split.progress = progress.callback();
   return options;
 }
 
 // Every request carries the same inputs: what is measured is the runtime, not the data.
-TensorMap request_inputs(const RunArgs& args, const Pipeline& pipeline, const std::map<std::string, int64_t>& dims) {
+TensorMap request_inputs(const RunArgs& args, const TensorMap& given, const Pipeline& pipeline,
+                         const std::map<std::string, int64_t>& dims) {
   VerifyOptions random;
-  random.inputs = read_inputs(args.inputs);
+  random.inputs = given;
   random.dims = dims;
   std::tie(random.int_low, random.int_high) = parse_int_range(args.int_range, "--int-range");
   random.seed = args.seed;
@@ -230,7 +232,8 @@ void run_run(const CliContext& context, const RunArgs& args) {
     throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
   }
   auto progress = context.progress();
-  PipelineOptions options = pipeline_options(args, *progress);
+  const TensorMap given = read_inputs(args.inputs);
+  PipelineOptions options = pipeline_options(args, given, *progress);
   auto counter = std::make_shared<ProgressObserver>(*progress);
   options.observers.push_back(counter);
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
@@ -241,7 +244,7 @@ void run_run(const CliContext& context, const RunArgs& args) {
   const std::string contention = contention_warning(stage_devices);
   if (!contention.empty()) context.log("warning: " + contention);
 
-  const TensorMap inputs = request_inputs(args, pipeline, options.split.dims);
+  const TensorMap inputs = request_inputs(args, given, pipeline, options.split.dims);
   for (int i = 0; i < args.warmup; ++i) {
     if (args.micro_batch > 0) {
       pipeline.run_batch(inputs);
