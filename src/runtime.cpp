@@ -478,6 +478,19 @@ std::vector<ValueDesc> Session::outputs() const {
   return result;
 }
 
+std::set<std::string> Session::sequence_values() const {
+  std::set<std::string> names;
+  try {
+    for (size_t i = 0; i < impl_->input_names.size(); ++i)
+      if (impl_->session.GetInputTypeInfo(i).GetONNXType() == ONNX_TYPE_SEQUENCE) names.insert(impl_->input_names[i]);
+    for (size_t i = 0; i < impl_->output_names.size(); ++i)
+      if (impl_->session.GetOutputTypeInfo(i).GetONNXType() == ONNX_TYPE_SEQUENCE) names.insert(impl_->output_names[i]);
+  } catch (const Ort::Exception& e) {
+    throw impl_->ort_error(e);
+  }
+  return names;
+}
+
 const DeviceSpec& Session::device() const { return impl_->device; }
 const std::string& Session::label() const { return impl_->label; }
 const Placement& Session::placement() const { return impl_->placement; }

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,9 @@ class Session {
 
   std::vector<ValueDesc> inputs() const;  // as ORT reports them (symbolic dims by name, unknown -1)
   std::vector<ValueDesc> outputs() const;
+  // The inputs and outputs that are sequences (ONNX_TYPE_SEQUENCE): their ValueDesc says only "not a tensor", as it
+  // does for optionals and maps.
+  std::set<std::string> sequence_values() const;
   const DeviceSpec& device() const;
   const std::string& label() const;  // config.stage's label, else "<model> (<device>)"
   // Where ORT placed the nodes (recorded for CUDA sessions; for others when session_options ask for it). A CUDA

@@ -232,6 +232,20 @@ Comparable comparable(const detail::Value& value) {
   return value.is_sequence() ? comparable(value.to_sequence()) : comparable(value.to_tensor());
 }
 
+// Error(INVALID_DATA) for a value read as a sequence that the model declares as an optional or a map: their files
+// parse alike (an OptionalProto of a tensor is a SequenceProto of one), only the declaration tells them apart.
+void check_sequences(const std::set<std::string>& declared, const VerifyOptions& given) {
+  auto check = [&declared](const std::map<std::string, TensorSequence>& values, const std::string& what) {
+    for (const auto& entry : values)
+      if (!declared.count(entry.first))
+        throw Error(ErrorCode::INVALID_DATA, what + " '" + entry.first +
+                                                 "' is given as a sequence but is not one (an optional or a map?): "
+                                                 "onnxpipe takes tensors and sequences of tensors");
+  };
+  check(given.sequences, "input");
+  check(given.expected_sequences, "output");
+}
+
 // The defaults of the lowest precision among the graph's float weights and the plan's crossing values, unless given.
 Tolerance choose_tolerance(const detail::GraphDesc& graph, const Plan& plan, const VerifyOptions& options) {
   DType lowest = DType::FLOAT;
@@ -316,6 +330,7 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   std::vector<ValueDesc> outputs;
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
+    check_sequences(full.sequence_values(), given);
     inputs = make_inputs(full.inputs(), given);
     outputs = full.outputs();
     if (expected.empty()) {
