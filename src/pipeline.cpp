@@ -248,6 +248,14 @@ struct Pipeline::Impl {
     }
     inputs = plan.model_inputs;
     outputs = plan.model_outputs;
+    // Requests are tensor maps: a sequence may cross between stages (a host value, handed on as is) but not enter or
+    // leave the pipeline.
+    for (const auto* values : {&inputs, &outputs})
+      for (const ValueDesc& value : *values)
+        if (value.dtype == DType::UNDEFINED)
+          throw Error(ErrorCode::USAGE, std::string(values == &inputs ? "input '" : "output '") + value.name +
+                                            "' is not a tensor (a sequence, optional or map): a pipeline takes and "
+                                            "returns tensors only");
 
     std::map<std::string, const CrossingValue*> crossing;
     for (const CrossingValue& v : plan.values) crossing[v.name] = &v;

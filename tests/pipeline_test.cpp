@@ -236,6 +236,51 @@ TEST_F(PipelineTest, PipelineEqualsSequenceBitwiseWithSkipValuesAndSeveralOutput
   }
 }
 
+// A sequence crosses the cut (SplitToSequence | ConcatFromSequence): a host value, handed from stage to stage as is.
+// As a model input or output it is refused when the pipeline is made.
+TEST_F(PipelineTest, ASequenceCrossesBetweenStagesButNeverEntersOrLeaves) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT, {4, 2});
+  b.node("Relu", {"x"}, {"r"});
+  b.node("SplitToSequence", {"r"}, {"s"});
+  auto& concat = b.node("ConcatFromSequence", {"s"}, {"y"});
+  auto* axis = concat.add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  b.output("y", DType::FLOAT, {4, 2});
+  const std::string model = b.save(dir_ + "/seq.onnx");
+  SplitOptions split;
+  split.parts = 2;
+  split.cuts = {"s"};
+  split.balance = Balance::FLOPS;
+  split.output_dir = dir_ + "/pieces";
+  split_model(model, split);
+  Pipeline pipeline(split.output_dir, options_for(PipelineMode::PIPELINE, {"cpu:1", "cpu:1"}));
+  const TensorMap inputs = {{"x", random_floats({4, 2}, 3)}};
+  expect_bitwise_equal(pipeline.submit(inputs).get(), run_pieces(split.output_dir, inputs), "pipeline");
+
+  ModelBuilder out;
+  out.input("x", DType::FLOAT, {4, 2});
+  out.node("SplitToSequence", {"x"}, {"s"});
+  auto* declared = out.proto().add_output();  // a sequence of float tensors
+  declared->set_name("s");
+  declared->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::FLOAT);
+  const std::string sequence_out = out.save(dir_ + "/seq_out.onnx");
+  split.parts = 1;
+  split.cuts.clear();
+  split.output_dir = dir_ + "/pieces_out";
+  split_model(sequence_out, split);
+  try {
+    Pipeline refused(split.output_dir, options_for(PipelineMode::PIPELINE, {"cpu:1"}));
+    FAIL() << "a sequence output is refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_NE(std::string(e.what()).find("is not a tensor"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(PipelineTest, SequenceModeFromAPlanRunsItsSourceModel) {
   const std::string plan_dir = write_plan(skip_model(), kSkipCuts2, dir_);
   Pipeline from_plan(plan_dir, options_for(PipelineMode::SEQUENCE, {"cpu:1"}));
