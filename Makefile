@@ -11,7 +11,7 @@ CTEST_ARGS ?=
 # provider (179 MB from npm, once; cached) so that the gpu-lib test runs; elsewhere that test skips.
 CUDA_RUNTIME := $(firstword $(wildcard /usr/local/cuda*/lib64/libcudart.so.13))
 
-.PHONY: fuzz fuzz-ci all deps deps-models build demo test models models-large bench sanitize clean gpu gpu-check
+.PHONY: fuzz fuzz-ci all deps deps-models build demo test models models-large bench soak sanitize clean gpu gpu-check
 
 all: build
 
@@ -52,13 +52,18 @@ bench: deps-models build
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/split_bench
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/pipeline_bench
 
+# The soak run's long form: 100k requests, a fault every 1000 (tests/support/soak.h); SOAK_REQUESTS to change.
+SOAK_REQUESTS ?= 100000
+soak: build
+	$(BUILD)/bench/soak_bench --requests $(SOAK_REQUESTS)
+
 # On a machine with a GPU: the gpu tests with ONNXPIPE_REQUIRE_CUDA=1, then mobilenet_v2 and GPT-2 as 2-stage
 # pipelines on cuda:0,cuda:0 against the CPU (scripts/gpu_check.sh; its header says how to run it from a bundle).
 gpu-check: deps-models build
 	@scripts/gpu_check.sh --build $(BUILD) --models $(MODELS)
 
 # The runtime and pipeline tests under ThreadSanitizer and AddressSanitizer (ORT itself is not instrumented).
-SANITIZED_TESTS := runtime_test pipeline_test
+SANITIZED_TESTS := runtime_test pipeline_test pipeline_soak_test
 sanitize: deps
 	@for kind in thread address; do \
 	  dir=$(BUILD)-$$kind; \
