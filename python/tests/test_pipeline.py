@@ -1,7 +1,10 @@
 """Pipelines from Python: futures in order from many threads, the GIL released, cancellation and Ctrl-C."""
 import _thread
 import concurrent.futures
+import gc
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -87,6 +90,35 @@ def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
         pipe.run([{"x": x}] * 100)
     timer.join()
     assert pipe.closed
+
+
+def test_the_pipeline_reads_the_array_buffer_in_place(slow_chain):
+    with onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence") as pipe:
+        [want] = pipe.run([{"x": np.full((1, 384), 2, np.float32)}])
+        pipe.submit({"x": np.ones((2048, 384), np.float32)})  # hundreds of milliseconds ahead of the next one
+        x = np.ones((1, 384), np.float32)
+        future = pipe.submit({"x": x})
+        x[:] = 2  # written while the request waits: the stage reads the array itself, not a copy made at submit
+        np.testing.assert_array_equal(future.result(timeout=60)["y"], want["y"])
+
+
+def test_a_borrowed_array_lives_until_its_request_is_done(slow_chain):
+    with onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence") as pipe:
+        [want] = pipe.run([{"x": np.full((1, 384), 3, np.float32)}])
+        pipe.submit({"x": np.ones((2048, 384), np.float32)})
+        x = np.full((1, 384), 3, np.float32)
+        alive = weakref.ref(x)
+        future = pipe.submit({"x": x})
+        del x
+        gc.collect()
+        assert alive() is not None  # the caller dropped it; the request in flight keeps it
+        np.testing.assert_array_equal(future.result(timeout=60)["y"], want["y"])
+        for _ in range(500):  # the stage drops its input after answering; the reference then goes (no leak)
+            onnxpipe._onnxpipe.release_arrays()
+            if alive() is None:
+                break
+            time.sleep(0.01)
+        assert alive() is None
 
 
 def test_a_model_is_split_on_the_fly_and_matches_sequence(small_chain):
