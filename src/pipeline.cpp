@@ -506,8 +506,8 @@ Ticket Pipeline::submit(TensorMap inputs, const std::function<bool()>& interrupt
   Ticket ticket;
   ticket.result = request->promise.get_future();
   bool stopped = false;
-  const bool admitted = interrupted ? impl.gate.acquire([&] { return stopped = interrupted(); }, kInterruptPoll)
-                                    : impl.gate.acquire();
+  const bool admitted =
+      interrupted ? impl.gate.acquire([&] { return stopped = interrupted(); }, kInterruptPoll) : impl.gate.acquire();
   if (!admitted) throw Error(ErrorCode::CANCELLED, stopped ? "submit interrupted" : "pipeline shut down");
   std::lock_guard<std::mutex> lock(impl.submit_mutex);
   ticket.id = request->record.id = impl.next_id;

@@ -540,7 +540,8 @@ Difference compare(const Tensor& actual, const Tensor& expected, double rtol, do
     diff.bitwise_equal = diff.mismatches == 0;
     return diff;
   }
-  diff.bitwise_equal = actual.byte_size() == 0 || std::memcmp(actual.bytes(), expected.bytes(), actual.byte_size()) == 0;
+  diff.bitwise_equal =
+      actual.byte_size() == 0 || std::memcmp(actual.bytes(), expected.bytes(), actual.byte_size()) == 0;
   if (is_float(dtype)) {
     for (int64_t i = 0; i < count; ++i) {
       double a = float_at(actual, i), e = float_at(expected, i);

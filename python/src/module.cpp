@@ -95,8 +95,8 @@ py::list verify(const std::string& model, const std::string& plan_dir, const py:
 }
 
 py::dict run_pieces_py(const std::string& plan_dir, const py::handle& feeds) {
-  TensorMap outputs = call_interruptibly(
-      [plan_dir, inputs = to_tensor_map(feeds)] { return run_pieces(plan_dir, inputs); });
+  TensorMap outputs =
+      call_interruptibly([plan_dir, inputs = to_tensor_map(feeds)] { return run_pieces(plan_dir, inputs); });
   release_arrays();
   return to_dict(std::move(outputs));
 }
