@@ -25,7 +25,11 @@ Tensor slice_rows(const Tensor& t, int64_t begin, int64_t end) {
     return part;
   }
   const size_t row_bytes = static_cast<size_t>(row) * dtype_size(t.dtype);
-  part.data.assign(t.data.begin() + begin * row_bytes, t.data.begin() + end * row_bytes);
+  if (t.is_borrowed()) {  // a view of a view: the rows stay where they are
+    part.borrowed = {t.borrowed.owner, t.bytes() + begin * row_bytes, static_cast<size_t>(end - begin) * row_bytes};
+    return part;
+  }
+  part.data.assign(t.bytes() + begin * row_bytes, t.bytes() + end * row_bytes);
   return part;
 }
 
@@ -85,7 +89,7 @@ std::map<std::string, Tensor> concat_batches(const std::vector<std::map<std::str
                                           ": it has no batch axis");
       }
       joined.shape[0] += t.shape[0];
-      joined.data.insert(joined.data.end(), t.data.begin(), t.data.end());
+      joined.data.insert(joined.data.end(), t.bytes(), t.bytes() + t.byte_size());
       joined.strings.insert(joined.strings.end(), t.strings.begin(), t.strings.end());
     }
     result[name] = std::move(joined);

@@ -12,7 +12,8 @@ namespace onnxpipe::detail {
 // The common size of axis 0 of every tensor; Error(USAGE) when a tensor has no axis 0 or the sizes differ.
 int64_t batch_size(const std::map<std::string, Tensor>& batch);
 
-// Consecutive slices of `size` rows (the last one may be shorter) of every tensor.
+// Consecutive slices of `size` rows (the last one may be shorter) of every tensor; those of a borrowed tensor are views
+// sharing its owner.
 std::vector<std::map<std::string, Tensor>> split_batch(const std::map<std::string, Tensor>& batch, int64_t size);
 
 // Concatenates each named tensor along axis 0 over the parts. Error(USAGE) when a tensor has no axis 0 or its other

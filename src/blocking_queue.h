@@ -1,9 +1,11 @@
 #pragma once
 // The pipeline's synchronisation: a bounded FIFO queue and a counting gate, both blocking on condition variables
 // (no polling) and both closable, so that a shutdown wakes every waiter.
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 
 namespace onnxpipe::detail {
@@ -62,6 +64,20 @@ class Gate {
   bool acquire() {
     std::unique_lock<std::mutex> lock(mutex_);
     freed_.wait(lock, [&] { return closed_ || free_ > 0; });
+    if (closed_) return false;
+    --free_;
+    return true;
+  }
+
+  // As acquire(), but also false once `stop()` returns true: asked (without the lock) each `poll` the wait lasts.
+  bool acquire(const std::function<bool()>& stop, std::chrono::milliseconds poll) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!freed_.wait_for(lock, poll, [&] { return closed_ || free_ > 0; })) {
+      lock.unlock();
+      const bool stopped = stop();
+      lock.lock();
+      if (stopped) return false;
+    }
     if (closed_) return false;
     --free_;
     return true;

@@ -38,7 +38,7 @@ namespace {
 template <typename T>
 T load(const Tensor& t, int64_t i) {
   T value;
-  std::memcpy(&value, t.data.data() + i * sizeof(T), sizeof(T));
+  std::memcpy(&value, t.bytes() + i * sizeof(T), sizeof(T));
   return value;
 }
 

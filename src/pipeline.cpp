@@ -151,6 +151,9 @@ void merge_copy(CopyStat& into, const CopyStat& more) {
 
 }  // namespace
 
+// How often a submit held by back-pressure asks whether it was interrupted.
+constexpr auto kInterruptPoll = std::chrono::milliseconds(20);
+
 constexpr std::array<const char*, 3> kModeNames = {"sequence", "pipeline", "replicas"};
 
 PipelineMode pipeline_mode_from_name(const std::string& name) {
@@ -499,7 +502,9 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
 
 Pipeline::~Pipeline() = default;
 
-Ticket Pipeline::submit(TensorMap inputs) {
+Ticket Pipeline::submit(TensorMap inputs) { return submit(std::move(inputs), nullptr); }
+
+Ticket Pipeline::submit(TensorMap inputs, const std::function<bool()>& interrupted) {
   Impl& impl = *impl_;
   auto request = std::make_unique<Request>();
   request->record.submitted = impl.now_us();
@@ -508,7 +513,10 @@ Ticket Pipeline::submit(TensorMap inputs) {
   request->host_inputs = std::move(inputs);
   Ticket ticket;
   ticket.result = request->promise.get_future();
-  if (!impl.gate.acquire()) throw Error(ErrorCode::CANCELLED, "pipeline shut down");
+  bool stopped = false;
+  const bool admitted =
+      interrupted ? impl.gate.acquire([&] { return stopped = interrupted(); }, kInterruptPoll) : impl.gate.acquire();
+  if (!admitted) throw Error(ErrorCode::CANCELLED, stopped ? "submit interrupted" : "pipeline shut down");
   std::lock_guard<std::mutex> lock(impl.submit_mutex);
   ticket.id = request->record.id = impl.next_id;
   request->record.admitted = impl.now_us();  // before the first stage can take it

@@ -63,8 +63,8 @@ Ort::Value wrap_tensor(const std::string& name, const Tensor& tensor) {
   }
   // ORT never writes to inputs; an empty tensor still needs a non-null pointer.
   static uint8_t empty_buffer = 0;
-  void* data = tensor.data.empty() ? &empty_buffer : const_cast<uint8_t*>(tensor.data.data());
-  return Ort::Value::CreateTensor(host_memory(), data, tensor.data.size(), tensor.shape.data(), tensor.shape.size(),
+  void* data = tensor.byte_size() == 0 ? &empty_buffer : const_cast<uint8_t*>(tensor.bytes());
+  return Ort::Value::CreateTensor(host_memory(), data, tensor.byte_size(), tensor.shape.data(), tensor.shape.size(),
                                   ort_type(tensor.dtype));
 }
 
@@ -567,12 +567,12 @@ Value Session::make_input(Tensor tensor, CopyStat* copy) const {
   } catch (const Ort::Exception& e) {
     throw impl_->ort_error(e);
   }
-  if (!tensor.data.empty()) {
-    std::memcpy(result.impl_->value.GetTensorMutableRawData(), tensor.data.data(), tensor.data.size());
+  if (tensor.byte_size()) {
+    std::memcpy(result.impl_->value.GetTensorMutableRawData(), tensor.bytes(), tensor.byte_size());
   }
   if (copy) {
     copy->path = CopyPath::HOST;
-    copy->bytes += static_cast<int64_t>(tensor.data.size());
+    copy->bytes += static_cast<int64_t>(tensor.byte_size());
     copy->us += micros_since(start);
   }
   return result;

@@ -195,7 +195,7 @@ T load(const uint8_t* data, int64_t i) {
 
 // Element i of a real floating-point tensor, as a double.
 double float_at(const Tensor& t, int64_t i) {
-  const uint8_t* d = t.data.data();
+  const uint8_t* d = t.bytes();
   switch (t.dtype) {
     case DType::FLOAT:
       return load<float>(d, i);
@@ -220,7 +220,7 @@ struct IntValue {
 };
 
 IntValue int_at(const Tensor& t, int64_t i) {
-  const uint8_t* d = t.data.data();
+  const uint8_t* d = t.bytes();
   switch (t.dtype) {
     case DType::INT8:
       return {false, load<int8_t>(d, i), 0};
@@ -291,6 +291,12 @@ int64_t Tensor::element_count() const {
   return count;
 }
 
+void Tensor::own() {
+  if (!is_borrowed()) return;
+  data.assign(borrowed.data, borrowed.data + borrowed.size);
+  borrowed = BorrowedBytes{};
+}
+
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
@@ -312,8 +318,8 @@ void check_tensor(const std::string& name, const Tensor& tensor) {
   }
   const size_t item = dtype_size(tensor.dtype);
   if (item == 0) throw Error(ErrorCode::USAGE, where + "unsupported dtype " + dtype_name(tensor.dtype));
-  if (tensor.data.size() != static_cast<size_t>(count) * item) {
-    throw Error(ErrorCode::USAGE, where + std::to_string(tensor.data.size()) + " bytes for " +
+  if (tensor.byte_size() != static_cast<size_t>(count) * item) {
+    throw Error(ErrorCode::USAGE, where + std::to_string(tensor.byte_size()) + " bytes for " +
                                       dtype_name(tensor.dtype) + " " + shape_text(tensor.shape));
   }
 }
@@ -462,7 +468,7 @@ void write_npy(const std::string& path, const Tensor& tensor) {
     if (!info || !info->npy) {
       throw Error(ErrorCode::USAGE, path + ": " + dtype_name(tensor.dtype) + " tensors have no .npy dtype");
     }
-    if (tensor.data.size() != static_cast<size_t>(count) * info->size) {
+    if (tensor.byte_size() != static_cast<size_t>(count) * info->size) {
       throw Error(ErrorCode::INTERNAL, path + ": tensor data size does not match shape " + shape_text(tensor.shape));
     }
     descr = std::string(info->size == 1 ? "|" : "<") + info->npy;
@@ -496,7 +502,7 @@ void write_npy(const std::string& path, const Tensor& tensor) {
       out.write(std::string(string_width - s.size(), '\0').data(), std::streamsize(string_width - s.size()));
     }
   } else {
-    out.write(reinterpret_cast<const char*>(tensor.data.data()), std::streamsize(tensor.data.size()));
+    out.write(reinterpret_cast<const char*>(tensor.bytes()), std::streamsize(tensor.byte_size()));
   }
   out.close();
   if (!out) throw Error(ErrorCode::IO, path + ": write failed");
@@ -523,7 +529,7 @@ Difference compare(const Tensor& actual, const Tensor& expected, double rtol, do
   DType dtype = expected.dtype;
   for (const Tensor* t : {&actual, &expected}) {
     bool consistent = dtype == DType::STRING ? t->strings.size() == static_cast<size_t>(count)
-                                             : t->data.size() == static_cast<size_t>(count) * dtype_size(dtype);
+                                             : t->byte_size() == static_cast<size_t>(count) * dtype_size(dtype);
     if (!consistent)
       throw Error(ErrorCode::INTERNAL, "compare: tensor data does not match its shape " + shape_text(t->shape));
   }
@@ -534,7 +540,8 @@ Difference compare(const Tensor& actual, const Tensor& expected, double rtol, do
     diff.bitwise_equal = diff.mismatches == 0;
     return diff;
   }
-  diff.bitwise_equal = actual.data == expected.data;
+  diff.bitwise_equal =
+      actual.byte_size() == 0 || std::memcmp(actual.bytes(), expected.bytes(), actual.byte_size()) == 0;
   if (is_float(dtype)) {
     for (int64_t i = 0; i < count; ++i) {
       double a = float_at(actual, i), e = float_at(expected, i);
@@ -545,11 +552,11 @@ Difference compare(const Tensor& actual, const Tensor& expected, double rtol, do
     for (int64_t i = 0; i < count; ++i) {
       double ar, ai, er, ei;
       if (dtype == DType::COMPLEX64) {
-        ar = load<float>(actual.data.data(), 2 * i), ai = load<float>(actual.data.data(), 2 * i + 1);
-        er = load<float>(expected.data.data(), 2 * i), ei = load<float>(expected.data.data(), 2 * i + 1);
+        ar = load<float>(actual.bytes(), 2 * i), ai = load<float>(actual.bytes(), 2 * i + 1);
+        er = load<float>(expected.bytes(), 2 * i), ei = load<float>(expected.bytes(), 2 * i + 1);
       } else {
-        ar = load<double>(actual.data.data(), 2 * i), ai = load<double>(actual.data.data(), 2 * i + 1);
-        er = load<double>(expected.data.data(), 2 * i), ei = load<double>(expected.data.data(), 2 * i + 1);
+        ar = load<double>(actual.bytes(), 2 * i), ai = load<double>(actual.bytes(), 2 * i + 1);
+        er = load<double>(expected.bytes(), 2 * i), ei = load<double>(expected.bytes(), 2 * i + 1);
       }
       bool match = within(ar, er, rtol, atol) && within(ai, ei, rtol, atol);
       bool same = (ar == er || (std::isnan(ar) && std::isnan(er))) && (ai == ei || (std::isnan(ai) && std::isnan(ei)));

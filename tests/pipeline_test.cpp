@@ -598,6 +598,35 @@ TEST_F(PipelineTest, SubmitBlocksAtMaxInflightAndNeverHoldsMore) {
   EXPECT_GE(observer->max_seen.load(), 1);
 }
 
+TEST_F(PipelineTest, AnInterruptedSubmitUnderBackPressureEnqueuesNothing) {
+  const std::string plan_dir = write_plan(slow_model(4), {2}, dir_);
+  struct Hold : StageObserver {  // holds request 0 in stage 0 until released
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    void on_stage_begin(int stage, int64_t request) override {
+      if (stage == 0 && request == 0) released.wait();
+    }
+  };
+  auto hold = std::make_shared<Hold>();
+  PipelineOptions options = options_for(PipelineMode::PIPELINE, {"cpu:1"}, 1);
+  options.observers.push_back(hold);
+  Pipeline pipeline(plan_dir, options);
+  Ticket first = pipeline.submit({{"x", random_floats({8, 256}, 0)}});
+  int asked = 0;
+  try {
+    pipeline.submit({{"x", random_floats({8, 256}, 1)}}, [&] { return ++asked == 2; });
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::CANCELLED);
+    EXPECT_NE(std::string(e.what()).find("submit interrupted"), std::string::npos);
+  }
+  EXPECT_EQ(asked, 2);
+  hold->release.set_value();
+  first.get();
+  // The interrupted request took no id and no permit: the next one is admitted as request 1.
+  EXPECT_EQ(pipeline.submit({{"x", random_floats({8, 256}, 2)}}, [] { return false; }).id, 1);
+}
+
 TEST_F(PipelineTest, MicroBatchedRunEqualsTheWholeBatch) {
   const std::string plan_dir = write_plan(skip_model(), kSkipCuts4, dir_);
   Pipeline sequence(dir_ + "/model.onnx", options_for(PipelineMode::SEQUENCE, {"cpu:1"}));

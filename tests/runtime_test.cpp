@@ -384,6 +384,27 @@ TEST(Runtime, ValuesChainBetweenSessionsWithoutCopies) {
   EXPECT_EQ(w[0].dtype(), DType::FLOAT);
 }
 
+TEST(Runtime, BorrowedInputsAreWrappedWithoutACopy) {
+  test::TempDir dir;
+  save(add_mul_model(), dir.file("m.onnx"));
+  Session session(dir.file("m.onnx"), cpu1());
+  auto buffer = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3});
+  Tensor borrowed;
+  borrowed.dtype = DType::FLOAT;
+  borrowed.shape = {1, 3};
+  borrowed.borrowed = {buffer, reinterpret_cast<const uint8_t*>(buffer->data()), 12};
+  Value x = session.make_input(std::move(borrowed));
+  Value y = session.make_input(floats({1, 3}, {1, 1, 1}));
+  (*buffer)[0] = 10;  // written after wrapping: the run sees it, since ORT reads the borrowed buffer itself
+  std::weak_ptr<std::vector<float>> watch = buffer;
+  buffer.reset();  // the Value keeps the buffer alive
+  std::vector<Value> z = session.run_values({"x", "y"}, {&x, &y}, {"z"});
+  EXPECT_EQ(values_of(z[0].to_tensor()), (std::vector<float>{11, 3, 4}));
+  EXPECT_FALSE(watch.expired());
+  x = Value();
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST(Runtime, TerminatedRunControlFailsEveryLaterRun) {
   test::TempDir dir;
   save(add_mul_model(), dir.file("m.onnx"));

@@ -68,6 +68,31 @@ TEST(Tensor, MakeTensorIsZeroFilledWithElementCount) {
   expect_error([] { make_tensor(DType::FLOAT, {2, -1}); }, ErrorCode::USAGE, "negative");
 }
 
+TEST(Tensor, BorrowedBytesAreReadInPlaceUntilOwned) {
+  auto buffer = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
+  Tensor t;
+  t.dtype = DType::FLOAT;
+  t.shape = {2, 2};
+  t.borrowed = {buffer, reinterpret_cast<const uint8_t*>(buffer->data()), buffer->size() * sizeof(float)};
+  const Tensor& view = t;
+  EXPECT_TRUE(t.is_borrowed() && t.data.empty());
+  EXPECT_EQ(view.as<float>(), buffer->data());  // no copy
+  EXPECT_EQ(t.byte_size(), 16u);
+  check_tensor("x", t);
+  Tensor copy = make_tensor(DType::FLOAT, {2, 2});
+  std::memcpy(copy.data.data(), buffer->data(), 16);
+  EXPECT_TRUE(compare(t, copy, 0, 0).bitwise_equal);
+  EXPECT_EQ(buffer.use_count(), 2);  // the tensor keeps its owner alive
+  t.as<float>()[0] = 9;              // a writer owns the bytes first: the borrowed buffer is untouched
+  EXPECT_FALSE(t.is_borrowed());
+  EXPECT_EQ(buffer.use_count(), 1);
+  EXPECT_EQ((*buffer)[0], 1);
+  EXPECT_EQ(t.as<float>()[1], 2);
+  t.borrowed = {buffer, reinterpret_cast<const uint8_t*>(buffer->data()), 12};
+  t.data.clear();
+  expect_error([&] { check_tensor("x", t); }, ErrorCode::USAGE, "12 bytes");
+}
+
 TEST(Npy, RoundTripsEveryNumericDtype) {
   test::TempDir dir;
   std::vector<Tensor> tensors = {

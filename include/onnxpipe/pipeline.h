@@ -14,6 +14,7 @@
 //
 // Observers (PipelineOptions::observers) get each stage's StageRecord and each request's RequestRecord as they end.
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -102,6 +103,9 @@ class Pipeline {
   // (nothing enqueued, no id taken). The ticket's future holds every model output, or the Error of the stage that
   // failed ("stage 1 (piece_1.onnx, cpu:1): ..."). Thread-safe; ids follow the order requests are admitted.
   Ticket submit(TensorMap inputs);
+  // As submit(inputs), asking `interrupted` (on the calling thread) every few milliseconds while back-pressure holds
+  // the request: once it says true, throws Error(CANCELLED) "submit interrupted" with nothing enqueued.
+  Ticket submit(TensorMap inputs, const std::function<bool()>& interrupted);
   // Submits all, waits for all; results in order. Rethrows the first failure once every request is done.
   std::vector<TensorMap> run(std::vector<TensorMap> requests);
   // Splits `batch` along axis 0 into micro-batches of `micro_batch` (default options.micro_batch; 0 = whole),

@@ -1,6 +1,7 @@
 #pragma once
 // Host tensors: what users hand to onnxpipe and get back. Plain data, no ORT or protobuf types.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,22 +34,37 @@ size_t dtype_size(DType dtype);
 std::string dtype_name(DType dtype);
 DType dtype_from_name(const std::string& name);
 
-// A dense row-major tensor. Numeric data lives in `data` (dtype_size * element_count bytes, little endian);
-// STRING tensors use `strings` instead.
+// Bytes a tensor reads in place (zero-copy inputs, e.g. a NumPy array's buffer): `owner` keeps `data` valid and is
+// released by whichever thread drops the tensor's last copy. Read-only: nothing writes through a view.
+struct BorrowedBytes {
+  std::shared_ptr<const void> owner;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+// A dense row-major tensor. Numeric data lives in `data` (dtype_size * element_count bytes, little endian), or in
+// `borrowed` when its owner is set (then `data` is empty): read it through bytes(), byte_size() and as<T>(), which
+// see both. STRING tensors use `strings` instead.
 struct Tensor {
   DType dtype = DType::UNDEFINED;
   std::vector<int64_t> shape;
   std::vector<uint8_t> data;
   std::vector<std::string> strings;
+  BorrowedBytes borrowed;
 
   int64_t element_count() const;
-  size_t byte_size() const { return data.size(); }
+  bool is_borrowed() const { return borrowed.owner != nullptr; }
+  const uint8_t* bytes() const { return is_borrowed() ? borrowed.data : data.data(); }
+  size_t byte_size() const { return is_borrowed() ? borrowed.size : data.size(); }
+  // Copies borrowed bytes into `data` and drops the view; nothing for an owned tensor. Writers call it first.
+  void own();
   template <typename T>
   const T* as() const {
-    return reinterpret_cast<const T*>(data.data());
+    return reinterpret_cast<const T*>(bytes());
   }
   template <typename T>
   T* as() {
+    own();
     return reinterpret_cast<T*>(data.data());
   }
 };

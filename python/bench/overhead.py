@@ -3,13 +3,16 @@
 resnet18 throughput split in 2 on cpu:1@0 + cpu:1@1. Prints a table (CSV) and draws a bar chart.
 
 usage: PYTHONPATH=build/python /usr/bin/python3 python/bench/overhead.py [--cli build/onnxpipe] [--models models]
-       [-o overhead.png] [--requests 20000]
-Figures only, nothing asserted; run on an otherwise idle machine.
+       [-o overhead.png] [--requests 20000] [--rounds 5] [--no-resnet]
+Every path is measured once per round, the paths interleaved within a round, so that load from other processes hits
+them alike; the table has each path's median over the rounds, and the load average before and after. Figures only,
+nothing asserted.
 """
 import argparse
 import csv
 import io
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -41,13 +44,30 @@ def python_throughput(source, devices, mode, feeds, count, path):
         return count / (time.perf_counter() - begin)
 
 
+def measure(name, paths, rounds):
+    """paths: [(path name, () -> requests / s)]; returns rows (model, path, median rps, us per request, added us)."""
+    samples = {path: [] for path, _ in paths}
+    for _ in range(rounds):
+        for path, measure_once in paths:
+            samples[path].append(measure_once())
+    cli_us = 1e6 / statistics.median(samples["cli"])
+    rows = []
+    for path, _ in paths:
+        rps = statistics.median(samples[path])
+        rows.append((name, path, rps, 1e6 / rps, 1e6 / rps - cli_us))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cli", default="build/onnxpipe")
     parser.add_argument("--models", default=os.environ.get("ONNXPIPE_MODELS", "models"))
     parser.add_argument("-o", "--output", default="overhead.png")
     parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-resnet", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         identity = os.path.join(tmp, "identity.onnx")
@@ -58,21 +78,25 @@ def main():
         model.ir_version = 8
         save(model, identity)
         feeds = {"x": np.ones((1, 16), np.float32)}
-        cpp = cli_throughput(args.cli, identity, "cpu:1", "sequence", args.requests)
-        rows.append(("identity", "cli", cpp, 1e6 / cpp, 0.0))
-        for path in ("run", "submit"):
-            rps = python_throughput(identity, ["cpu:1"], "sequence", feeds, args.requests, path)
-            rows.append(("identity", f"python {path}", rps, 1e6 / rps, 1e6 / rps - 1e6 / cpp))
+        n = args.requests
+        rows += measure("identity", [
+            ("cli", lambda: cli_throughput(args.cli, identity, "cpu:1", "sequence", n)),
+            ("python run", lambda: python_throughput(identity, ["cpu:1"], "sequence", feeds, n, "run")),
+            ("python submit", lambda: python_throughput(identity, ["cpu:1"], "sequence", feeds, n, "submit")),
+        ], args.rounds)
         resnet = os.path.join(args.models, "resnet18.onnx")
-        if os.path.exists(resnet):
+        if os.path.exists(resnet) and not args.no_resnet:
             plan = onnxpipe.split(resnet, 2, balance="time", out_dir=os.path.join(tmp, "resnet18_2"))
             x_file = resnet.replace(".onnx", ".input.npy")
             feeds = {"input": np.load(x_file)}
-            cpp = cli_throughput(args.cli, plan.dir, "cpu:1@0,cpu:1@1", "pipeline", 200, x_file, "input")
-            rows.append(("resnet18", "cli", cpp, 1e6 / cpp, 0.0))
-            for path in ("run", "submit"):
-                rps = python_throughput(plan, ["cpu:1@0", "cpu:1@1"], "pipeline", feeds, 200, path)
-                rows.append(("resnet18", f"python {path}", rps, 1e6 / rps, 1e6 / rps - 1e6 / cpp))
+            devices = ["cpu:1@0", "cpu:1@1"]
+            rows += measure("resnet18", [
+                ("cli", lambda: cli_throughput(args.cli, plan.dir, ",".join(devices), "pipeline", 200, x_file, "input")),
+                ("python run", lambda: python_throughput(plan, devices, "pipeline", feeds, 200, "run")),
+                ("python submit", lambda: python_throughput(plan, devices, "pipeline", feeds, 200, "submit")),
+            ], args.rounds)
+    print(f"# medians of {args.rounds} interleaved rounds; load average before {load_before[0]:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}")
     print("model,path,throughput_rps,us_per_request,added_us")
     for row in rows:
         print(",".join(str(round(v, 2)) if isinstance(v, float) else v for v in row))

@@ -10,8 +10,9 @@ A Python front end to the C++ library (the same code the `onnxpipe` CLI runs)::
         future = pipe.submit({"input": image})                       # concurrent.futures.Future
         frame = pipe.timings()                                       # the seed's columns, one row per stage
 
-Arrays go in with one copy (into the library's tensor) and come out without any (the array owns the result's
-buffer). The GIL is released while the library works. Failures raise onnxpipe.Error subclasses carrying the C++
+C-contiguous arrays go in without a copy (the library reads their buffer, and keeps the array alive, while the request
+is in flight: do not write to it until then); other layouts are copied once. Results come out without a copy (the
+array owns the result's buffer). The GIL is released while the library works; Ctrl-C interrupts every blocking call. Failures raise onnxpipe.Error subclasses carrying the C++
 error's code, stage and argument. The library's log lines go to logging.getLogger("onnxpipe").
 """
 import atexit
@@ -197,8 +198,10 @@ class Pipeline:
 
     def submit(self, feeds):
         """Enqueues one request ({input name: array}) and returns its Request future, resolved with {output name:
-        array}, or with the Error of the stage that failed. Blocks while max_inflight requests are in flight; raises
-        UsageError at once for inputs that do not match the model. Thread-safe; answers come in submission order."""
+        array}, or with the Error of the stage that failed. Blocks while max_inflight requests are in flight (Ctrl-C
+        then raises KeyboardInterrupt, nothing enqueued); raises UsageError at once for inputs that do not match the
+        model. A C-contiguous array is read in place: leave it unchanged until the request is done. Thread-safe;
+        answers come in submission order."""
         future = Request()
         future.set_running_or_notify_cancel()
         self._native.submit(feeds, future)
@@ -212,7 +215,8 @@ class Pipeline:
 
     def run_batch(self, batch, micro_batch=None):
         """Splits each input of `batch` along axis 0 into micro-batches of `micro_batch` rows (default: the
-        pipeline's micro_batch; 0 = whole), pipelines them and concatenates the outputs along axis 0."""
+        pipeline's micro_batch; 0 = whole; C-contiguous inputs are cut into views, not copies), pipelines them and
+        concatenates the outputs along axis 0. Ctrl-C closes the pipeline and raises KeyboardInterrupt."""
         return self._native.run_batch(batch, -1 if micro_batch is None else micro_batch)
 
     @property
@@ -296,6 +300,7 @@ def _shutdown():
     # Before the interpreter finalizes: no library thread may wait for the GIL then.
     for pipeline in list(_live_pipelines):
         pipeline.close()
+    _onnxpipe.join_abandoned()  # calls that Ctrl-C interrupted, still finishing on their own threads
     _onnxpipe.set_log_callback(0, None)
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from ._errors import (CancelledError as CancelledError, Error as Error, Internal
                       VerifyMismatch as VerifyMismatch)
 
 PathLike = Union[str, os.PathLike]
-Feeds = Mapping[str, Any]  # input name -> numpy array (or anything numpy.asarray takes)
+# input name -> numpy array (or anything numpy.asarray takes). C-contiguous, aligned, native-endian arrays are read in
+# place (kept alive until the request is done; do not write to them until then); other arrays are copied once.
+Feeds = Mapping[str, Any]
 Outputs = dict[str, np.ndarray]
 
 logger: logging.Logger
@@ -62,6 +64,8 @@ class Pipeline:
                  per_device: Optional[Mapping[str, Mapping[str, Mapping[str, str]]]] = ...,
                  collect_timings: bool = ..., balance: Optional[str] = ..., cuts: Optional[Sequence[str]] = ...,
                  dims: Optional[Mapping[str, int]] = ..., split_device: Optional[str] = ...) -> None: ...
+    # Every blocking call raises KeyboardInterrupt on Ctrl-C: submit (held by back-pressure; nothing enqueued), run and
+    # run_batch (the pipeline is then closed).
     def submit(self, feeds: Feeds) -> Request: ...
     def run(self, feeds_list: Iterable[Feeds]) -> list[Outputs]: ...
     def run_batch(self, batch: Feeds, micro_batch: Optional[int] = ...) -> Outputs: ...

@@ -5,6 +5,7 @@
 
 #include "bench_table.h"
 #include "convert.h"
+#include "interrupt.h"
 #include "onnxpipe/error.h"
 #include "sweep.h"
 
@@ -62,19 +63,29 @@ detail::BenchOptions bench_options(const py::dict& options) {
   return o;
 }
 
-// Runs the bench with the GIL released; returns (columns, rows, mismatches, max_abs_diff).
+// Runs the bench with the GIL released (Ctrl-C interrupts the wait); returns (columns, rows, mismatches, max_abs_diff).
 py::tuple bench(const std::string& source, const py::dict& options) {
-  detail::BenchOptions parsed = bench_options(options);
-  std::vector<cli::Field> fields;
-  std::vector<cli::Row> rows;
-  detail::BenchSummary summary;
-  {
-    py::gil_scoped_release release;
-    detail::Bench bench(source, std::move(parsed));
-    const std::vector<cli::BenchColumn> columns = cli::bench_columns(bench);
-    fields = cli::fields_of(columns);
-    summary = bench.run([&](const detail::Measurement& m) { rows.push_back(cli::row_of(columns, m)); });
-  }
+  struct Table {
+    std::vector<cli::Field> fields;
+    std::vector<cli::Row> rows;
+    detail::BenchSummary summary;
+  };
+  // Interrupted, the abandoned bench stops after the measurement in progress.
+  const auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  const Table result = call_interruptibly(
+      [source, parsed = bench_options(options), cancelled]() mutable {
+        Table table;
+        detail::Bench bench(source, std::move(parsed));
+        const std::vector<cli::BenchColumn> columns = cli::bench_columns(bench);
+        table.fields = cli::fields_of(columns);
+        table.summary = bench.run([&](const detail::Measurement& m) {
+          if (*cancelled) throw Error(ErrorCode::CANCELLED, "bench interrupted");
+          table.rows.push_back(cli::row_of(columns, m));
+        });
+        return table;
+      },
+      cancelled);
+  const auto& [fields, rows, summary] = result;
   py::list names;
   for (const cli::Field& field : fields) names.append(field.name);
   py::list table;

@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include <cstring>
+#include <mutex>
 
 #include "onnxpipe/error.h"
 
@@ -58,7 +59,42 @@ Tensor string_tensor(const py::array& array) {
   return tensor;
 }
 
+// Arrays released off the GIL, waiting for release_arrays. Never destroyed: a library thread may still queue one while
+// the process exits.
+struct ReleasedArrays {
+  std::mutex mutex;
+  std::vector<PyObject*> arrays;
+};
+ReleasedArrays& released_arrays() {
+  static auto* released = new ReleasedArrays;
+  return *released;
+}
+
+// The owner of a borrowed array's bytes: a strong reference, dropped at once under the GIL, else queued.
+std::shared_ptr<const void> array_owner(py::array array) {
+  return std::shared_ptr<const void>(array.release().ptr(), [](PyObject* array_object) {
+    if (Py_IsInitialized() && PyGILState_Check()) {
+      Py_DECREF(array_object);
+      return;
+    }
+    ReleasedArrays& released = released_arrays();
+    std::lock_guard<std::mutex> lock(released.mutex);
+    released.arrays.push_back(array_object);
+  });
+}
+
 }  // namespace
+
+void release_arrays() {
+  std::vector<PyObject*> arrays;
+  {
+    ReleasedArrays& released = released_arrays();
+    std::lock_guard<std::mutex> lock(released.mutex);
+    if (released.arrays.empty()) return;
+    arrays.swap(released.arrays);
+  }
+  for (PyObject* array : arrays) Py_DECREF(array);
+}
 
 Tensor to_tensor(const std::string& name, const py::handle& value) {
   py::array array = py::array::ensure(value);
@@ -68,33 +104,33 @@ Tensor to_tensor(const std::string& name, const py::handle& value) {
   }
   const char kind = array.dtype().kind();
   if (kind == 'U' || kind == 'S' || kind == 'O') return string_tensor(array);
-  if (array.dtype().attr("byteorder").cast<std::string>() == ">") {
-    array = array.attr("astype")(array.dtype().attr("newbyteorder")("="));  // a big-endian array: one more copy
+  if (!array.dtype().attr("isnative").cast<bool>()) {  // a big-endian array: converted once, then borrowed
+    array = array.attr("astype")(array.dtype().attr("newbyteorder")("="));
+    input_bytes_copied += static_cast<int64_t>(array.nbytes());
   }
   Tensor tensor;
   tensor.dtype = dtype_of(name, array.dtype());
   tensor.shape = shape_of(array);
   const auto bytes = static_cast<size_t>(array.nbytes());
-  tensor.data.resize(bytes);
-  if (array.flags() & py::array::c_style) {
-    if (bytes > (size_t(1) << 20)) {
-      py::gil_scoped_release release;
-      std::memcpy(tensor.data.data(), array.data(), bytes);
-    } else if (bytes) {
-      std::memcpy(tensor.data.data(), array.data(), bytes);
-    }
-  } else {
-    // Another layout: numpy copies it straight into the Tensor's buffer, viewed as a C-contiguous array.
-    const py::capsule no_owner(tensor.data.data(), [](void*) {});
-    py::array view(array.dtype(), std::vector<py::ssize_t>(array.shape(), array.shape() + array.ndim()),
-                   tensor.data.data(), no_owner);
-    py::module_::import("numpy").attr("copyto")(view, array);
+  constexpr int kBorrowable =
+      static_cast<int>(py::array::c_style) | static_cast<int>(py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+  if ((array.flags() & kBorrowable) == kBorrowable) {
+    const auto* data = static_cast<const uint8_t*>(array.data());
+    tensor.borrowed = {array_owner(std::move(array)), data, bytes};
+    return tensor;
   }
+  // Another layout: numpy copies it straight into the Tensor's buffer, viewed as a C-contiguous array.
+  tensor.data.resize(bytes);
+  const py::capsule no_owner(tensor.data.data(), [](void*) {});
+  py::array view(array.dtype(), std::vector<py::ssize_t>(array.shape(), array.shape() + array.ndim()),
+                 tensor.data.data(), no_owner);
+  py::module_::import("numpy").attr("copyto")(view, array);
   input_bytes_copied += static_cast<int64_t>(bytes);
   return tensor;
 }
 
 TensorMap to_tensor_map(const py::handle& feeds) {
+  release_arrays();
   if (!py::isinstance<py::dict>(feeds)) {
     throw Error(ErrorCode::USAGE, "inputs: expected a dict of input name -> array, got " +
                                       py::str(py::handle(py::type::of(feeds))).cast<std::string>());
@@ -125,6 +161,7 @@ py::object to_array(Tensor tensor) {
     return std::move(result);
   }
   const py::dtype dtype = numpy_dtype(tensor.dtype);
+  tensor.own();
   auto* owner = new Tensor(std::move(tensor));
   const py::capsule capsule(owner, [](void* p) { delete static_cast<Tensor*>(p); });
   return py::array(dtype, shape, owner->data.data(), capsule);

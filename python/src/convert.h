@@ -19,17 +19,24 @@ namespace onnxpipe::python {
 
 namespace py = pybind11;
 
-// Bytes copied from numpy arrays into Tensors since the module was loaded: every input is copied exactly once (a
-// Tensor owns its buffer), which the tests check.
+// Bytes copied from numpy arrays into Tensors since the module was loaded (borrowed arrays add nothing), which the
+// tests check.
 extern std::atomic<int64_t> input_bytes_copied;
 
 // An array (or anything numpy.asarray takes) as a Tensor: numeric dtypes by their numpy kind, float16 as FLOAT16,
-// str/bytes/object arrays of strings as STRING. One copy, straight from the array's memory in its own layout.
+// str/bytes/object arrays of strings as STRING. A C-contiguous, aligned, native-endian numeric array is borrowed: the
+// Tensor reads its buffer in place and holds a reference to the array (see release_arrays). Any other array is copied
+// once, straight from its memory in its own layout (ORT reads dense row-major buffers only).
 Tensor to_tensor(const std::string& name, const py::handle& value);
 TensorMap to_tensor_map(const py::handle& feeds);  // a dict name -> array
 
-// A Tensor as an array that owns the Tensor's buffer (moved into a capsule: no copy). STRING tensors become object
-// arrays of str; BFLOAT16 becomes uint16 (its bits: numpy has no bfloat16).
+// Drops the arrays whose last borrowing Tensor died on a library thread: such a thread only queues the array (taking
+// the GIL there would stall a stage behind Python code). Called with the GIL held wherever requests come and go.
+void release_arrays();
+
+// A Tensor as an array that owns the Tensor's buffer (moved into a capsule: no copy; a borrowed Tensor, an input
+// passed through as an output, is copied so that no output aliases an input). STRING tensors become object arrays of
+// str; BFLOAT16 becomes uint16 (its bits: numpy has no bfloat16).
 py::object to_array(Tensor tensor);
 py::dict to_dict(TensorMap tensors);
 

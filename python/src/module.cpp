@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "convert.h"
+#include "interrupt.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/log.h"
 #include "onnxpipe/split.h"
@@ -27,8 +28,7 @@ std::string split(const std::string& model, const py::dict& options) {
   if (auto v = option(options, "device")) split.device = v.cast<std::string>();
   if (auto v = option(options, "profile_runs")) split.profile_runs = v.cast<int>();
   if (auto v = option(options, "costs_file")) split.costs_file = v.cast<std::string>();
-  py::gil_scoped_release release;
-  return split_model(model, split).to_json();
+  return call_interruptibly([model, split] { return split_model(model, split).to_json(); });
 }
 
 std::string load_plan(const std::string& dir) {
@@ -41,11 +41,7 @@ py::dict inspect(const std::string& model, const py::dict& options) {
   if (auto v = option(options, "dims")) inspect.dims = cast_map<int64_t>(v);
   if (auto v = option(options, "balance")) inspect.balance = balance_from_name(v.cast<std::string>());
   if (auto v = option(options, "candidates")) inspect.candidates = v.cast<int>();
-  ModelSummary s;
-  {
-    py::gil_scoped_release release;
-    s = inspect_model(model, inspect);
-  }
+  const ModelSummary s = call_interruptibly([model, inspect] { return inspect_model(model, inspect); });
   py::dict d;
   d["path"] = s.path;
   d["file_bytes"] = s.file_bytes;
@@ -79,11 +75,8 @@ py::list verify(const std::string& model, const std::string& plan_dir, const py:
   if (auto v = option(options, "rtol")) verify.rtol = v.cast<double>();
   if (auto v = option(options, "atol")) verify.atol = v.cast<double>();
   if (auto v = option(options, "seed")) verify.seed = v.cast<uint64_t>();
-  VerifyReport report;
-  {
-    py::gil_scoped_release release;
-    report = verify_split(model, plan_dir, verify);
-  }
+  const VerifyReport report = call_interruptibly(
+      [model, plan_dir, verify = std::move(verify)] { return verify_split(model, plan_dir, verify); });
   py::list rows;
   for (const OutputCheck& check : report.outputs) {
     py::dict row;
@@ -102,12 +95,9 @@ py::list verify(const std::string& model, const std::string& plan_dir, const py:
 }
 
 py::dict run_pieces_py(const std::string& plan_dir, const py::handle& feeds) {
-  TensorMap inputs = to_tensor_map(feeds);
-  TensorMap outputs;
-  {
-    py::gil_scoped_release release;
-    outputs = run_pieces(plan_dir, inputs);
-  }
+  TensorMap outputs =
+      call_interruptibly([plan_dir, inputs = to_tensor_map(feeds)] { return run_pieces(plan_dir, inputs); });
+  release_arrays();
   return to_dict(std::move(outputs));
 }
 
@@ -161,6 +151,13 @@ PYBIND11_MODULE(_onnxpipe, m) {
   m.def("set_log_callback", &set_log_callback_py, py::arg("min_level"), py::arg("callback"));
   m.def("round_trip", &round_trip, py::arg("value"));
   m.def("input_bytes_copied", [] { return input_bytes_copied.load(); });
+  // The bytes a Tensor made from `value` reads, and whether it borrowed them (the tests compare with the array's).
+  m.def("input_view", [](const py::handle& value) {
+    const Tensor tensor = to_tensor("value", value);
+    return py::make_tuple(reinterpret_cast<uintptr_t>(tensor.bytes()), tensor.is_borrowed());
+  });
+  m.def("release_arrays", &release_arrays);
+  m.def("join_abandoned", &join_abandoned);
   m.def("parse_devices", [](const std::string& list) {
     std::vector<std::string> devices;
     for (const DeviceSpec& device : parse_devices(list)) devices.push_back(device.to_string());

@@ -2,8 +2,11 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 
+#include "batching.h"
+#include "interrupt.h"
 #include "onnxpipe/error.h"
 
 namespace onnxpipe::python {
@@ -35,6 +38,45 @@ py::object exception_object(const std::exception_ptr& failure) {
 // How often run() looks for Ctrl-C while it waits.
 constexpr auto kSignalPoll = std::chrono::milliseconds(20);
 
+// Whether a signal handler raised (Ctrl-C: KeyboardInterrupt, left pending), asked from a thread without the GIL.
+// Only the main thread sees signals: elsewhere this is false.
+bool signalled() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+// Adds `n` to `count` (guarded by `mutex`) for its lifetime.
+class Counted {
+ public:
+  Counted(std::mutex& mutex, size_t& count, size_t n) : mutex_(mutex), count_(count), n_(n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    count_ += n_;
+  }
+  ~Counted() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    count_ -= n_;
+  }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+
+ private:
+  std::mutex& mutex_;
+  size_t& count_;
+  size_t n_;
+};
+
+// Submits with the GIL released. Ctrl-C while back-pressure holds the request: KeyboardInterrupt, nothing enqueued.
+Ticket admit(Pipeline& pipeline, TensorMap inputs) {
+  bool interrupted = false;
+  try {
+    py::gil_scoped_release release;
+    return pipeline.submit(std::move(inputs), [&] { return interrupted = signalled(); });
+  } catch (const Error&) {
+    if (interrupted) throw py::error_already_set();
+    throw;
+  }
+}
+
 }  // namespace
 
 PipelineOptions pipeline_options(const py::dict& options) {
@@ -61,10 +103,10 @@ PipelineOptions pipeline_options(const py::dict& options) {
 
 PyPipeline::PyPipeline(const std::string& source, const py::dict& options) {
   PipelineOptions parsed = pipeline_options(options);
-  {
-    py::gil_scoped_release release;
-    pipeline_ = std::make_shared<Pipeline>(source, std::move(parsed));
-  }
+  micro_batch_ = parsed.micro_batch;
+  max_inflight_ = static_cast<size_t>(std::max(parsed.max_inflight, 1));
+  pipeline_ = call_interruptibly(
+      [source, parsed = std::move(parsed)]() mutable { return std::make_shared<Pipeline>(source, std::move(parsed)); });
   completer_ = std::thread([this] { complete_loop(); });
 }
 
@@ -84,11 +126,15 @@ bool PyPipeline::closed() const {
 int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
   TensorMap inputs = to_tensor_map(feeds);
   std::shared_ptr<Pipeline> pipeline = shared();
-  Ticket ticket;
+  bool surely_admitted = false;
   {
-    py::gil_scoped_release release;
-    ticket = pipeline->submit(std::move(inputs));
+    std::lock_guard<std::mutex> lock(mutex_);
+    surely_admitted = admitting_ + running_ + pending_.size() < max_inflight_;
   }
+  Counted admitting(mutex_, admitting_, 1);
+  // With a permit surely free, submit cannot block and keeps the GIL: dropping it would hand it to the completion
+  // thread, a thread switch per request, where now the completion thread takes it once for a run of answers.
+  Ticket ticket = surely_admitted ? pipeline->submit(std::move(inputs)) : admit(*pipeline, std::move(inputs));
   future.attr("request_id") = ticket.id;  // before the completion thread can see the future
   Pending pending{std::move(ticket.result), future.release().ptr()};
   {
@@ -133,6 +179,7 @@ void PyPipeline::complete_loop() {
     }
     py::gil_scoped_acquire gil;
     for (Pending& next : batch) complete(next);
+    release_arrays();
   }
 }
 
@@ -155,26 +202,28 @@ void PyPipeline::complete(Pending& pending) {
 py::list PyPipeline::run(const py::list& feeds_list) {
   std::vector<TensorMap> requests;
   for (const py::handle feeds : feeds_list) requests.push_back(to_tensor_map(feeds));
+  py::list results;
+  for (TensorMap& outputs : run_all(std::move(requests))) results.append(to_dict(std::move(outputs)));
+  return results;
+}
+
+std::vector<TensorMap> PyPipeline::run_all(std::vector<TensorMap> requests) {
   const std::shared_ptr<Pipeline> pipeline = shared();
+  const Counted running(mutex_, running_, requests.size());
   std::vector<std::future<TensorMap>> futures;
   bool interrupted = false;
   {
     py::gil_scoped_release release;
-    auto last_check = std::chrono::steady_clock::now();
-    auto signalled = [&] {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_check < kSignalPoll) return false;
-      last_check = now;
-      py::gil_scoped_acquire gil;
-      return PyErr_CheckSignals() != 0;
-    };
+    const auto stop = [&] { return interrupted = signalled(); };
     for (size_t i = 0; i < requests.size() && !interrupted; ++i) {
-      futures.push_back(pipeline->submit(std::move(requests[i])).result);
-      interrupted = signalled();
+      try {
+        futures.push_back(pipeline->submit(std::move(requests[i]), stop).result);
+      } catch (const Error& e) {
+        if (!interrupted) throw e.with_context("request " + std::to_string(i));
+      }
     }
     for (size_t i = 0; i < futures.size() && !interrupted; ++i) {
-      while (futures[i].wait_for(kSignalPoll) != std::future_status::ready) {
-        if ((interrupted = signalled())) break;
+      while (futures[i].wait_for(kSignalPoll) != std::future_status::ready && !stop()) {
       }
     }
   }
@@ -183,28 +232,40 @@ py::list PyPipeline::run(const py::list& feeds_list) {
     close();
     throw keyboard_interrupt;
   }
-  py::list results;
+  std::vector<TensorMap> results;
   std::exception_ptr first_failure;
   for (auto& future : futures) {
     try {
-      results.append(to_dict(future.get()));
+      results.push_back(future.get());
     } catch (...) {
       if (!first_failure) first_failure = std::current_exception();
     }
   }
+  release_arrays();
   if (first_failure) std::rethrow_exception(first_failure);
   return results;
 }
 
 py::dict PyPipeline::run_batch(const py::handle& batch, int micro_batch) {
   TensorMap inputs = to_tensor_map(batch);
-  const std::shared_ptr<Pipeline> pipeline = shared();
-  TensorMap outputs;
+  if (micro_batch < 0) micro_batch = micro_batch_;
+  std::vector<TensorMap> parts;
+  std::vector<int64_t> part_rows;
+  const int64_t rows = detail::batch_size(inputs);
+  if (micro_batch == 0 || micro_batch >= rows) {
+    parts.push_back(std::move(inputs));
+  } else {
+    parts = detail::split_batch(inputs, micro_batch);  // views of borrowed inputs: no copy
+    for (const TensorMap& part : parts) part_rows.push_back(part.begin()->second.shape[0]);
+  }
+  std::vector<TensorMap> outputs = run_all(std::move(parts));
+  if (part_rows.empty()) return to_dict(std::move(outputs.front()));
+  TensorMap joined;
   {
     py::gil_scoped_release release;
-    outputs = pipeline->run_batch(inputs, micro_batch);
+    joined = detail::concat_batches(outputs, part_rows);
   }
-  return to_dict(std::move(outputs));
+  return to_dict(std::move(joined));
 }
 
 void PyPipeline::close() {

@@ -2,6 +2,8 @@
 import _thread
 import concurrent.futures
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -79,7 +81,7 @@ def test_close_cancels_what_is_queued_and_nothing_hangs(slow_chain):
 
 
 def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
-    x = np.ones((256, 384), np.float32)
+    x = np.ones((2048, 384), np.float32)  # 100 requests: tens of seconds, so that the interrupt comes during the run
     pipe = onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence")
     timer = threading.Timer(0.1, _thread.interrupt_main)
     timer.start()
@@ -87,6 +89,36 @@ def test_ctrl_c_during_run_cancels_cleanly(slow_chain):
         pipe.run([{"x": x}] * 100)
     timer.join()
     assert pipe.closed
+
+
+def test_the_pipeline_reads_the_array_buffer_in_place(slow_chain):
+    with onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence") as pipe:
+        [want] = pipe.run([{"x": np.full((1, 384), 2, np.float32)}])
+        for _ in range(3):  # a second or so ahead of the next one
+            pipe.submit({"x": np.ones((2048, 384), np.float32)})
+        x = np.ones((1, 384), np.float32)
+        future = pipe.submit({"x": x})
+        x[:] = 2  # written while the request waits: the stage reads the array itself, not a copy made at submit
+        np.testing.assert_array_equal(future.result(timeout=60)["y"], want["y"])
+
+
+def test_a_borrowed_array_lives_until_its_request_is_done(slow_chain):
+    with onnxpipe.Pipeline(slow_chain, devices=["cpu:1"], mode="sequence") as pipe:
+        [want] = pipe.run([{"x": np.full((1, 384), 3, np.float32)}])
+        for _ in range(3):
+            pipe.submit({"x": np.ones((2048, 384), np.float32)})
+        x = np.full((1, 384), 3, np.float32)
+        alive = weakref.ref(x)
+        future = pipe.submit({"x": x})
+        del x  # the last reference of the caller's: freed here, were it not for the request
+        assert alive() is not None  # the caller dropped it; the request in flight keeps it
+        np.testing.assert_array_equal(future.result(timeout=60)["y"], want["y"])
+        for _ in range(500):  # the stage drops its input after answering; the reference then goes (no leak)
+            onnxpipe._onnxpipe.release_arrays()
+            if alive() is None:
+                break
+            time.sleep(0.01)
+        assert alive() is None
 
 
 def test_a_model_is_split_on_the_fly_and_matches_sequence(small_chain):

@@ -1,0 +1,64 @@
+"""Ctrl-C during every blocking call: SIGINT sent to a subprocess by itself while the call blocks; the call raises
+KeyboardInterrupt and the process then exits cleanly (nothing hangs)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Each scenario arms a SIGINT 0.3 s ahead, then makes a call that blocks far longer; prints "NAME ok" when the call
+# raised KeyboardInterrupt and what must hold afterwards holds.
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading
+    import numpy as np
+    import onnxpipe
+
+    model, plan_dir = sys.argv[1], sys.argv[2]
+    slow = np.ones((2048, 384), np.float32)  # several hundred milliseconds per request
+
+    def interrupted(name, call):
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            call()
+        except KeyboardInterrupt:
+            print(name, "ok", flush=True)
+        else:
+            print(name, "finished without an interrupt", flush=True)
+        timer.join()
+
+    with onnxpipe.Pipeline(model, devices=["cpu:1"], mode="sequence", max_inflight=1) as pipe:
+        pipe.submit({"x": slow})
+        interrupted("submit", lambda: [pipe.submit({"x": slow}) for _ in range(8)])  # held by back-pressure
+        assert not pipe.closed
+        interrupted("result", lambda: [pipe.submit({"x": slow}).result() for _ in range(8)])
+    batch = {"x": np.ones((8 * 2048, 384), np.float32)}  # made before the timer starts, so that it interrupts the run
+    with onnxpipe.Pipeline(model, devices=["cpu:1"], mode="sequence") as pipe:
+        interrupted("run_batch", lambda: pipe.run_batch(batch, 2048))
+        assert pipe.closed
+    interrupted("verify", lambda: onnxpipe.verify(model, plan_dir, dims={"batch": 8192}))
+    interrupted("bench", lambda: onnxpipe.bench(model, ["cpu:1"], modes="sequence", images=range(1, 400),
+                                                 repeat=20, warmup=0, alone_runs=1, dims={"batch": 16}))
+    print("exit", flush=True)
+""")
+SCENARIOS = ["submit", "result", "run_batch", "verify", "bench"]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(slow_chain, tmp_path_factory):
+    import onnxpipe
+    plan = onnxpipe.split(slow_chain, 2, balance="flops", out_dir=tmp_path_factory.mktemp("interrupt") / "plan")
+    done = subprocess.run([sys.executable, "-c", SCRIPT, slow_chain, plan.dir], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+    return done
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_ctrl_c_interrupts_the_blocking_call(interrupted_run, name):
+    assert f"{name} ok" in interrupted_run.stdout.splitlines(), interrupted_run.stdout + interrupted_run.stderr
+
+
+def test_the_process_exits_cleanly_after_the_interrupts(interrupted_run):
+    assert interrupted_run.returncode == 0, interrupted_run.stderr
+    assert interrupted_run.stdout.splitlines()[-1] == "exit"
