@@ -11,7 +11,7 @@ CTEST_ARGS ?=
 # provider (179 MB from npm, once; cached) so that the gpu-lib test runs; elsewhere that test skips.
 CUDA_RUNTIME := $(firstword $(wildcard /usr/local/cuda*/lib64/libcudart.so.13))
 
-.PHONY: fuzz fuzz-ci all deps deps-models build demo test models models-large bench soak sanitize clean gpu gpu-check
+.PHONY: fuzz fuzz-ci all deps deps-models build demo test models models-large models-xl bench soak sanitize clean gpu gpu-check
 
 all: build
 
@@ -38,6 +38,11 @@ models: deps-models
 # A GPT-2-large-shaped decoder (3.2 GiB, external data): the case onnxpipe exists for. Not part of `make test`.
 models-large: deps-models
 	@$(PY) scripts/export_models.py --out $(MODELS) --only gpt2_large
+
+# A GPT-2-XL-shaped decoder (48 blocks, d=1600, 1.56 B parameters, 6.5 GB of external data), built without torch,
+# under 1 GB of memory. Not part of `make test`; docs/results/gpt2_xl.md splits and runs it.
+models-xl: deps-models
+	@$(PY) scripts/export_models.py --out $(MODELS) --only gpt2_xl
 
 demo: deps-models build
 	@scripts/demo.sh $(BUILD)/onnxpipe $(MODELS) $(DEMO_MODEL) $(DEMO_PARTS)

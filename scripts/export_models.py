@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Exports the seed's three benchmark models to ONNX with random weights: mobilenet_v2, resnet18, gpt2; and, only when
-asked for by name (`--only gpt2_large`), gpt2_large, a GPT-2-large-shaped decoder of 3.1 GiB saved with external data.
+asked for by name, gpt2_large (`--only gpt2_large`), a GPT-2-large-shaped decoder of 3.1 GiB saved with external data,
+and gpt2_xl (`--only gpt2_xl`, `make models-xl`), GPT-2-XL-shaped (48 blocks, d=1600, 1.56 B parameters, 6.5 GB of
+external data), built node by node by scripts/gpt2_graph.py with its weights streamed to disk one tensor at a time,
+since torch's export would hold them twice in memory; its expected output comes from numpy, not torch.
 
 No model hub is reachable, so the architectures come from torchvision and from a GPT-2-small-shaped decoder written
 here, with seeded random weights (the same bytes on every machine with the same torch). Every export is written to a
@@ -18,6 +21,7 @@ The export itself peaks at about twice the weights in memory (gpt2_large: 1 minu
 
 usage: scripts/export_models.py [--out DIR] [--only NAME[,NAME]] [--force] [--quiet]
        scripts/export_models.py --only gpt2_large      (about 3.3 GiB on disk; not part of the default set)
+       scripts/export_models.py --only gpt2_xl         (6.5 GB on disk, under 1 GB of memory, a few minutes)
 Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision, python3-onnx).
 """
 import argparse
@@ -144,7 +148,19 @@ SPECS = {
     "gpt2_large": dict(build=lambda: gpt2_model(d_model=1280, n_heads=20, n_layers=36), seed=4, external_data=True,
                        inputs={"input_ids": ("int64", ["batch", "seq"])},
                        outputs={"logits": ("float32", ["batch", "seq", 50257])}),
+    # GPT-2-XL's shape, the same architecture as gpt_model's export, written without torch (see gpt2_graph.py).
+    "gpt2_xl": dict(graph=lambda path, location, seed: gpt2_graph().build(path, location, seed, d_model=1600,
+                                                                          n_heads=25, n_layers=48),
+                    seed=5, external_data=True,
+                    inputs={"input_ids": ("int64", ["batch", "seq"])},
+                    outputs={"logits": ("float32", ["batch", "seq", 50257])}),
 }
+
+
+def gpt2_graph():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gpt2_graph as module
+    return module
 
 
 def example_inputs(spec):
@@ -383,11 +399,50 @@ def merge_external_data(source, target, location):
     return moved
 
 
+def torch_export(name, spec, export_path, tmp, location, quiet):
+    """Builds SPEC's torch model, exports it to TMP (through EXPORT_PATH and a merge when LOCATION: external data);
+    returns one input and torch's output for it, as numpy arrays."""
+    import torch
+
+    if location:
+        os.makedirs(os.path.dirname(export_path))
+    torch.manual_seed(spec["seed"])
+    log(quiet, f"{name}: building with random weights (seed {spec['seed']})")
+    model = spec["build"]()
+    add_noise(model)
+    model.eval()
+    args = example_inputs(spec)
+    with torch.no_grad():
+        expected = model(*args)
+
+    dynamic_axes = {}
+    for value_name, (_, dims) in list(spec["inputs"].items()) + list(spec["outputs"].items()):
+        axes = {i: d for i, d in enumerate(dims) if isinstance(d, str)}
+        if axes:
+            dynamic_axes[value_name] = axes
+    log(quiet, f"{name}: exporting (opset {OPSET})")
+    with warnings.catch_warnings():
+        # A TracerWarning means a traced size became a constant: the dynamic axes would silently be fixed.
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        if quiet:
+            warnings.simplefilter("ignore", UserWarning)
+        # Over 2 GB, torch 1.13 switches to external data by itself: one file per tensor beside export_path.
+        torch.onnx.export(model, args, export_path, opset_version=OPSET, do_constant_folding=True,
+                          input_names=list(spec["inputs"]), output_names=list(spec["outputs"]),
+                          dynamic_axes=dynamic_axes)
+    del model
+    if location:
+        log(quiet, f"{name}: merging the weights into {location}")
+        moved = merge_external_data(export_path, tmp, location)
+        shutil.rmtree(os.path.dirname(export_path))
+        log(quiet, f"{name}: {moved} tensors in {location}")
+    return args[0].numpy(), expected.numpy()
+
+
 def export(name, out_dir, quiet):
     """Exports NAME into OUT_DIR; returns the sidecar record."""
     import numpy as np
     import onnx
-    import torch
 
     spec = SPECS[name]
     path = os.path.join(out_dir, f"{name}.onnx")
@@ -395,7 +450,7 @@ def export(name, out_dir, quiet):
     location = data_location(name)
     tmp_dir = None
     export_path = tmp
-    if location:  # a folder: torch's export (one file per tensor) in torch/, the merged model and data file beside
+    if location:  # a folder: torch's export (one file per tensor) in torch/, the merged (or built) model and data file
         tmp_dir = tmp
         export_path = os.path.join(tmp_dir, "torch", f"{name}.onnx")
         tmp = os.path.join(tmp_dir, f"{name}.onnx")
@@ -404,39 +459,15 @@ def export(name, out_dir, quiet):
     remove_stale_temporaries(out_dir, name)
     start = time.perf_counter()
     try:
-        if tmp_dir:
-            os.makedirs(os.path.dirname(export_path))
-        torch.manual_seed(spec["seed"])
-        log(quiet, f"{name}: building with random weights (seed {spec['seed']})")
-        model = spec["build"]()
-        add_noise(model)
-        model.eval()
-        args = example_inputs(spec)
-        with torch.no_grad():
-            expected = model(*args)
-
-        dynamic_axes = {}
-        for value_name, (_, dims) in list(spec["inputs"].items()) + list(spec["outputs"].items()):
-            axes = {i: d for i, d in enumerate(dims) if isinstance(d, str)}
-            if axes:
-                dynamic_axes[value_name] = axes
-        log(quiet, f"{name}: exporting (opset {OPSET})")
-        with warnings.catch_warnings():
-            # A TracerWarning means a traced size became a constant: the dynamic axes would silently be fixed.
-            warnings.simplefilter("error", torch.jit.TracerWarning)
-            if quiet:
-                warnings.simplefilter("ignore", UserWarning)
-            # Over 2 GB, torch 1.13 switches to external data by itself: one file per tensor beside export_path.
-            torch.onnx.export(model, args, export_path, opset_version=OPSET, do_constant_folding=True,
-                              input_names=list(spec["inputs"]), output_names=list(spec["outputs"]),
-                              dynamic_axes=dynamic_axes)
-        del model
-        if location:
-            log(quiet, f"{name}: merging the weights into {location}")
-            moved = merge_external_data(export_path, tmp, location)
-            shutil.rmtree(os.path.dirname(export_path))
-            log(quiet, f"{name}: {moved} tensors in {location}")
-
+        if "graph" in spec:
+            os.makedirs(tmp_dir)
+            log(quiet, f"{name}: building the graph, streaming seeded random weights (seed {spec['seed']}) into "
+                       f"{location}, computing the expected output with numpy")
+            args, expected, params = spec["graph"](tmp, location, spec["seed"])
+            made_by = {"builder": "scripts/gpt2_graph.py (onnx.helper + numpy)", "parameters": params}
+        else:
+            args, expected = torch_export(name, spec, export_path, tmp, location, quiet)
+            made_by = {"torch": __import__("torch").__version__}
         log(quiet, f"{name}: checking")
         onnx.checker.check_model(tmp)
         model_proto = onnx.load(tmp, load_external_data=False)
@@ -449,8 +480,8 @@ def export(name, out_dir, quiet):
         nodes = len(model_proto.graph.node)
         del model_proto
 
-        np.save(tmp_files[1], args[0].numpy())  # every model here has one input
-        np.save(tmp_files[2], expected.numpy())
+        np.save(tmp_files[1], args)  # every model here has one input
+        np.save(tmp_files[2], expected)
         # The .onnx last: its sidecar vouches for the companions and the data file too.
         os.replace(tmp_files[1], input_path)
         os.replace(tmp_files[2], output_path)
@@ -467,7 +498,7 @@ def export(name, out_dir, quiet):
     input_name, output_name = (os.path.basename(p) for p in companion_paths(out_dir, name))
     return write_record(path, {"model": name, "nodes": nodes, "opset": OPSET, "seed": spec["seed"],
                                "noise_std": NOISE_STD, "export_seconds": round(time.perf_counter() - start, 2),
-                               "torch": torch.__version__, "onnx": onnx.__version__, "test_input": input_name,
+                               **made_by, "onnx": onnx.__version__, "test_input": input_name,
                                "test_output": output_name}, location)
 
 

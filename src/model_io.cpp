@@ -51,11 +51,12 @@ int64_t Model::Impl::external_length(const onnx::TensorProto& t, ExternalRef* re
 
 namespace {
 
-// Checks that every external tensor lies inside its file, and lists the files in desc.data_files.
+// Checks that every external tensor (initializers, and top-level nodes' tensor attributes: a Constant's value) lies
+// inside its file, and lists the files in desc.data_files.
 void check_external_data(Model::Impl* impl) {
   std::unordered_map<std::string, int64_t> sizes;
-  for (const auto& t : impl->model.graph().initializer()) {
-    if (!is_external(t)) continue;
+  const auto check = [&](const onnx::TensorProto& t) {
+    if (!is_external(t)) return;
     ExternalRef ref;
     const int64_t length = impl->external_length(t, &ref);
     const std::string file = join_path(impl->dir, ref.location);
@@ -71,7 +72,11 @@ void check_external_data(Model::Impl* impl) {
       throw Error(ErrorCode::INVALID_MODEL, file + ": tensor '" + t.name() + "' at offset " +
                                                 std::to_string(ref.offset) + " length " + std::to_string(length) +
                                                 " exceeds the file (" + std::to_string(it->second) + " bytes)");
-  }
+  };
+  for (const auto& t : impl->model.graph().initializer()) check(t);
+  for (const auto& n : impl->model.graph().node())
+    for (const auto& a : n.attribute())
+      if (a.has_t()) check(a.t());
   std::sort(impl->desc.data_files.begin(), impl->desc.data_files.end());
 }
 

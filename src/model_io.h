@@ -45,7 +45,7 @@ struct GraphDesc {
   std::map<std::string, int64_t> opsets;  // domain -> version, as imported
   int64_t function_count = 0;
   bool external_data = false;           // some initializer lives in an external file
-  std::vector<std::string> data_files;  // the external data files initializers use, sorted
+  std::vector<std::string> data_files;  // the external data files of initializers and Constant values, sorted
   std::vector<NodeDesc> nodes;          // top-level nodes in file order (maybe not topologically sorted)
   std::vector<ValueDesc> inputs;        // graph inputs that are not initializers
   std::vector<ValueDesc> outputs;
@@ -62,6 +62,9 @@ struct PieceSpec {
                                      // non-tensor value (sequence...) declared with the type inference gave it
   std::vector<ValueDesc> outputs;
   std::string data_file;  // non-empty: write weights to this external data file, beside the .onnx
+  // Source data files (as GraphDesc::data_files names them) -> their links beside the .onnx: external tensors in
+  // these files point into the link at their offsets instead of being copied.
+  std::map<std::string, std::string> linked_data;
 };
 
 class Model {

@@ -63,11 +63,21 @@ void stream_external(PieceBuild& b, int64_t length, onnx::TensorProto* meta, con
   b.written += length;
 }
 
-// A dense initializer: borrowed when its bytes are in memory and stay in the .onnx; else its metadata is copied and
-// its bytes embedded from disk or streamed to the data file.
+// The link beside the piece of the source data file holding `stored`, if that file is linked.
+const std::string* linked_file(const PieceBuild& b, const std::optional<FileRange>& stored) {
+  if (!stored) return nullptr;
+  const auto it = b.spec.linked_data.find(stored->path);
+  return it == b.spec.linked_data.end() ? nullptr : &it->second;
+}
+
+// A dense initializer: borrowed when its bytes are in memory and stay in the .onnx (small ones always: ORT's shape
+// inference reads shapes and split sizes only from data inside the model); else its metadata is copied and it points
+// into a linked data file, or its bytes are embedded from disk or streamed to the piece's data file.
 void add_initializer(PieceBuild& b, const onnx::TensorProto& t) {
   const std::optional<FileRange> stored = b.model.stored_range(t);
-  if (t.data_type() == onnx::TensorProto::STRING || (!b.data && !stored)) {
+  const std::string* link = is_external(t) ? linked_file(b, stored) : nullptr;
+  const bool small = !stored && tensor_bytes(t) <= static_cast<int64_t>(kSmallTensorBytes);
+  if (t.data_type() == onnx::TensorProto::STRING || (!stored && (!b.data || small))) {
     b.writer.initializers.push_back({&t, std::nullopt});  // borrowed, no copy
     b.written += tensor_bytes(t);
     return;
@@ -77,6 +87,12 @@ void add_initializer(PieceBuild& b, const onnx::TensorProto& t) {
   meta.set_data_type(t.data_type());
   *meta.mutable_dims() = t.dims();
   if (t.has_doc_string()) meta.set_doc_string(t.doc_string());
+  if (link) {  // no byte copied
+    set_external(*link, stored->offset, stored->length, &meta);
+    b.writer.initializers.push_back({&meta, std::nullopt});
+    b.written += stored->length;
+    return;
+  }
   if (!b.data) {  // embedded from disk
     b.writer.initializers.push_back({&meta, stored});
     b.written += stored->length;
@@ -114,8 +130,9 @@ void add_weights(PieceBuild& b) {
   }
 }
 
-// A node whose attributes hold external tensors is copied with their data moved to this piece's data file, or into
-// the node when the piece has none: the source's locations do not resolve beside the piece.
+// A node whose attributes hold external tensors is copied with their data pointing into a linked data file, or moved
+// to this piece's data file, or into the node when the piece has none: the source's locations do not resolve beside
+// the piece.
 void relocate_attribute_tensors(PieceBuild& b) {
   for (auto& node : b.writer.nodes) {
     if (!node_has_external_tensor(*node)) continue;
@@ -123,6 +140,10 @@ void relocate_attribute_tensors(PieceBuild& b) {
     for_each_attribute_tensor(&copy, [&](onnx::TensorProto* t) {
       if (!is_external(*t)) return;
       const FileRange stored = *b.model.stored_range(*t);
+      if (const std::string* link = linked_file(b, stored)) {
+        set_external(*link, stored.offset, stored.length, t);
+        return;
+      }
       if (b.data) {
         begin_external(*b.data, b.spec.data_file, stored.length, t);
         b.data->range(stored);

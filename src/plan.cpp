@@ -304,7 +304,7 @@ Plan plan_from_json(const Json& j) {
   check_object(j, "",
                {"format_version", "source", "balance", "cost_unit", "dims", "inputs", "outputs", "pieces", "values",
                 "prediction"},
-               {"duplicated_nodes"});
+               {"duplicated_nodes", "weights", "linked_files"});
   Plan plan;
   plan.format_version = get_index(j["format_version"], "format_version", 0);
   if (plan.format_version != kFormatVersion) {
@@ -327,6 +327,12 @@ Plan plan_from_json(const Json& j) {
   const Json& values = get_array(j["values"], "values");
   for (size_t i = 0; i < values.size(); ++i) plan.values.push_back(crossing_from_json(values[i], item("values", i)));
   if (j.contains("duplicated_nodes")) plan.duplicated_nodes = get_count(j["duplicated_nodes"], "duplicated_nodes");
+  if (j.contains("weights")) plan.weights = get_string(j["weights"], "weights");
+  if (j.contains("linked_files")) {
+    const Json& linked = get_array(j["linked_files"], "linked_files");
+    for (size_t i = 0; i < linked.size(); ++i)
+      plan.linked_files.push_back(get_string(linked[i], item("linked_files", i)));
+  }
   check_object(j["prediction"], "prediction", {"max_cost", "ideal_cost", "heaviest_node_cost"});
   plan.predicted_max_cost = get_number(j["prediction"]["max_cost"], "prediction.max_cost");
   plan.ideal_cost = get_number(j["prediction"]["ideal_cost"], "prediction.ideal_cost");
@@ -364,6 +370,13 @@ void validate_plan(const Plan& plan) {
     if (fs::path(piece.file).is_absolute()) fail(child(where, "file"), "must be relative to the plan directory");
     check_unique(piece.inputs, child(where, "inputs"));
     check_unique(piece.outputs, child(where, "outputs"));
+  }
+  if (plan.weights != "copy" && plan.weights != "link") fail("weights", "'" + plan.weights + "' is not copy or link");
+  if (plan.weights == "copy" && !plan.linked_files.empty()) fail("linked_files", "not empty but weights is copy");
+  for (size_t i = 0; i < plan.linked_files.size(); ++i) {
+    const fs::path file(plan.linked_files[i]);
+    if (file.empty() || file.is_absolute() || file.has_parent_path())
+      fail(item("linked_files", i), "must be a file name in the plan directory");
   }
 
   std::map<std::string, const CrossingValue*> by_name;
@@ -494,6 +507,8 @@ std::string Plan::to_json() const {
                            {"graph_output", value.graph_output}});
   }
   j["duplicated_nodes"] = duplicated_nodes;
+  j["weights"] = weights;
+  j["linked_files"] = linked_files;
   j["prediction"] = {
       {"max_cost", predicted_max_cost}, {"ideal_cost", ideal_cost}, {"heaviest_node_cost", heaviest_node_cost}};
   std::string text;
@@ -527,6 +542,11 @@ Plan Plan::load(const std::string& dir) {
                                        (fs::path(dir) / *file).string() + " does not exist");
       }
     }
+  }
+  for (size_t i = 0; i < plan.linked_files.size(); ++i) {
+    if (!fs::is_regular_file(fs::path(dir) / plan.linked_files[i]))
+      throw Error(ErrorCode::IO, path + ": linked_files[" + std::to_string(i) + "]: " +
+                                     (fs::path(dir) / plan.linked_files[i]).string() + " does not exist");
   }
   return plan;
 }

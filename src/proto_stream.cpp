@@ -234,10 +234,7 @@ void FileSink::write_all(const char* p, size_t n) {
   }
 }
 
-void begin_external(FileSink& data, const std::string& location, int64_t length, onnx::TensorProto* meta) {
-  const int64_t offset = data.position();
-  const int64_t aligned = (offset + kExternalAlignment - 1) / kExternalAlignment * kExternalAlignment;
-  data.zeros(static_cast<size_t>(aligned - offset));
+void set_external(const std::string& location, int64_t offset, int64_t length, onnx::TensorProto* meta) {
   meta->set_data_location(onnx::TensorProto::EXTERNAL);
   meta->clear_external_data();
   const auto add = [meta](const char* key, const std::string& value) {
@@ -246,8 +243,15 @@ void begin_external(FileSink& data, const std::string& location, int64_t length,
     kv->set_value(value);
   };
   add("location", location);
-  add("offset", std::to_string(aligned));
+  add("offset", std::to_string(offset));
   add("length", std::to_string(length));
+}
+
+void begin_external(FileSink& data, const std::string& location, int64_t length, onnx::TensorProto* meta) {
+  const int64_t offset = data.position();
+  const int64_t aligned = (offset + kExternalAlignment - 1) / kExternalAlignment * kExternalAlignment;
+  data.zeros(static_cast<size_t>(aligned - offset));
+  set_external(location, aligned, length, meta);
 }
 
 size_t ModelWriter::byte_size() {

@@ -101,6 +101,9 @@ class FileSink : public Sink {
   Fd fd_;
 };
 
+// Makes `meta` an external tensor at `location` (relative to its model's folder), `offset`, `length`; other
+// fields (raw_data included) are left as they are.
+void set_external(const std::string& location, int64_t offset, int64_t length, onnx::TensorProto* meta);
 // Starts an external tensor in a data file: pads to onnx's alignment and records location/offset/length in `meta`.
 void begin_external(FileSink& data, const std::string& location, int64_t length, onnx::TensorProto* meta);
 

@@ -24,6 +24,7 @@
 #include "partition.h"
 #include "placement.h"
 #include "staging.h"
+#include "weight_links.h"
 
 namespace fs = std::filesystem;
 
@@ -350,11 +351,13 @@ ValueDesc model_value(const ValueDesc& declared, const ValueTypes& types) {
   return desc;
 }
 
-// Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source,
-// piece_K.data) and describes them for the plan. *duplicated_nodes: recomputed nodes run by more than one piece,
-// counted once per piece beyond the first.
+// Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source whose
+// files are not linked, piece_K.data) and describes them for the plan. `links`: the source's data files linked into
+// dir (link_data_files). *duplicated_nodes: recomputed nodes run by more than one piece, counted once per piece
+// beyond the first.
 std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& partition, const fs::path& dir,
-                                    const SplitOptions& options, int64_t* duplicated_nodes) {
+                                    const SplitOptions& options, const std::map<std::string, std::string>& links,
+                                    int64_t* duplicated_nodes) {
   const GraphDesc& desc = analysis.graph.desc();
   const int parts = static_cast<int>(partition.starts.size()) - 1;
   std::vector<PieceContent> contents;
@@ -384,14 +387,17 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
     PieceDesc piece_desc;
     piece_desc.index = piece;
     piece_desc.file = "piece_" + std::to_string(piece) + ".onnx";
+    int64_t own_bytes = 0;  // not in a linked file
     for (const auto& name : content.weight_names) {
-      int64_t bytes = desc.weights.at(name).bytes;
-      piece_desc.weight_bytes += bytes;
-      if (holders[name] > 1) piece_desc.duplicated_bytes += bytes;
+      const WeightDesc& weight = desc.weights.at(name);
+      piece_desc.weight_bytes += weight.bytes;
+      if (holders[name] > 1) piece_desc.duplicated_bytes += weight.bytes;
+      if (links.empty() || !weight.external) own_bytes += weight.bytes;
     }
-    if (desc.external_data || piece_desc.weight_bytes > options.external_data_threshold)
+    if ((desc.external_data && links.empty()) || own_bytes > options.external_data_threshold)
       piece_desc.data_file = "piece_" + std::to_string(piece) + ".data";
     content.spec.data_file = piece_desc.data_file;
+    content.spec.linked_data = links;
     piece_desc.node_count = partition.starts[piece + 1] - partition.starts[piece];
     piece_desc.recomputed_nodes = static_cast<int64_t>(content.recomputed.size());
     piece_desc.cost = partition.piece_cost[piece];
@@ -450,7 +456,13 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   for (const auto& output : desc.outputs) plan.model_outputs.push_back(model_value(output, analysis->types));
 
   StagingDir staging(options.output_dir);
-  plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
+  const std::map<std::string, std::string> links = link_data_files(desc, options.weights, staging.path());
+  plan.weights = links.empty() ? "copy" : "link";
+  for (const auto& [source, name] : links) plan.linked_files.push_back(name);
+  if (!links.empty())
+    log(LogLevel::INFO, "weights: the pieces point into " + std::to_string(links.size()) +
+                            " hard link(s) of the source's data files, nothing copied");
+  plan.pieces = write_pieces(*analysis, partition, staging.path(), options, links, &plan.duplicated_nodes);
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {

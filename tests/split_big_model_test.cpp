@@ -61,6 +61,7 @@ TEST(SplitBigModel, Gpt2LargeInTwoPiecesByFlopsReproducesTheModelWithOwnDataFile
   options.dims = {{"seq", 8}};
   options.output_dir = out.string();
   options.force = true;
+  options.weights = WeightStorage::COPY;  // what this test checks; weight_links_test the default, links
   const Plan plan = split_model(model.string(), options);
   ASSERT_EQ(plan.parts(), 2);
 
@@ -141,25 +142,34 @@ std::string model_with_external_constant(const fs::path& dir) {
   return b.save((dir / "m.onnx").string(), true);
 }
 
-TEST(SplitBigModel, ExternalConstantValueMovesToThePieceDataFile) {
+// Copied, c's value moves to the piece's data file; linked, it points into the link of const.bin.
+TEST(SplitBigModel, ExternalConstantValueMovesToThePieceDataFileOrItsLink) {
   const fs::path dir = test::temp_dir("onnxpipe_external_constant");
   const RemovedAtExit cleanup{dir};
   const std::string model = model_with_external_constant(dir);
   EXPECT_TRUE(detail::Model::load(model).graph().weights.at("c").external);
-  for (int parts : {1, 2, 3}) {
-    SCOPED_TRACE("parts " + std::to_string(parts));
-    const fs::path out = dir / ("split_" + std::to_string(parts));
+  for (const auto& [parts, weights] : {std::pair{1, WeightStorage::COPY}, {2, WeightStorage::COPY},
+                                       {3, WeightStorage::COPY}, {2, WeightStorage::LINK}}) {
+    SCOPED_TRACE("parts " + std::to_string(parts) + " " + weight_storage_name(weights));
+    const fs::path out = dir / ("split_" + std::to_string(parts) + weight_storage_name(weights));
     SplitOptions options;
     options.parts = parts;
     options.balance = Balance::FLOPS;
     options.output_dir = out.string();
+    options.weights = weights;
     const Plan plan = split_model(model, options);
     const auto holder = std::find_if(plan.pieces.begin(), plan.pieces.end(), [&](const PieceDesc& piece) {
       return detail::Model::load((out / piece.file).string()).graph().weights.count("c") > 0;
     });
     ASSERT_NE(holder, plan.pieces.end());
-    EXPECT_TRUE(detail::Model::load((out / holder->file).string()).graph().weights.at("c").external);
-    EXPECT_GE(static_cast<int64_t>(fs::file_size(out / holder->data_file)), 64 * 64 * 4);
+    const detail::Model piece = detail::Model::load((out / holder->file).string());
+    EXPECT_TRUE(piece.graph().weights.at("c").external);
+    if (weights == WeightStorage::LINK) {
+      EXPECT_EQ(plan.linked_files, (std::vector<std::string>{"const.bin", "m.onnx.data"}));
+      EXPECT_TRUE(holder->data_file.empty());
+    } else {
+      EXPECT_GE(static_cast<int64_t>(fs::file_size(out / holder->data_file)), 64 * 64 * 4);
+    }
     // Loaded by ONNX Runtime from the output folder, where the source's const.bin is not.
     VerifyOptions verify;
     verify.rtol = 0;

@@ -234,11 +234,16 @@ TEST(Split, ValueOfUnknownShapeIsEstimatedAndMarked) {
   }
 }
 
-TEST(Split, ExternalDataSourceGivesPiecesTheirOwnDataFiles) {
+TEST(Split, ExternalDataSourceCopiedGivesPiecesTheirOwnDataFiles) {
   const test::TempDir temp;
   const fs::path& dir = temp.path();
   const std::string model = test::external_data(dir.string());
-  const Plan plan = split(model, dir / "out", 2);
+  SplitOptions options;
+  options.parts = 2;
+  options.balance = Balance::FLOPS;
+  options.output_dir = (dir / "out").string();
+  options.weights = WeightStorage::COPY;  // the default links them (weight_links_test)
+  const Plan plan = split_model(model, options);
   for (const auto& piece : plan.pieces) {
     EXPECT_FALSE(piece.data_file.empty());
     if (piece.weight_bytes > 0) {

@@ -24,6 +24,7 @@ struct SplitArgs {
   int profile_runs = SplitOptions().profile_runs;
   std::string device = SplitOptions().device;
   std::string costs_file;
+  std::string weights = weight_storage_name(SplitOptions().weights);
 };
 
 // Sum of the values' bytes; null when one of them is not known.
@@ -56,6 +57,7 @@ void run_split(const CliContext& context, const SplitArgs& args) {
   options.profile_runs = args.profile_runs;
   options.device = args.device;
   options.costs_file = args.costs_file;
+  options.weights = weight_storage_from_name(args.weights);
   auto progress = context.progress();
   options.progress = progress->callback();
 
@@ -138,6 +140,11 @@ void add_split_command(CLI::App& app, CliContext& context) {
   command->add_option("--device", args->device, "where --balance time measures: cpu, cpu:T, cuda:K")
       ->capture_default_str();
   command->add_option("--costs", args->costs_file, "reuse the node costs an earlier split saved (DIR/costs.json)");
+  command->add_option("--weights", args->weights,
+                      "external data of the source: link (hard-link its data files into DIR, pieces point into them: "
+                      "no copy; same filesystem), copy (each piece its own .data), auto (link when possible)")
+      ->check(CLI::IsMember({"auto", "link", "copy"}))
+      ->capture_default_str();
   command->callback([&context, args] { run_split(context, *args); });
 }
 

@@ -38,7 +38,7 @@ int exit_status(ErrorCode code) {
 std::string error_message(const Error& error) {
   const std::optional<ArgumentContext>& argument = error.argument();
   static const std::map<std::string, std::string> flags = {
-      {"dims", "--dim"}, {"inputs", "--input"}, {"cuts", "--cut"}, {"force", "--force"}};
+      {"dims", "--dim"}, {"inputs", "--input"}, {"cuts", "--cut"}, {"force", "--force"}, {"weights", "--weights"}};
   const auto flag = argument ? flags.find(argument->field) : flags.end();
   if (flag == flags.end()) return error.what();
   if (argument->missing) return argument->reason + ": give it with " + flag->second;

@@ -37,7 +37,7 @@ struct StageContext {
 // The argument of a call an error is about, in the library's terms, so that a front end can name it in its own (a CLI
 // by its flag) instead of parsing the message.
 struct ArgumentContext {
-  std::string field;     // the options-struct field: "dims", "inputs", "cuts", "force"
+  std::string field;     // the options-struct field: "dims", "inputs", "cuts", "force", "weights"
   std::string entry;     // the key or item in it ("seq", an input's name, a tensor), or the path for "force"
   std::string reason;    // what is wrong, without naming the argument: "no input of the model has ..."
   bool missing = false;  // the entry has no value and needs one (reason says why)

@@ -38,7 +38,7 @@ struct ValueDesc {
 struct PieceDesc {
   int index = 0;
   std::string file;       // relative to the plan directory: piece_K.onnx
-  std::string data_file;  // its external data file, or empty when the weights are inside the .onnx
+  std::string data_file;  // its own external data file, or empty (weights inside the .onnx, or all in linked_files)
   int64_t node_count = 0;
   int64_t weight_bytes = 0;        // all weights the piece holds
   int64_t duplicated_bytes = 0;    // of those, the ones another piece holds too (shared weights, Constant nodes)
@@ -73,6 +73,10 @@ struct Plan {
   std::vector<ValueDesc> model_inputs;
   std::vector<ValueDesc> model_outputs;
   std::vector<PieceDesc> pieces;
+  // "copy": pieces hold their weights themselves; "link": their external tensors point into linked_files, hard links
+  // of the source's data files in the plan directory (relative names), shared by all pieces.
+  std::string weights = "copy";
+  std::vector<std::string> linked_files;
   std::vector<CrossingValue> values;
   int64_t duplicated_nodes = 0;   // recomputed nodes run by more than one piece: copies beyond the first
   double predicted_max_cost = 0;  // the slowest piece
@@ -81,7 +85,7 @@ struct Plan {
 
   int parts() const { return static_cast<int>(pieces.size()); }
 
-  // Reads DIR/plan.json and checks it: pieces in order and present on disk, every piece input produced by an
+  // Reads DIR/plan.json and checks it: pieces (and linked files) in order and present on disk, every piece input produced by an
   // earlier piece or a graph input, every graph output produced by exactly one piece, consumers after producers.
   // Throws Error(INVALID_MODEL) naming the field that is wrong.
   static Plan load(const std::string& dir);

@@ -16,6 +16,14 @@ enum class Balance { AUTO, BYTES, FLOPS, TIME };
 Balance balance_from_name(const std::string& name);  // auto|bytes|flops|time, else Error(USAGE)
 const char* balance_name(Balance balance);
 
+// How pieces hold the weights a source keeps in external data files. LINK: each data file is hard-linked into the
+// output directory once (no bytes copied, no extra disk) and every piece's tensors point at their offsets in it;
+// needs the output on the source's filesystem. COPY: each piece copies the weights it reads into its own data file.
+// AUTO: LINK when the source has external data and the link can be made, else COPY (logged when a link failed).
+enum class WeightStorage { AUTO, LINK, COPY };
+WeightStorage weight_storage_from_name(const std::string& name);  // auto|link|copy, else Error(USAGE)
+const char* weight_storage_name(WeightStorage storage);
+
 // Progress of long work, for a progress bar: what is being done, and done/total (total 0 when unknown).
 using ProgressFn = std::function<void(const std::string& what, int64_t done, int64_t total)>;
 
@@ -36,6 +44,8 @@ struct SplitOptions {
   // balance criterion. Every split writes its node costs there.
   std::string costs_file;
   int64_t external_data_threshold = int64_t(1) << 30;  // a piece with more weight bytes writes a .data file
+  // LINK on a source without external data, or where the link cannot be made: Error, nothing written.
+  WeightStorage weights = WeightStorage::AUTO;
   ProgressFn progress;
   // Devices with capacities (placement.h): the fastest partition whose every piece fits its device; on none, an
   // Error and nothing written. No devices: the fastest partition.
