@@ -11,7 +11,10 @@
 #include "cost.h"
 #include "graph.h"
 #include "model_io.h"
+#include "onnxpipe/device.h"
 #include "onnxpipe/split.h"
+#include "partition.h"
+#include "robust_times.h"
 
 namespace onnxpipe::detail {
 
@@ -23,10 +26,22 @@ struct ValueTypes {
   std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
 };
 
+// What sets a device's node costs: its kind and, on CPU, its thread count (pinning does not change its speed).
+std::string device_cost_key(const DeviceSpec& device);
+
 struct Costs {
-  std::vector<double> node;
+  std::vector<double> node;  // per position, on `device`
   std::string unit;
   std::string balance;
+  std::string device;  // where they were measured: the split's device, or the first placement device
+  RunTimes runs;       // time: the profiled runs behind `node`, per position (empty otherwise)
+  double noise = 0;    // relative standard error of the predicted piece costs; 0 when not measured
+  // Placement devices of another kind or speed than `device`: their node costs in the same unit, by device_cost_key.
+  std::map<std::string, std::vector<double>> by_device;
+  const std::vector<double>& on(const DeviceSpec& other) const {
+    const auto it = by_device.find(device_cost_key(other));
+    return it == by_device.end() ? node : it->second;
+  }
 };
 
 // Everything about the source model that split, inspect and placement need.
@@ -44,6 +59,12 @@ struct Analysis {
 
 // Loads the model, types its values and costs its nodes as `options` say (dims, device, costs_file, progress).
 std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options);
+
+// The partition of `problem` (under options.placement when it has devices) that holds under the noise of measured
+// node times: bottlenecks within tie_tolerance(noise) of the optimum are ties, broken on fewer crossing bytes; while
+// more runs could move the cut (cut_is_close), the runs are doubled, up to kMaxRunsFactor x options.profile_runs.
+// Updates analysis.costs (node, runs, noise) and problem.node_cost with them.
+Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, const SplitOptions& options);
 
 // Bytes of every concretely typed value (-1 when its size is unknown).
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types);

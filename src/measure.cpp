@@ -62,9 +62,10 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
   return types;
 }
 
-std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::map<std::string, Tensor>& given, const std::string& device,
-                                                 int runs) {
+std::vector<std::map<std::string, double>> measure_node_runs(const Model& model,
+                                                             const std::map<std::string, int64_t>& dims,
+                                                             const std::map<std::string, Tensor>& given,
+                                                             const std::string& device, int runs) {
   if (runs < 1) throw Error(ErrorCode::USAGE, "profile runs must be >= 1, got " + std::to_string(runs));
   SessionConfig config = config_for(model, device);
   // Every optimisation on, as the pieces will run: a fused node keeps the name of the node it replaces (or is named
@@ -72,7 +73,24 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
   config.optimization_level = 99;
   config.profiling = true;
   Session session = Session::from_bytes(model.serialize(), config);
-  return session.profile_node_times(random_inputs(model, dims, given), runs);
+  return session.profile_node_runs(random_inputs(model, dims, given), runs);
+}
+
+double measure_model_run(const Model& model, const std::map<std::string, int64_t>& dims,
+                         const std::map<std::string, Tensor>& given, const std::string& device, int runs) {
+  if (runs < 1) throw Error(ErrorCode::USAGE, "calibration runs must be >= 1, got " + std::to_string(runs));
+  SessionConfig config = config_for(model, device);
+  config.optimization_level = 99;
+  Session session = Session::from_bytes(model.serialize(), config);
+  const std::map<std::string, Tensor> inputs = random_inputs(model, dims, given);
+  std::vector<double> times;
+  for (int run = 0; run <= runs; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    session.run(inputs);
+    if (run > 0)
+      times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median(std::move(times));
 }
 
 std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,

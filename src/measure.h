@@ -18,12 +18,17 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
                                                  const std::map<std::string, Tensor>& given,
                                                  const std::vector<std::string>& names);
 
-// Median microseconds per node name over `runs` profiled runs (on the `given` inputs, random others) after a dropped
-// warm-up, on `device`, with ORT's extended
-// graph optimisations (the fused work is timed on the node a fusion keeps).
-std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::map<std::string, Tensor>& given, const std::string& device,
-                                                 int runs);
+// Microseconds per node name in each of `runs` profiled runs (on the `given` inputs, random others) after a dropped
+// warm-up, on `device`, with ORT's extended graph optimisations (the fused work is timed on the node a fusion keeps).
+std::vector<std::map<std::string, double>> measure_node_runs(const Model& model,
+                                                             const std::map<std::string, int64_t>& dims,
+                                                             const std::map<std::string, Tensor>& given,
+                                                             const std::string& device, int runs);
+
+// Median microseconds of a whole run of the model on `device` over `runs` runs after a dropped warm-up: the short
+// calibration that gives a device's throughput (the model's flops over this).
+double measure_model_run(const Model& model, const std::map<std::string, int64_t>& dims,
+                         const std::map<std::string, Tensor>& given, const std::string& device, int runs);
 
 // The model inputs without a declared shape that `given` has no value for: no run can make them up.
 std::vector<std::string> inputs_needing_values(const GraphDesc& graph, const std::map<std::string, Tensor>& given);
