@@ -33,9 +33,10 @@ struct Costs {
   std::vector<double> node;  // per position, on `device`
   std::string unit;
   std::string balance;
-  std::string device;  // where they were measured: the split's device, or the first placement device
-  RunTimes runs;       // time: the profiled runs behind `node`, per position (empty otherwise)
-  double noise = 0;    // relative standard error of the predicted piece costs; 0 when not measured
+  std::string device;            // where they were measured: the split's device, or the first placement device
+  std::vector<RunTimes> rounds;  // time: the profiled runs behind `node`, per position (empty otherwise)
+  std::vector<double> scale;     // time: per position, what timing candidate pieces corrected (piece_scale); empty: 1
+  double noise = 0;              // relative standard error of the predicted piece costs; 0 when not measured
   // Placement devices of another kind or speed than `device`: their node costs in the same unit, by device_cost_key.
   std::map<std::string, std::vector<double>> by_device;
   const std::vector<double>& on(const DeviceSpec& other) const {
@@ -62,8 +63,8 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
 
 // The partition of `problem` (under options.placement when it has devices) that holds under the noise of measured
 // node times: bottlenecks within tie_tolerance(noise) of the optimum are ties, broken on fewer crossing bytes; while
-// more runs could move the cut (cut_is_close), the runs are doubled, up to kMaxRunsFactor x options.profile_runs.
-// Updates analysis.costs (node, runs, noise) and problem.node_cost with them.
+// more runs could move the cut (cut_is_close) another round of options.profile_runs is measured, up to kMaxRounds.
+// Updates analysis.costs (node, rounds, noise) and problem.node_cost with them.
 Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, const SplitOptions& options);
 
 // Bytes of every concretely typed value (-1 when its size is unknown).

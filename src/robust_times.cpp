@@ -57,6 +57,46 @@ double piece_noise(const RunTimes& runs, const std::vector<int>& starts) {
   return worst;
 }
 
+RunTimes pooled(const std::vector<RunTimes>& rounds) {
+  RunTimes runs;
+  for (const RunTimes& round : rounds) runs.insert(runs.end(), round.begin(), round.end());
+  return runs;
+}
+
+double round_noise(const std::vector<RunTimes>& rounds, const std::vector<int>& starts) {
+  if (rounds.size() < 2 || starts.size() < 2) return 0;
+  std::vector<std::vector<double>> shares(starts.size() - 1);  // per piece, per round
+  for (const RunTimes& round : rounds) {
+    const std::vector<double> costs = robust_node_costs(round);
+    const double total = sum(costs);
+    for (size_t k = 0; k + 1 < starts.size(); ++k) {
+      const double piece = std::accumulate(costs.begin() + starts[k], costs.begin() + starts[k + 1], 0.0);
+      shares[k].push_back(total > 0 ? piece / total : 0.0);
+    }
+  }
+  double worst = 0;
+  const double count = static_cast<double>(rounds.size());
+  for (const auto& piece : shares) {
+    const double mean = sum(piece) / count;
+    if (mean <= 0) continue;
+    double squares = 0;
+    for (double share : piece) squares += (share - mean) * (share - mean);
+    worst = std::max(worst, std::sqrt(squares / (count - 1)) / std::sqrt(count) / mean);
+  }
+  return worst;
+}
+
+std::vector<double> piece_scale(const std::vector<double>& costs, const std::vector<int>& starts,
+                                const std::vector<double>& measured) {
+  std::vector<double> scale(costs.size(), 1.0);
+  for (size_t k = 0; k + 1 < starts.size() && k < measured.size(); ++k) {
+    const double predicted = std::accumulate(costs.begin() + starts[k], costs.begin() + starts[k + 1], 0.0);
+    if (predicted <= 0 || !(measured[k] > 0)) continue;
+    std::fill(scale.begin() + starts[k], scale.begin() + starts[k + 1], measured[k] / predicted);
+  }
+  return scale;
+}
+
 double tie_tolerance(double noise) { return std::clamp(2 * noise, kMinTieTolerance, kMaxTieTolerance); }
 
 bool cut_is_close(const std::function<Solved(double tolerance)>& solve, double optimum, double noise) {

@@ -22,6 +22,12 @@ std::vector<double> robust_node_costs(const RunTimes& runs);
 // pieces. 0 for fewer than 2 runs.
 double piece_noise(const RunTimes& runs, const std::vector<int>& starts);
 
+// Per position, the factor that makes each piece's node costs sum to its measured time (pieces [starts[k],
+// starts[k+1]) cut with `costs`): what the pieces themselves, timed as they will run (their own fusions, caches, and
+// on one thread CPU time that other work on the core does not inflate), say the profile got wrong.
+std::vector<double> piece_scale(const std::vector<double>& costs, const std::vector<int>& starts,
+                                const std::vector<double>& measured);
+
 // How close to the optimum a bottleneck counts as a tie (PartitionProblem::tie_tolerance) under `noise`: twice the
 // noise, at least kMinTieTolerance (what the profile cannot see: a piece runs with its own fusions and caches), at
 // most kMaxTieTolerance (what balance may give up for stable cuts).
@@ -38,7 +44,18 @@ struct Solved {
 };
 bool cut_is_close(const std::function<Solved(double tolerance)>& solve, double optimum, double noise);
 
-// Profiled runs per measurement: start with `runs`, double while the cut is close, up to kMaxRunsFactor x `runs`.
-constexpr int kMaxRunsFactor = 4;
+// The rounds of profiled runs a measurement takes, each a fresh session some seconds after the one before (so that
+// the rounds sample different windows of the machine's speed and load): at least kMinRounds, more while the cut is
+// close, at most kMaxRounds.
+constexpr int kMinRounds = 2, kMaxRounds = 4;
+
+// The runs of all rounds, one after the other.
+RunTimes pooled(const std::vector<RunTimes>& rounds);
+
+// The relative standard error of the pieces' costs between rounds: per round each piece's share of that round's
+// robust_node_costs; the standard deviation of those over the rounds, over sqrt(rounds), over their mean; the
+// largest over the pieces. It sees what changes from one window to the next (load on the other cores slowing
+// memory-bound nodes more than the others), which the runs of one round share. 0 for fewer than 2 rounds.
+double round_noise(const std::vector<RunTimes>& rounds, const std::vector<int>& starts);
 
 }  // namespace onnxpipe::detail

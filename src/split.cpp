@@ -21,6 +21,7 @@
 #include "model_io.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
+#include "onnxpipe/verify.h"
 #include "partition.h"
 #include "placement.h"
 #include "staging.h"
@@ -139,7 +140,7 @@ nlohmann::json nodes_json(const std::vector<double>& node, const Graph& graph) {
   return nodes;
 }
 
-// "devices" (node costs on the other placement devices, by device_cost_key) and "noise" are there when measured.
+// "devices": node costs on the other placement devices, by device_cost_key; "noise" and "runs": of the measured times.
 void save_costs(const Costs& costs, const Graph& graph, const std::map<std::string, int64_t>& dims,
                 const std::map<std::string, ValueDesc>& measured, const fs::path& path) {
   nlohmann::json values = nlohmann::json::object(), devices = nlohmann::json::object();
@@ -152,6 +153,7 @@ void save_costs(const Costs& costs, const Graph& graph, const std::map<std::stri
                         {"nodes", nodes_json(costs.node, graph)},
                         {"values", values},
                         {"noise", costs.noise},
+                        {"runs", pooled(costs.rounds).size()},
                         {"devices", devices}};
   std::ofstream out(path);
   out << doc.dump(1) << "\n";
@@ -188,15 +190,18 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
   return saved;
 }
 
-// Profiles `runs` more runs of the model on costs.device and makes the node costs of all its runs so far.
-void measure_more_runs(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                       const SplitOptions& options, int runs, Costs& costs) {
-  const int before = static_cast<int>(costs.runs.size());
-  report(options.progress, "measuring node times", before, before + runs);
-  for (const auto& run : measure_node_runs(model, dims, options.inputs, costs.device, runs))
-    costs.runs.push_back(time_costs(graph, run));
-  costs.node = robust_node_costs(costs.runs);
-  report(options.progress, "measuring node times", before + runs, before + runs);
+// Profiles one more round of options.profile_runs runs on costs.device and makes the node costs of all rounds so far.
+void measure_round(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
+                   const SplitOptions& options, Costs& costs) {
+  const int round = static_cast<int>(costs.rounds.size());
+  report(options.progress, "measuring node times", round, round + 1);
+  RunTimes runs;
+  for (const auto& run : measure_node_runs(model, dims, options.inputs, costs.device, options.profile_runs))
+    runs.push_back(time_costs(graph, run));
+  costs.rounds.push_back(std::move(runs));
+  costs.node = robust_node_costs(pooled(costs.rounds));
+  for (size_t position = 0; position < costs.scale.size(); ++position) costs.node[position] *= costs.scale[position];
+  report(options.progress, "measuring node times", round + 1, round + 1);
 }
 
 Costs node_costs(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
@@ -250,7 +255,7 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
     }
     case Balance::TIME:
       costs.device = options.device;
-      measure_more_runs(model, graph, dims, options, options.profile_runs, costs);
+      for (int round = 0; round < kMinRounds; ++round) measure_round(model, graph, dims, options, costs);
       costs.unit = "us";
       break;
     case Balance::AUTO:
@@ -261,6 +266,8 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
 
 // Runs for a device's throughput: the whole model, a few times (the median is kept).
 constexpr int kCalibrationRuns = 3;
+// Timing the candidate pieces: at most this many cut, time, correct passes; rounds over the pieces and runs per round.
+constexpr int kPiecePasses = 3, kPieceRounds = 3, kPieceRuns = 3;
 
 // The placement devices of distinct kinds or speeds, first ones first (device_cost_key).
 std::vector<DeviceSpec> distinct_devices(const std::vector<DeviceSpec>& devices) {
@@ -321,20 +328,19 @@ Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, cons
                                              : place_partition(analysis, problem, options.placement);
   };
   Costs& costs = analysis.costs;
-  if (costs.runs.empty()) return solve(PartitionProblem().tie_tolerance);
-  const int most_runs = kMaxRunsFactor * std::max(1, options.profile_runs);
+  if (costs.rounds.empty()) return solve(PartitionProblem().tie_tolerance);
   for (;;) {
     const Partition exact = solve(PartitionProblem().tie_tolerance);
-    costs.noise = piece_noise(costs.runs, exact.starts);
-    const int runs = static_cast<int>(costs.runs.size());
+    costs.noise = std::max(piece_noise(pooled(costs.rounds), exact.starts), round_noise(costs.rounds, exact.starts));
     const auto solved = [&](double tolerance) {
       const Partition partition = solve(tolerance);
       return Solved{partition.starts, partition.max_cost};
     };
-    if (2 * runs > most_runs || !cut_is_close(solved, exact.max_cost, costs.noise)) break;
+    if (costs.rounds.size() >= static_cast<size_t>(kMaxRounds) || !cut_is_close(solved, exact.max_cost, costs.noise))
+      break;
     log(LogLevel::INFO, "the cut is within the noise of the node times (" + std::to_string(costs.noise * 100) +
-                            "%): " + std::to_string(runs) + " more runs");
-    measure_more_runs(analysis.model, analysis.graph, analysis.dims, options, runs, costs);
+                            "%): one more round of runs");
+    measure_round(analysis.model, analysis.graph, analysis.dims, options, costs);
     problem.node_cost = costs.node;
   }
   return solve(tie_tolerance(costs.noise));
@@ -544,6 +550,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   report(options.progress, "partitioning", 0, 0);
   Partition partition = balanced_partition(*analysis, problem, options);
   const int parts = options.parts;
+  const bool time_pieces_too = !analysis->costs.rounds.empty() && options.placement.devices.empty() &&
+                               !parse_device(analysis->costs.device).is_cuda();
 
   Plan plan;
   plan.source_path = fs::absolute(model_path).string();
@@ -555,6 +563,36 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
 
   StagingDir staging(options.output_dir);
   plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
+  if (time_pieces_too) {
+    // The profile times nodes inside the whole model, on a core others share; the pieces, timed as they will run,
+    // correct it: their node costs are scaled to the pieces' times, the cut made again, until it stays.
+    SessionConfig config;
+    config.device = analysis->costs.device;
+    const bool one_thread = parse_device(config.device).thread_count() == 1;
+    VerifyOptions random;
+    random.dims = analysis->dims;
+    random.inputs = options.inputs;
+    const std::map<std::string, Tensor> inputs = make_inputs(desc.inputs, random);
+    for (int pass = 0; pass < kPiecePasses; ++pass) {
+      report(options.progress, "timing pieces", pass, kPiecePasses);
+      const std::vector<double> measured =
+          time_pieces(staging.path().string(), plan.pieces, config, inputs, kPieceRounds, kPieceRuns, one_thread);
+      Costs& costs = analysis->costs;
+      const std::vector<double> scale = piece_scale(costs.node, partition.starts, measured);
+      if (costs.scale.empty()) costs.scale.assign(scale.size(), 1.0);
+      for (size_t position = 0; position < scale.size(); ++position) {
+        costs.scale[position] *= scale[position];
+        costs.node[position] *= scale[position];
+      }
+      problem.node_cost = costs.node;
+      Partition next = balanced_partition(*analysis, problem, options);
+      const bool same = next.starts == partition.starts;
+      partition = std::move(next);
+      if (same) break;
+      plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
+    }
+    report(options.progress, "timing pieces", kPiecePasses, kPiecePasses);
+  }
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {
