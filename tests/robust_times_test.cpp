@@ -47,6 +47,22 @@ TEST(RobustTimes, PieceNoiseIsZeroForSteadyRunsAndShrinksWithMoreRuns) {
   EXPECT_DOUBLE_EQ(piece_noise(noisy(1), {0, 2, 3}), 0);  // one run tells nothing of its noise
 }
 
+TEST(RobustTimes, RoundNoiseSeesWhatChangesBetweenRounds) {
+  const RunTimes round = {{10, 20, 30}, {11, 22, 33}};
+  EXPECT_DOUBLE_EQ(round_noise({round}, {0, 2, 3}), 0);          // one round tells nothing of the next
+  EXPECT_DOUBLE_EQ(round_noise({round, round}, {0, 2, 3}), 0);   // nor do rounds alike
+  const RunTimes slower_first = {{12, 20, 30}, {13.2, 22, 33}};  // node 0 slowed down in this window
+  EXPECT_GT(round_noise({round, slower_first}, {0, 2, 3}), 0.01);
+  EXPECT_EQ(pooled({round, slower_first}).size(), 4u);
+}
+
+TEST(RobustTimes, PieceScaleMakesEachPieceSumToItsMeasuredTime) {
+  const std::vector<double> costs = {10, 30, 20, 20};
+  const std::vector<double> scale = piece_scale(costs, {0, 2, 4}, {80, 20});
+  EXPECT_EQ(scale, (std::vector<double>{2, 2, 0.5, 0.5}));
+  EXPECT_EQ(piece_scale(costs, {0, 2, 4}, {0, 20}).front(), 1.0);  // nothing measured: unchanged
+}
+
 TEST(RobustTimes, TieToleranceIsTwiceTheNoiseWithinItsBounds) {
   EXPECT_DOUBLE_EQ(tie_tolerance(0), kMinTieTolerance);
   EXPECT_DOUBLE_EQ(tie_tolerance(0.015), 0.03);
