@@ -13,7 +13,6 @@
 #include "model_io.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/split.h"
-#include "partition.h"
 #include "robust_times.h"
 
 namespace onnxpipe::detail {
@@ -60,12 +59,6 @@ struct Analysis {
 
 // Loads the model, types its values and costs its nodes as `options` say (dims, device, costs_file, progress).
 std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options);
-
-// The partition of `problem` (under options.placement when it has devices) that holds under the noise of measured
-// node times: bottlenecks within tie_tolerance(noise) of the optimum are ties, broken on fewer crossing bytes; while
-// more runs could move the cut (cut_is_close) another round of options.profile_runs is measured, up to kMaxRounds.
-// Updates analysis.costs (node, rounds, noise) and problem.node_cost with them.
-Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, const SplitOptions& options);
 
 // Bytes of every concretely typed value (-1 when its size is unknown).
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "analysis.h"
+#include "balance.h"
 #include "cost.h"
 #include "enum_names.h"
 #include "graph.h"
@@ -21,7 +22,6 @@
 #include "model_io.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
-#include "onnxpipe/verify.h"
 #include "partition.h"
 #include "placement.h"
 #include "staging.h"
@@ -190,20 +190,6 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
   return saved;
 }
 
-// Profiles one more round of options.profile_runs runs on costs.device and makes the node costs of all rounds so far.
-void measure_round(const Model& model, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                   const SplitOptions& options, Costs& costs) {
-  const int round = static_cast<int>(costs.rounds.size());
-  report(options.progress, "measuring node times", round, round + 1);
-  RunTimes runs;
-  for (const auto& run : measure_node_runs(model, dims, options.inputs, costs.device, options.profile_runs))
-    runs.push_back(time_costs(graph, run));
-  costs.rounds.push_back(std::move(runs));
-  costs.node = robust_node_costs(pooled(costs.rounds));
-  for (size_t position = 0; position < costs.scale.size(); ++position) costs.node[position] *= costs.scale[position];
-  report(options.progress, "measuring node times", round + 1, round + 1);
-}
-
 Costs node_costs(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
                  const SplitOptions& options, const std::map<std::string, int64_t>& dims) {
   if ((balance == Balance::AUTO || balance == Balance::TIME) && parse_device(options.device).is_cuda()) {
@@ -266,8 +252,6 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
 
 // Runs for a device's throughput: the whole model, a few times (the median is kept).
 constexpr int kCalibrationRuns = 3;
-// Timing the candidate pieces: at most this many cut, time, correct passes; rounds over the pieces and runs per round.
-constexpr int kPiecePasses = 3, kPieceRounds = 3, kPieceRuns = 3;
 
 // The placement devices of distinct kinds or speeds, first ones first (device_cost_key).
 std::vector<DeviceSpec> distinct_devices(const std::vector<DeviceSpec>& devices) {
@@ -319,31 +303,6 @@ Costs costs_on_devices(const Model& model, const Graph& graph, Balance balance, 
 
 std::string device_cost_key(const DeviceSpec& device) {
   return device.is_cuda() ? "cuda" : "cpu:" + std::to_string(device.thread_count());
-}
-
-Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, const SplitOptions& options) {
-  auto solve = [&](double tolerance) {
-    problem.tie_tolerance = tolerance;
-    return options.placement.devices.empty() ? partition_min_max(problem)
-                                             : place_partition(analysis, problem, options.placement);
-  };
-  Costs& costs = analysis.costs;
-  if (costs.rounds.empty()) return solve(PartitionProblem().tie_tolerance);
-  for (;;) {
-    const Partition exact = solve(PartitionProblem().tie_tolerance);
-    costs.noise = std::max(piece_noise(pooled(costs.rounds), exact.starts), round_noise(costs.rounds, exact.starts));
-    const auto solved = [&](double tolerance) {
-      const Partition partition = solve(tolerance);
-      return Solved{partition.starts, partition.max_cost};
-    };
-    if (costs.rounds.size() >= static_cast<size_t>(kMaxRounds) || !cut_is_close(solved, exact.max_cost, costs.noise))
-      break;
-    log(LogLevel::INFO, "the cut is within the noise of the node times (" + std::to_string(costs.noise * 100) +
-                            "%): one more round of runs");
-    measure_round(analysis.model, analysis.graph, analysis.dims, options, costs);
-    problem.node_cost = costs.node;
-  }
-  return solve(tie_tolerance(costs.noise));
 }
 
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types) {
@@ -564,34 +523,10 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   StagingDir staging(options.output_dir);
   plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
   if (time_pieces_too) {
-    // The profile times nodes inside the whole model, on a core others share; the pieces, timed as they will run,
-    // correct it: their node costs are scaled to the pieces' times, the cut made again, until it stays.
-    SessionConfig config;
-    config.device = analysis->costs.device;
-    const bool one_thread = parse_device(config.device).thread_count() == 1;
-    VerifyOptions random;
-    random.dims = analysis->dims;
-    random.inputs = options.inputs;
-    const std::map<std::string, Tensor> inputs = make_inputs(desc.inputs, random);
-    for (int pass = 0; pass < kPiecePasses; ++pass) {
-      report(options.progress, "timing pieces", pass, kPiecePasses);
-      const std::vector<double> measured =
-          time_pieces(staging.path().string(), plan.pieces, config, inputs, kPieceRounds, kPieceRuns, one_thread);
-      Costs& costs = analysis->costs;
-      const std::vector<double> scale = piece_scale(costs.node, partition.starts, measured);
-      if (costs.scale.empty()) costs.scale.assign(scale.size(), 1.0);
-      for (size_t position = 0; position < scale.size(); ++position) {
-        costs.scale[position] *= scale[position];
-        costs.node[position] *= scale[position];
-      }
-      problem.node_cost = costs.node;
-      Partition next = balanced_partition(*analysis, problem, options);
-      const bool same = next.starts == partition.starts;
-      partition = std::move(next);
-      if (same) break;
-      plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
-    }
-    report(options.progress, "timing pieces", kPiecePasses, kPiecePasses);
+    partition = timed_partition(*analysis, problem, options, staging.path().string(), std::move(partition), plan.pieces,
+                                [&](const Partition& cut) {
+                                  return write_pieces(*analysis, cut, staging.path(), options, &plan.duplicated_nodes);
+                                });
   }
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
