@@ -51,6 +51,7 @@ bench: deps-models build
 	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/split_bench
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/pipeline_bench
+	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/balance_bench
 
 # On a machine with a GPU: the gpu tests with ONNXPIPE_REQUIRE_CUDA=1, then mobilenet_v2 and GPT-2 as 2-stage
 # pipelines on cuda:0,cuda:0 against the CPU (scripts/gpu_check.sh; its header says how to run it from a bundle).
