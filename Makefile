@@ -56,6 +56,7 @@ bench: deps-models build
 	@$(PY) scripts/export_models.py --out $(MODELS) --quiet
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/split_bench
 	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/pipeline_bench
+	ONNXPIPE_MODELS=$(abspath $(MODELS)) $(BUILD)/bench/balance_bench
 
 # The soak run's long form: 100k requests, a fault every 1000 (tests/support/soak.h); SOAK_REQUESTS to change.
 SOAK_REQUESTS ?= 100000

@@ -11,7 +11,9 @@
 #include "cost.h"
 #include "graph.h"
 #include "model_io.h"
+#include "onnxpipe/device.h"
 #include "onnxpipe/split.h"
+#include "robust_times.h"
 
 namespace onnxpipe::detail {
 
@@ -23,10 +25,23 @@ struct ValueTypes {
   std::map<std::string, ValueDesc> measured;  // the part of `concrete` that only a run could tell
 };
 
+// What sets a device's node costs: its kind and, on CPU, its thread count (pinning does not change its speed).
+std::string device_cost_key(const DeviceSpec& device);
+
 struct Costs {
-  std::vector<double> node;
+  std::vector<double> node;  // per position, on `device`
   std::string unit;
   std::string balance;
+  std::string device;            // where they were measured: the split's device, or the first placement device
+  std::vector<RunTimes> rounds;  // time: the profiled runs behind `node`, per position (empty otherwise)
+  std::vector<double> scale;     // time: per position, what timing candidate pieces corrected (piece_scale); empty: 1
+  double noise = 0;              // relative standard error of the predicted piece costs; 0 when not measured
+  // Placement devices of another kind or speed than `device`: their node costs in the same unit, by device_cost_key.
+  std::map<std::string, std::vector<double>> by_device;
+  const std::vector<double>& on(const DeviceSpec& other) const {
+    const auto it = by_device.find(device_cost_key(other));
+    return it == by_device.end() ? node : it->second;
+  }
 };
 
 // Everything about the source model that split, inspect and placement need.

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "onnxpipe/error.h"
@@ -28,6 +30,14 @@ std::map<std::string, Tensor> random_inputs(const Model& model, const std::map<s
   options.dims = dims;
   options.inputs = given;
   return make_inputs(model.graph().inputs, options);
+}
+
+double now_us(bool cpu_time) {
+  if (!cpu_time)
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
 }  // namespace
@@ -62,9 +72,10 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
   return types;
 }
 
-std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::map<std::string, Tensor>& given, const std::string& device,
-                                                 int runs) {
+std::vector<std::map<std::string, double>> measure_node_runs(const Model& model,
+                                                             const std::map<std::string, int64_t>& dims,
+                                                             const std::map<std::string, Tensor>& given,
+                                                             const std::string& device, int runs) {
   if (runs < 1) throw Error(ErrorCode::USAGE, "profile runs must be >= 1, got " + std::to_string(runs));
   SessionConfig config = config_for(model, device);
   // Every optimisation on, as the pieces will run: a fused node keeps the name of the node it replaces (or is named
@@ -72,7 +83,24 @@ std::map<std::string, double> measure_node_times(const Model& model, const std::
   config.optimization_level = 99;
   config.profiling = true;
   Session session = Session::from_bytes(model.serialize(), config);
-  return session.profile_node_times(random_inputs(model, dims, given), runs);
+  return session.profile_node_runs(random_inputs(model, dims, given), runs);
+}
+
+double measure_model_run(const Model& model, const std::map<std::string, int64_t>& dims,
+                         const std::map<std::string, Tensor>& given, const std::string& device, int runs) {
+  if (runs < 1) throw Error(ErrorCode::USAGE, "calibration runs must be >= 1, got " + std::to_string(runs));
+  SessionConfig config = config_for(model, device);
+  config.optimization_level = 99;
+  Session session = Session::from_bytes(model.serialize(), config);
+  const std::map<std::string, Tensor> inputs = random_inputs(model, dims, given);
+  std::vector<double> times;
+  for (int run = 0; run <= runs; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    session.run(inputs);
+    if (run > 0)
+      times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median(std::move(times));
 }
 
 std::map<std::string, Value> run_on(const Session& session, const std::map<std::string, Value>& pool,
@@ -123,6 +151,42 @@ std::vector<double> run_piece_chain(const std::string& dir, const std::vector<Pi
     }
   }
   return medians;
+}
+
+std::vector<double> time_pieces(const std::string& dir, const std::vector<PieceDesc>& pieces,
+                                const SessionConfig& config, const std::map<std::string, Tensor>& inputs, int rounds,
+                                int runs, bool cpu_time) {
+  std::map<std::string, Value> pool;
+  for (const auto& [name, tensor] : inputs) pool.emplace(name, Value::from_tensor(tensor));
+  run_piece_chain(dir, pieces, config, pool);
+  struct Timed {
+    Session session;
+    std::vector<std::string> inputs, outputs;
+    std::vector<const Value*> feeds;
+  };
+  std::vector<Timed> timed;
+  for (const PieceDesc& piece : pieces) {
+    Timed t{Session((std::filesystem::path(dir) / piece.file).string(), config), {}, {}, {}};
+    for (const ValueDesc& input : piece.inputs) {
+      t.inputs.push_back(input.name);
+      t.feeds.push_back(&pool.at(input.name));
+    }
+    for (const ValueDesc& output : piece.outputs) t.outputs.push_back(output.name);
+    timed.push_back(std::move(t));
+  }
+  std::vector<double> best(pieces.size(), std::numeric_limits<double>::infinity());
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t k = 0; k < timed.size(); ++k) {
+      std::vector<double> times;
+      for (int run = 0; run <= runs; ++run) {
+        const double start = now_us(cpu_time);
+        timed[k].session.run_values(timed[k].inputs, timed[k].feeds, timed[k].outputs);
+        if (run > 0) times.push_back(now_us(cpu_time) - start);
+      }
+      best[k] = std::min(best[k], median(std::move(times)));
+    }
+  }
+  return best;
 }
 
 }  // namespace onnxpipe::detail

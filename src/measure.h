@@ -18,12 +18,17 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
                                                  const std::map<std::string, Tensor>& given,
                                                  const std::vector<std::string>& names);
 
-// Median microseconds per node name over `runs` profiled runs (on the `given` inputs, random others) after a dropped
-// warm-up, on `device`, with ORT's extended
-// graph optimisations (the fused work is timed on the node a fusion keeps).
-std::map<std::string, double> measure_node_times(const Model& model, const std::map<std::string, int64_t>& dims,
-                                                 const std::map<std::string, Tensor>& given, const std::string& device,
-                                                 int runs);
+// Microseconds per node name in each of `runs` profiled runs (on the `given` inputs, random others) after a dropped
+// warm-up, on `device`, with ORT's extended graph optimisations (the fused work is timed on the node a fusion keeps).
+std::vector<std::map<std::string, double>> measure_node_runs(const Model& model,
+                                                             const std::map<std::string, int64_t>& dims,
+                                                             const std::map<std::string, Tensor>& given,
+                                                             const std::string& device, int runs);
+
+// Median microseconds of a whole run of the model on `device` over `runs` runs after a dropped warm-up: the short
+// calibration that gives a device's throughput (the model's flops over this).
+double measure_model_run(const Model& model, const std::map<std::string, int64_t>& dims,
+                         const std::map<std::string, Tensor>& given, const std::string& device, int runs);
 
 // The model inputs without a declared shape that `given` has no value for: no run can make them up.
 std::vector<std::string> inputs_needing_values(const GraphDesc& graph, const std::map<std::string, Tensor>& given);
@@ -40,5 +45,14 @@ std::map<std::string, Value> run_on(const Session& session, const std::map<std::
 std::vector<double> run_piece_chain(const std::string& dir, const std::vector<PieceDesc>& pieces,
                                     const SessionConfig& config, std::map<std::string, Value>& pool,
                                     int timed_runs = 0);
+
+// Microseconds of each piece in `dir` alone, the values it reads made once by the chain from `inputs`: `rounds`
+// rounds over the pieces in order (all their sessions loaded), each piece run `runs` times a round after a dropped
+// warm-up; per piece the median of a round, the least over the rounds (a round in a slow window loses to a faster
+// one). `cpu_time`: the calling thread's CPU time instead of wall time, which other work on the core does not
+// inflate; exact only for one-thread CPU sessions (the calling thread is the session's only one).
+std::vector<double> time_pieces(const std::string& dir, const std::vector<PieceDesc>& pieces,
+                                const SessionConfig& config, const std::map<std::string, Tensor>& inputs, int rounds,
+                                int runs, bool cpu_time);
 
 }  // namespace onnxpipe::detail

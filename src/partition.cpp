@@ -14,9 +14,6 @@ namespace onnxpipe::detail {
 
 namespace {
 
-// Two optima whose bottlenecks differ by less than this (relative) are equal; the tie-break decides between them.
-constexpr double TIE_TOLERANCE = 1e-9;
-
 void validate(const PartitionProblem& problem) {
   const int n = static_cast<int>(problem.node_cost.size());
   if (problem.transfer_cost.size() != problem.node_cost.size() + 1 ||
@@ -92,35 +89,42 @@ class Solver {
     return from_bits(hi);
   }
 
-  // Among partitions whose pieces all cost <= threshold, one with the fewest crossing bytes over its inner cuts.
+  // Among partitions whose pieces all cost <= threshold, one with the fewest crossing bytes over its inner cuts; of
+  // those, the one whose cuts lie nearest the evenly spaced cost fractions (so that of cuts with equal bytes inside a
+  // wide tie band the balanced one wins, not whichever the band's edge lets in first).
   Partition fewest_crossing_bytes(double threshold) const {
     std::vector<int> limit = limits(threshold);
+    using Key = std::pair<int64_t, double>;  // crossing bytes, summed distance of the cuts from their fractions
     constexpr int64_t NONE = std::numeric_limits<int64_t>::max();
-    // best[b - j]: fewest bytes to cover [0, b) with j pieces; boundary b can end piece j only for b in
+    // best[b - j]: the least key to cover [0, b) with j pieces; boundary b can end piece j only for b in
     // [j, n - parts + j] (every piece is non-empty).
-    std::vector<int64_t> previous(width_, NONE), best(width_);
+    std::vector<Key> previous(width_, Key{NONE, 0.0}), best(width_);
     std::vector<std::vector<int>> parent(parts_ + 1, std::vector<int>(width_, -1));
-    previous[0] = 0;  // j = 0: only boundary 0
+    previous[0] = {0, 0.0};  // j = 0: only boundary 0
     for (int j = 1; j <= parts_; ++j) {
-      // Sweep b upward; a piece [a, b) is allowed while b <= limit[a]. Min-heap of (bytes so far, a), with expired
+      // Sweep b upward; a piece [a, b) is allowed while b <= limit[a]. Min-heap of (key so far, a), with expired
       // starts dropped lazily (b only grows, so an expired start never comes back).
-      using Entry = std::pair<int64_t, int>;
+      using Entry = std::pair<Key, int>;
       std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> starts;
+      const double fraction = prefix_[n_] * j / parts_;
       for (int b = j; b <= n_ - parts_ + j; ++b) {
         int a = b - 1;  // in layer j - 1's range, since b is in layer j's
-        if (previous[a - (j - 1)] != NONE) starts.emplace(previous[a - (j - 1)], a);
+        if (previous[a - (j - 1)].first != NONE) starts.emplace(previous[a - (j - 1)], a);
         while (!starts.empty() && limit[starts.top().second] < b) starts.pop();
         if (starts.empty()) {
-          best[b - j] = NONE;
+          best[b - j] = {NONE, 0.0};
           continue;
         }
-        int64_t inner = b < n_ ? problem_.crossing_bytes[b] : 0;
-        best[b - j] = starts.top().first + inner;
+        const Key& so_far = starts.top().first;
+        if (b < n_)
+          best[b - j] = {so_far.first + problem_.crossing_bytes[b], so_far.second + std::abs(prefix_[b] - fraction)};
+        else
+          best[b - j] = so_far;
         parent[j][b - j] = starts.top().second;
       }
       std::swap(previous, best);
     }
-    if (previous[width_ - 1] == NONE)
+    if (previous[width_ - 1].first == NONE)
       throw Error(ErrorCode::INTERNAL, "partition: the tie-break found no partition under the optimal bottleneck");
 
     Partition partition;
@@ -335,7 +339,7 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
   PlacedPartition result;
   result.feasible = bottleneck[stages][n] < INF;
   // Feasible: the fewest crossing bytes under the optimal bottleneck. Infeasible: the smallest worst overflow.
-  const double threshold = bottleneck[stages][n] * (1 + TIE_TOLERANCE);
+  const double threshold = bottleneck[stages][n] * (1 + problem.tie_tolerance);
   constexpr int64_t NONE = std::numeric_limits<int64_t>::max();
   std::vector<std::vector<int64_t>> best(stages + 1, std::vector<int64_t>(n + 1, NONE));
   std::vector<std::vector<int>> parent(stages + 1, std::vector<int>(n + 1, -1));
@@ -382,7 +386,7 @@ Partition partition_min_max(const PartitionProblem& problem) {
   validate(problem);
   Solver solver(problem);
   double bottleneck = solver.optimal_bottleneck();
-  return solver.fewest_crossing_bytes(bottleneck + bottleneck * TIE_TOLERANCE);
+  return solver.fewest_crossing_bytes(bottleneck + bottleneck * problem.tie_tolerance);
 }
 
 }  // namespace onnxpipe::detail

@@ -13,6 +13,9 @@ struct PartitionProblem {
   std::vector<int64_t> crossing_bytes;  // per boundary, n+1 entries: tie-break, fewer is better
   std::vector<int> forced;              // boundaries in (0, n) that must be cuts, ascending
   int parts = 1;
+  // Bottlenecks within this (relative) of the optimum are ties, broken on fewer crossing bytes: measured costs pass
+  // their noise here, so that of near-equal cuts the same one wins from one measurement to the next.
+  double tie_tolerance = 1e-9;
 };
 
 struct Partition {
@@ -23,7 +26,7 @@ struct Partition {
 };
 
 // Exact min-max partition into `parts` non-empty consecutive pieces: bisection on the bottleneck with an exact
-// feasibility test over prefix sums, then a DP that breaks ties (bottlenecks within a relative 1e-9) on fewer
+// feasibility test over prefix sums, then a DP that breaks ties (bottlenecks within the tie tolerance) on fewer
 // crossing bytes. Throws Error(USAGE) when parts < 1, parts > n, or the forced cuts cannot be met.
 Partition partition_min_max(const PartitionProblem& problem);
 
@@ -49,6 +52,7 @@ struct PlacementProblem {
   std::vector<int> forced;                     // boundaries in (0, n) that must be cuts, ascending
   MemoryTerms memory;
   std::vector<int64_t> capacity;  // per stage: bytes piece s may need at most; -1 unbounded
+  double tie_tolerance = 1e-9;    // as PartitionProblem's
 };
 
 struct PlacedPartition {
@@ -63,7 +67,7 @@ struct PlacedPartition {
 };
 
 // Exact min-max partition with per-stage costs under per-stage capacities: a DP over boundary x stage for the
-// bottleneck, a second one for the fewest crossing bytes among the optima (within a relative 1e-9), O(stages x n^2).
+// bottleneck, a second one for the fewest crossing bytes among the optima (within the tie tolerance), O(stages x n^2).
 // Throws Error(USAGE) as partition_min_max does for impossible counts and cuts.
 PlacedPartition partition_under_caps(const PlacementProblem& problem);
 

@@ -98,7 +98,8 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
   check_devices(options, plain.parts);
   const Graph& graph = analysis.graph;
   PlacementProblem problem;
-  problem.node_cost.assign(options.devices.size(), plain.node_cost);
+  for (const DeviceSpec& device : options.devices) problem.node_cost.push_back(analysis.costs.on(device));
+  problem.tie_tolerance = plain.tie_tolerance;
   problem.transfer_cost = plain.transfer_cost;
   problem.crossing_bytes = plain.crossing_bytes;
   problem.forced = plain.forced;
@@ -150,7 +151,9 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
 PlacementReport plan_placement(const std::string& model_path, const SplitOptions& split,
                                const PlacementOptions& options) {
   check_devices(options, split.parts);
-  auto analysis = detail::analyse(model_path, split.balance, split);
+  SplitOptions on_devices = split;
+  on_devices.placement = options;  // node costs per distinct device
+  auto analysis = detail::analyse(model_path, split.balance, on_devices);
   const detail::Graph& graph = analysis->graph;
   detail::PartitionProblem problem;
   problem.node_cost = analysis->costs.node;

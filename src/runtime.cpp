@@ -529,11 +529,12 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
   return result;
 }
 
-std::map<std::string, double> Session::profile_node_times(const std::map<std::string, Tensor>& inputs, int runs) {
+std::vector<std::map<std::string, double>> Session::profile_node_runs(const std::map<std::string, Tensor>& inputs,
+                                                                      int runs) {
   if (!impl_->profiling) {
-    throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_times needs a session made with profiling on");
+    throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_runs needs a session made with profiling on");
   }
-  if (runs < 1) throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_times needs runs >= 1");
+  if (runs < 1) throw Error(ErrorCode::USAGE, impl_->label + ": profile_node_runs needs runs >= 1");
   for (int i = 0; i <= runs; ++i) run(inputs);
   std::string path;
   try {
@@ -543,9 +544,9 @@ std::map<std::string, double> Session::profile_node_times(const std::map<std::st
     throw impl_->ort_error(e);
   }
   impl_->profiling = false;  // ORT stops profiling the session once its trace is written
-  std::map<std::string, double> times;
+  std::vector<std::map<std::string, double>> times;
   try {
-    times = node_times_from_trace(path);
+    times = node_runs_from_trace(path);
   } catch (...) {
     std::filesystem::remove(path);
     throw;

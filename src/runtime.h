@@ -112,9 +112,9 @@ class Session {
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
                                     const std::vector<std::string>& outputs = {}) const;
 
-  // Needs config.profiling: one warm-up run (dropped) then `runs` runs; returns the median microseconds per node name.
+  // Needs config.profiling: one warm-up run (dropped) then `runs` runs; returns per run the microseconds per node name.
   // Ends the session's profiling: call it once per session.
-  std::map<std::string, double> profile_node_times(const std::map<std::string, Tensor>& inputs, int runs);
+  std::vector<std::map<std::string, double>> profile_node_runs(const std::map<std::string, Tensor>& inputs, int runs);
 
   // A host tensor as an input value for this session: wrapped without copying on CPU; copied into pinned host
   // memory on CUDA (so that the copy to the device is fast). `copy` gets that host copy, if any.

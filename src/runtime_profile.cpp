@@ -4,15 +4,15 @@
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "onnxpipe/error.h"
-#include "stats.h"
 
 namespace onnxpipe::detail {
 
-std::map<std::string, double> node_times_from_trace(const std::string& path) {
+std::vector<std::map<std::string, double>> node_runs_from_trace(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::IO, "profile trace '" + path + "': cannot read");
   nlohmann::json trace;
@@ -34,7 +34,8 @@ std::map<std::string, double> node_times_from_trace(const std::string& path) {
   std::sort(run_ranges.begin(), run_ranges.end());
 
   static const std::string suffix = "_kernel_time";
-  std::map<std::string, std::vector<double>> per_run;  // node -> microseconds in each run (index 0: the warm-up)
+  // Every run but the warm-up gets an entry, so that a node missing from one run counts 0 there.
+  std::vector<std::map<std::string, double>> runs(run_ranges.size() > 1 ? run_ranges.size() - 1 : 0);
   for (const auto& event : trace) {
     if (event.value("cat", "") != "Node") continue;
     const std::string name = event.value("name", "");
@@ -50,15 +51,14 @@ std::map<std::string, double> node_times_from_trace(const std::string& path) {
     if (args != event.end() && args->is_object() && args->contains("node_name")) {
       node = (*args)["node_name"].get<std::string>();
     }
-    std::vector<double>& times = per_run[node];
-    times.resize(run_ranges.size(), 0.0);
-    times[run] += event.value("dur", 0.0);
+    runs[run - 1][node] += event.value("dur", 0.0);
   }
-  std::map<std::string, double> median;
-  for (auto& [node, times] : per_run) {
-    median[node] = detail::median(std::vector<double>(times.begin() + 1, times.end()));
-  }
-  return median;
+  std::set<std::string> nodes;
+  for (const auto& run : runs)
+    for (const auto& [node, us] : run) nodes.insert(node);
+  for (auto& run : runs)
+    for (const auto& node : nodes) run.emplace(node, 0.0);
+  return runs;
 }
 
 }  // namespace onnxpipe::detail

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "analysis.h"
+#include "balance.h"
 #include "cost.h"
 #include "enum_names.h"
 #include "graph.h"
@@ -133,15 +134,28 @@ nlohmann::json value_json(const ValueDesc& desc) {
   return {{"dtype", dtype_name(desc.dtype)}, {"shape", desc.concrete_shape()}};
 }
 
-void save_costs(const Costs& costs, const Graph& graph, const std::string& device,
-                const std::map<std::string, int64_t>& dims, const std::map<std::string, ValueDesc>& measured,
-                const fs::path& path) {
-  nlohmann::json nodes = nlohmann::json::object(), values = nlohmann::json::object();
+nlohmann::json nodes_json(const std::vector<double>& node, const Graph& graph) {
+  nlohmann::json nodes = nlohmann::json::object();
   for (int position = 0; position < graph.size(); ++position)
-    nodes[graph.desc().nodes[graph.order()[position]].name] = costs.node[position];
+    nodes[graph.desc().nodes[graph.order()[position]].name] = node[position];
+  return nodes;
+}
+
+// "devices": node costs on the other placement devices, by device_cost_key; "noise" and "runs": of the measured times.
+void save_costs(const Costs& costs, const Graph& graph, const std::map<std::string, int64_t>& dims,
+                const std::map<std::string, ValueDesc>& measured, const fs::path& path) {
+  nlohmann::json values = nlohmann::json::object(), devices = nlohmann::json::object();
   for (const auto& [name, desc] : measured) values[name] = value_json(desc);
-  nlohmann::json doc = {{"balance", costs.balance}, {"unit", costs.unit}, {"device", device}, {"dims", dims},
-                        {"nodes", nodes},           {"values", values}};
+  for (const auto& [key, node] : costs.by_device) devices[key] = nodes_json(node, graph);
+  nlohmann::json doc = {{"balance", costs.balance},
+                        {"unit", costs.unit},
+                        {"device", costs.device},
+                        {"dims", dims},
+                        {"nodes", nodes_json(costs.node, graph)},
+                        {"values", values},
+                        {"noise", costs.noise},
+                        {"runs", pooled(costs.rounds).size()},
+                        {"devices", devices}};
   std::ofstream out(path);
   out << doc.dump(1) << "\n";
   if (!out) throw Error(ErrorCode::IO, "cannot write " + path.string());
@@ -162,7 +176,11 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
       throw Error(ErrorCode::USAGE, path + " was measured with other dimension values: " + doc.at("dims").dump());
     saved.costs.balance = doc.at("balance").get<std::string>();
     saved.costs.unit = doc.at("unit").get<std::string>();
+    saved.costs.device = doc.value("device", "");
+    saved.costs.noise = doc.value("noise", 0.0);
     saved.costs.node = time_costs(graph, doc.at("nodes").get<std::map<std::string, double>>());
+    for (const auto& [key, nodes] : doc.value("devices", nlohmann::json::object()).items())
+      saved.costs.by_device[key] = time_costs(graph, nodes.get<std::map<std::string, double>>());
     for (const auto& [name, value] : doc.at("values").items()) {
       saved.values[name] = ValueDesc::of_shape(name, dtype_from_name(value.at("dtype").get<std::string>()),
                                                value.at("shape").get<std::vector<int64_t>>());
@@ -208,6 +226,7 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
   }
   Costs costs;
   costs.balance = balance_name(balance);
+  costs.device = options.device;
   switch (balance) {
     case Balance::BYTES:
       costs.node = weight_bytes_costs(graph);
@@ -222,10 +241,8 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
       break;
     }
     case Balance::TIME:
-      report(options.progress, "measuring node times", 0, options.profile_runs);
-      costs.node =
-          time_costs(graph, measure_node_times(model, dims, options.inputs, options.device, options.profile_runs));
-      report(options.progress, "measuring node times", options.profile_runs, options.profile_runs);
+      costs.device = options.device;
+      for (int round = 0; round < kMinRounds; ++round) measure_round(model, graph, dims, options, costs);
       costs.unit = "us";
       break;
     case Balance::AUTO:
@@ -234,7 +251,60 @@ Costs node_costs(const Model& model, const Graph& graph, Balance balance, const 
   return costs;
 }
 
+// Runs for a device's throughput: the whole model, a few times (the median is kept).
+constexpr int kCalibrationRuns = 3;
+
+// The placement devices of distinct kinds or speeds, first ones first (device_cost_key).
+std::vector<DeviceSpec> distinct_devices(const std::vector<DeviceSpec>& devices) {
+  std::vector<DeviceSpec> distinct;
+  std::set<std::string> keys;
+  for (DeviceSpec device : devices) {
+    device.capacity = -1;
+    if (keys.insert(device_cost_key(device)).second) distinct.push_back(device);
+  }
+  return distinct;
+}
+
+// Node costs on every distinct placement device, in the unit of the first one's: measured times on each CPU kind
+// when the first is timed; else (and on CUDA, whose profiler times launches) flops scaled by each device's measured
+// time for the whole model (a short calibration run), relative to the first device's.
+Costs costs_on_devices(const Model& model, const Graph& graph, Balance balance, const ValueTypes& types,
+                       const SplitOptions& options, const std::map<std::string, int64_t>& dims) {
+  const std::vector<DeviceSpec> devices = distinct_devices(options.placement.devices);
+  if (devices.empty()) return node_costs(model, graph, balance, types, options, dims);
+  SplitOptions on = options;
+  on.device = devices.front().to_string();
+  Costs costs = node_costs(model, graph, balance, types, on, dims);
+  if (devices.size() == 1 || costs.unit == "bytes") return costs;
+  const std::vector<double> flops = node_costs(model, graph, Balance::FLOPS, types, on, dims).node;
+  const double total_flops = std::accumulate(flops.begin(), flops.end(), 0.0);
+  auto scaled_flops = [&](double run_us, double per_run) {
+    std::vector<double> scaled;
+    for (double f : flops) scaled.push_back(f * per_run / run_us);
+    return scaled;
+  };
+  const double first_us =
+      costs.unit == "us" ? 0 : measure_model_run(model, dims, options.inputs, on.device, kCalibrationRuns);
+  for (size_t d = 1; d < devices.size(); ++d) {
+    on.device = devices[d].to_string();
+    std::vector<double>& device_costs = costs.by_device[device_cost_key(devices[d])];
+    report(options.progress, "measuring " + on.device, 0, 0);
+    if (costs.unit == "us" && !devices[d].is_cuda()) {
+      device_costs = node_costs(model, graph, Balance::TIME, types, on, dims).node;
+    } else {
+      // flops / (flops per us) in us, or flops x (first device's time / this one's) in the first device's flops.
+      const double run_us = measure_model_run(model, dims, options.inputs, on.device, kCalibrationRuns);
+      device_costs = costs.unit == "us" ? scaled_flops(total_flops, run_us) : scaled_flops(first_us, run_us);
+    }
+  }
+  return costs;
+}
+
 }  // namespace
+
+std::string device_cost_key(const DeviceSpec& device) {
+  return device.is_cuda() ? "cuda" : "cpu:" + std::to_string(device.thread_count());
+}
 
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types) {
   std::unordered_map<std::string, int64_t> bytes;
@@ -251,7 +321,7 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   report(options.progress, "typing values", 0, 0);
   if (options.costs_file.empty()) {
     analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, {});
-    analysis->costs = node_costs(analysis->model, graph, balance, analysis->types, options, analysis->dims);
+    analysis->costs = costs_on_devices(analysis->model, graph, balance, analysis->types, options, analysis->dims);
   } else {
     SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
     analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, saved.values);
@@ -443,9 +513,10 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
-  Partition partition = options.placement.devices.empty() ? partition_min_max(problem)
-                                                          : place_partition(*analysis, problem, options.placement);
+  Partition partition = balanced_partition(*analysis, problem, options);
   const int parts = options.parts;
+  const bool time_pieces_too = !analysis->costs.rounds.empty() && options.placement.devices.empty() &&
+                               !parse_device(analysis->costs.device).is_cuda();
 
   Plan plan;
   plan.source_path = fs::absolute(model_path).string();
@@ -463,6 +534,13 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     log(LogLevel::INFO, "weights: the pieces point into " + std::to_string(links.size()) +
                             " hard link(s) of the source's data files, nothing copied");
   plan.pieces = write_pieces(*analysis, partition, staging.path(), options, links, &plan.duplicated_nodes);
+  if (time_pieces_too) {
+    partition = timed_partition(*analysis, problem, options, staging.path().string(), std::move(partition), plan.pieces,
+                                [&](const Partition& cut) {
+                                  return write_pieces(*analysis, cut, staging.path(), options, links,
+                                                      &plan.duplicated_nodes);
+                                });
+  }
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {
@@ -487,8 +565,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   plan.heaviest_node_cost = *std::max_element(problem.node_cost.begin(), problem.node_cost.end());
   plan.validate();
   plan.save(staging.path().string());
-  save_costs(analysis->costs, graph, options.device, analysis->dims, analysis->types.measured,
-             staging.path() / "costs.json");
+  save_costs(analysis->costs, graph, analysis->dims, analysis->types.measured, staging.path() / "costs.json");
   staging.commit(options.force);
   return plan;
 }
