@@ -15,7 +15,10 @@
 #include "device_split.h"
 #include "enum_names.h"
 #include "onnxpipe/error.h"
+#include "rank_worker.h"
+#include "remote_stage.h"
 #include "runtime.h"
+#include "transport.h"
 
 namespace onnxpipe {
 namespace {
@@ -62,6 +65,9 @@ struct Stage {
   Wiring wiring;
   std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
+  std::unique_ptr<detail::RemoteStage> remote;  // instead of a session: the stage runs on another rank
+  std::vector<ValueDesc> declared_inputs;       // a remote stage's, from the plan
+  std::vector<ValueDesc> declared_outputs;
   RunControl control;
   std::unique_ptr<BlockingQueue<RequestPtr>> queue;
   Stage* next = nullptr;
@@ -120,9 +126,10 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
 
 // What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
 // drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
-// reader. A piece output the plan does not list is only a model output.
+// reader or a reader on another rank. A piece output the plan does not list is only a model output.
 Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const CrossingValue*>& crossing,
-                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices) {
+                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices,
+                 const std::vector<int>& ranks) {
   const int k = piece.index;
   Wiring w;
   for (const ValueDesc& in : piece.inputs) {
@@ -133,7 +140,8 @@ Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const Cross
     const auto it = crossing.find(out.name);
     const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
     const bool cpu_reader =
-        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); });
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); }) ||
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && ranks[c] != ranks[k]; });
     const bool model_output = model_outputs.count(out.name) > 0;
     w.outputs.push_back(out.name);
     w.model_output.push_back(model_output);
@@ -174,6 +182,10 @@ struct Pipeline::Impl {
   TimingCollector collector;
   std::vector<StageObserver*> observers;
   std::optional<detail::DeviceSplit> split;  // a split made on the fly, removed with the pipeline
+  detail::Transport* transport = nullptr;    // several ranks: this process's rank session
+  int rank = 0;
+  int parts = 0;
+  std::vector<detail::ServedStage> served;  // a rank other than 0: its stages
 
   explicit Impl(PipelineOptions opts) : options(std::move(opts)), gate(options.max_inflight) {
     for (const auto& observer : options.observers) {
@@ -187,18 +199,23 @@ struct Pipeline::Impl {
   void shutdown() {
     stopping = true;
     gate.close();
+    const bool ranked = transport && rank == 0 && !options.ranks.empty();
+    if (ranked) detail::send_control(*transport, detail::MessageKind::STOP);  // their runs in progress end too
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
         if (stage->loading.valid()) stage->loading.wait();  // a failed build: sessions still loading from `split`
         stage->control.terminate();
+        if (stage->remote) stage->remote->cancel();
         stage->queue->close();
       }
     }
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
         if (stage->worker.joinable()) stage->worker.join();
+        if (stage->remote) stage->remote->close();
       }
     }
+    if (ranked) detail::send_control(*transport, detail::MessageKind::CLOSE);
   }
 
   detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text,
@@ -238,8 +255,29 @@ struct Pipeline::Impl {
     return stage;
   }
 
+  // Stage k's rank; checks the placement against the plan and the rank session.
+  std::vector<int> ranks_of(const Plan& plan) {
+    if (options.ranks.empty()) return std::vector<int>(static_cast<size_t>(plan.parts()), 0);
+    transport = detail::current_transport();
+    if (!transport) throw Error(ErrorCode::USAGE, "stages placed on ranks, but this process has no rank session");
+    rank = transport->rank();
+    if (static_cast<int>(options.ranks.size()) != plan.parts()) {
+      throw Error(ErrorCode::USAGE, std::to_string(options.ranks.size()) + " ranks for a plan of " +
+                                        std::to_string(plan.parts()) + " pieces: give one rank per piece");
+    }
+    for (int r : options.ranks) {
+      if (r < 0 || r >= transport->size()) {
+        throw Error(ErrorCode::USAGE, "rank " + std::to_string(r) + ": the job has ranks 0.." +
+                                          std::to_string(transport->size() - 1));
+      }
+    }
+    return options.ranks;
+  }
+
   void build_from_plan(const std::string& dir) {
     const Plan plan = Plan::load(dir);
+    parts = plan.parts();
+    const std::vector<int> ranks = ranks_of(plan);
     std::vector<std::string> devices = options.devices;
     if (devices.size() == 1) devices.assign(plan.parts(), devices[0]);
     if (static_cast<int>(devices.size()) != plan.parts()) {
@@ -257,15 +295,53 @@ struct Pipeline::Impl {
     for (const std::string& text : devices) specs.push_back(parse_device(text));
     auto& lane = lanes.emplace_back();
     for (const PieceDesc& piece : plan.pieces) {
-      auto stage = make_stage(piece.index, 0, (fs::path(dir) / piece.file).string(), devices[piece.index], "stage");
-      stage->wiring = wiring_of(piece, crossing, model_outputs, specs);
       for (const ValueDesc& out : piece.outputs) produced.insert(out.name);
+      const std::string path = (fs::path(dir) / piece.file).string();
+      const int where = ranks[static_cast<size_t>(piece.index)];
+      if (rank != 0) {
+        if (where == rank) served.push_back(served_stage(piece, path, devices[piece.index]));
+        continue;
+      }
+      auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage")
+                              : remote_stage(piece, where, devices[piece.index]);
+      stage->wiring = wiring_of(piece, crossing, model_outputs, specs, ranks);
       lane.push_back(std::move(stage));
     }
     for (const ValueDesc& in : inputs) {
       if (model_outputs.count(in.name) && !produced.count(in.name)) passthrough.push_back(in.name);
     }
     finish_loading();
+  }
+
+  StageContext remote_context(int index, const std::string& file, const std::string& device, int where) const {
+    return StageContext{"stage", index, file, device + ", rank " + std::to_string(where) + " on " + transport->host(where)};
+  }
+
+  // Rank 0's stand-in for a stage on another rank.
+  std::unique_ptr<Stage> remote_stage(const PieceDesc& piece, int where, const std::string& device_text) {
+    auto stage = std::make_unique<Stage>();
+    stage->index = piece.index;
+    stage->piece = piece.file;
+    stage->device = parse_device(device_text);
+    stage->device_text = stage->device.to_string();
+    stage->context = remote_context(piece.index, piece.file, stage->device_text, where);
+    stage->remote = std::make_unique<detail::RemoteStage>(*transport, piece.index, where);
+    stage->declared_inputs = piece.inputs;
+    stage->declared_outputs = piece.outputs;
+    stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
+    return stage;
+  }
+
+  // A stage this rank (not 0) runs for rank 0: loaded now, served by serve().
+  detail::ServedStage served_stage(const PieceDesc& piece, const std::string& path, const std::string& device_text) {
+    detail::ServedStage stage;
+    stage.index = piece.index;
+    const DeviceSpec device = parse_device(device_text);
+    stage.context = remote_context(piece.index, piece.file, device.to_string(), rank);
+    stage.session = std::make_unique<Session>(path, session_config(device, device_text, stage.context));
+    for (const ValueDesc& in : piece.inputs) stage.inputs.push_back(in.name);
+    for (const ValueDesc& out : piece.outputs) stage.outputs.push_back(out.name);
+    return stage;
   }
 
   // Waits for every stage's session; after all have finished, rethrows the first failure.
@@ -321,7 +397,7 @@ struct Pipeline::Impl {
         ready.push_back(pinned->get_future());
         stage->worker = std::thread([this, stage, pinned] {
           try {
-            pin_current_thread(stage->device);
+            if (!stage->remote) pin_current_thread(stage->device);  // a remote stage's device is on its rank
           } catch (const Error& e) {
             pinned->set_exception(std::make_exception_ptr(e.with_stage(stage->context)));
             return;
@@ -382,14 +458,25 @@ struct Pipeline::Impl {
           if (host == request.host_inputs.end()) {
             throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
           }
-          Value value = stage.session->make_input(std::move(host->second), &host_copy);
+          Value value = stage.remote ? Value::from_tensor(std::move(host->second))
+                                     : stage.session->make_input(std::move(host->second), &host_copy);
           request.host_inputs.erase(host);
           it = request.values.emplace(name, std::move(value)).first;
         }
         in.push_back(&it->second);
       }
       detail::RunRecord run;
-      std::vector<Value> out = stage.session->run_values(w.inputs, in, w.outputs, w.to_host, &stage.control, &run);
+      std::vector<Value> out;
+      if (stage.remote) {
+        detail::HopRecord hop;
+        out = stage.remote->run(request.record.id, w.inputs, in, w.outputs, &hop);
+        run.run_us = hop.run_us;
+        record.rank = stage.remote->rank();
+        record.hop_bytes = hop.bytes;
+        record.hop_us = hop.us;
+      } else {
+        out = stage.session->run_values(w.inputs, in, w.outputs, w.to_host, &stage.control, &run);
+      }
       record.copy_in = host_copy;
       merge_copy(record.copy_in, run.copy_in);
       record.copy1 = record.copy_in.us;
@@ -465,6 +552,9 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
   for (const std::string& device : impl.options.devices) parse_device(device);
   if (!fs::exists(source)) throw Error(ErrorCode::IO, source + ": no such file or directory");
   const bool is_plan = fs::is_directory(source);
+  if (!impl.options.ranks.empty() && (impl.options.mode != PipelineMode::PIPELINE || !is_plan)) {
+    throw Error(ErrorCode::USAGE, "stages on ranks need pipeline mode and a plan directory (every rank loads its pieces)");
+  }
   if (impl.options.mode == PipelineMode::PIPELINE) {
     std::string dir = source;
     if (!is_plan) {
@@ -493,6 +583,7 @@ Pipeline::~Pipeline() = default;
 
 Ticket Pipeline::submit(TensorMap inputs) {
   Impl& impl = *impl_;
+  if (impl.rank != 0) throw Error(ErrorCode::USAGE, "requests are submitted on rank 0; this is rank " + std::to_string(impl.rank));
   auto request = std::make_unique<Request>();
   request->record.submitted = impl.now_us();
   validate_inputs(impl.inputs, inputs);
@@ -511,6 +602,10 @@ Ticket Pipeline::submit(TensorMap inputs) {
   }
   ++impl.next_id;  // only admitted requests take an id
   return ticket;
+}
+
+void Pipeline::serve() {
+  if (impl_->rank != 0) detail::serve_stages(*impl_->transport, impl_->served);
 }
 
 std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
@@ -550,8 +645,10 @@ TensorMap Pipeline::run_batch(const TensorMap& batch, int micro_batch) {
 PipelineMode Pipeline::mode() const { return impl_->options.mode; }
 const std::vector<ValueDesc>& Pipeline::inputs() const { return impl_->inputs; }
 const std::vector<ValueDesc>& Pipeline::outputs() const { return impl_->outputs; }
-int Pipeline::stage_count() const { return static_cast<int>(impl_->lanes.front().size()); }
-int Pipeline::lane_count() const { return static_cast<int>(impl_->lanes.size()); }
+int Pipeline::stage_count() const {
+  return impl_->lanes.empty() ? impl_->parts : static_cast<int>(impl_->lanes.front().size());
+}
+int Pipeline::lane_count() const { return std::max<int>(1, static_cast<int>(impl_->lanes.size())); }
 const TimingCollector& Pipeline::timings() const { return impl_->collector; }
 TimingCollector& Pipeline::timings() { return impl_->collector; }
 double Pipeline::now_us() const { return impl_->now_us(); }
@@ -565,11 +662,31 @@ std::vector<StageInfo> Pipeline::stages() const {
       info.lane = stage->lane;
       info.piece = stage->piece;
       info.device = stage->device_text;
-      info.inputs = stage->session->inputs();
-      info.outputs = stage->session->outputs();
-      info.memory = stage->session->memory_stats();
+      if (stage->remote) {  // its memory is on its rank
+        info.rank = stage->remote->rank();
+        info.host = stage->remote->host();
+        info.inputs = stage->declared_inputs;
+        info.outputs = stage->declared_outputs;
+      } else {
+        if (impl_->transport) info.host = impl_->transport->host(0);
+        info.inputs = stage->session->inputs();
+        info.outputs = stage->session->outputs();
+        info.memory = stage->session->memory_stats();
+      }
       result.push_back(std::move(info));
     }
+  }
+  for (const detail::ServedStage& stage : impl_->served) {
+    StageInfo info;
+    info.stage = stage.index;
+    info.piece = stage.context.piece;
+    info.device = stage.session->device().to_string();
+    info.rank = impl_->rank;
+    info.host = impl_->transport->host(impl_->rank);
+    info.inputs = stage.session->inputs();
+    info.outputs = stage.session->outputs();
+    info.memory = stage.session->memory_stats();
+    result.push_back(std::move(info));
   }
   return result;
 }

@@ -48,6 +48,7 @@ class Value {
   std::vector<int64_t> shape() const;
   int64_t byte_size() const;  // 0 for strings
   int device_id() const;      // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
+  const void* data() const;   // its bytes where they are (device_id() says in which memory); nullptr for strings
   // A host copy. Throws Error(RUNTIME) for a value in device memory (bind it to the host when running instead).
   Tensor to_tensor() const;
 

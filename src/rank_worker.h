@@ -1,0 +1,26 @@
+#pragma once
+// A rank's side of the pipeline stages placed on it (every rank but 0): one thread per stage receives rank 0's
+// requests on the stage's channel, runs them in its session and sends back every output of the piece (or the
+// failure); the serving thread reads rank 0's control channel: STOP cancels the runs in progress (the pipeline
+// closes), CLOSE ends serving. Outputs leave a CUDA stage through ORT's pinned host memory.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime.h"
+#include "transport.h"
+
+namespace onnxpipe::detail {
+
+struct ServedStage {
+  int index = 0;
+  StageContext context;  // as rank 0 names the stage; failures are sent without its label
+  std::unique_ptr<Session> session;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+};
+
+// Serves until rank 0 closes the pipeline. Throws Error(RUNTIME) when rank 0 is lost.
+void serve_stages(Transport& transport, std::vector<ServedStage>& stages);
+
+}  // namespace onnxpipe::detail
