@@ -133,7 +133,13 @@ void resnet(const fs::path& models, const std::string& dir, int requests) {
   for (const StageSummary& s : ranked->timings().summary()) {
     if (s.stage == 0) continue;
     print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": bytes per request", s.hop_bytes, "B");
-    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time", s.hop / 1e3, "ms");
+    std::vector<double> hops;
+    for (const StageRecord& r : ranked->timings().records()) {
+      if (r.stage == s.stage) hops.push_back(r.hop_us);
+    }
+    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, mean", s.hop / 1e3, "ms");
+    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, p50", detail::median(hops) / 1e3,
+              "ms");
     print_row("resnet18", "stage " + std::to_string(s.stage) + " run time there (1 process: " +
                               std::to_string(local_stages.size() > 1 ? local_stages[1].run / 1e3 : 0).substr(0, 5) +
                               " ms)",

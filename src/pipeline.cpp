@@ -45,6 +45,13 @@ struct Request {
 };
 using RequestPtr = std::unique_ptr<Request>;
 
+// A request sent to a stage on another rank, waiting for its answer (or failed sending).
+struct Pending {
+  RequestPtr request;
+  StageRecord record;
+  std::exception_ptr error;
+};
+
 // What a stage reads, produces, keeps and drops; fixed when the pipeline is built.
 struct Wiring {
   std::vector<std::string> inputs;
@@ -66,6 +73,8 @@ struct Stage {
   std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
   std::unique_ptr<detail::RemoteStage> remote;  // instead of a session: the stage runs on another rank
+  std::unique_ptr<BlockingQueue<Pending>> sent;  // remote: sent, in order, for `receiver` to collect
+  std::thread receiver;
   std::vector<ValueDesc> declared_inputs;       // a remote stage's, from the plan
   std::vector<ValueDesc> declared_outputs;
   RunControl control;
@@ -212,7 +221,10 @@ struct Pipeline::Impl {
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
         if (stage->worker.joinable()) stage->worker.join();
-        if (stage->remote) stage->remote->close();
+        if (!stage->remote) continue;
+        stage->sent->close();
+        if (stage->receiver.joinable()) stage->receiver.join();
+        stage->remote->close();
       }
     }
     if (ranked) detail::send_control(*transport, detail::MessageKind::CLOSE);
@@ -255,29 +267,16 @@ struct Pipeline::Impl {
     return stage;
   }
 
-  // Stage k's rank; checks the placement against the plan and the rank session.
-  std::vector<int> ranks_of(const Plan& plan) {
-    if (options.ranks.empty()) return std::vector<int>(static_cast<size_t>(plan.parts()), 0);
-    transport = detail::current_transport();
-    if (!transport) throw Error(ErrorCode::USAGE, "stages placed on ranks, but this process has no rank session");
-    rank = transport->rank();
-    if (static_cast<int>(options.ranks.size()) != plan.parts()) {
-      throw Error(ErrorCode::USAGE, std::to_string(options.ranks.size()) + " ranks for a plan of " +
-                                        std::to_string(plan.parts()) + " pieces: give one rank per piece");
-    }
-    for (int r : options.ranks) {
-      if (r < 0 || r >= transport->size()) {
-        throw Error(ErrorCode::USAGE, "rank " + std::to_string(r) + ": the job has ranks 0.." +
-                                          std::to_string(transport->size() - 1));
-      }
-    }
-    return options.ranks;
-  }
-
   void build_from_plan(const std::string& dir) {
     const Plan plan = Plan::load(dir);
     parts = plan.parts();
-    const std::vector<int> ranks = ranks_of(plan);
+    std::vector<int> ranks(static_cast<size_t>(parts), 0);
+    if (!options.ranks.empty()) {
+      transport = detail::current_transport();
+      detail::check_placement(options.ranks, parts, transport);
+      rank = transport->rank();
+      ranks = options.ranks;
+    }
     std::vector<std::string> devices = options.devices;
     if (devices.size() == 1) devices.assign(plan.parts(), devices[0]);
     if (static_cast<int>(devices.size()) != plan.parts()) {
@@ -313,10 +312,6 @@ struct Pipeline::Impl {
     finish_loading();
   }
 
-  StageContext remote_context(int index, const std::string& file, const std::string& device, int where) const {
-    return StageContext{"stage", index, file, device + ", rank " + std::to_string(where) + " on " + transport->host(where)};
-  }
-
   // Rank 0's stand-in for a stage on another rank.
   std::unique_ptr<Stage> remote_stage(const PieceDesc& piece, int where, const std::string& device_text) {
     auto stage = std::make_unique<Stage>();
@@ -324,11 +319,12 @@ struct Pipeline::Impl {
     stage->piece = piece.file;
     stage->device = parse_device(device_text);
     stage->device_text = stage->device.to_string();
-    stage->context = remote_context(piece.index, piece.file, stage->device_text, where);
+    stage->context = detail::remote_context(*transport, piece.index, piece.file, stage->device_text, where);
     stage->remote = std::make_unique<detail::RemoteStage>(*transport, piece.index, where);
     stage->declared_inputs = piece.inputs;
     stage->declared_outputs = piece.outputs;
     stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
+    stage->sent = std::make_unique<BlockingQueue<Pending>>(static_cast<size_t>(options.max_inflight));
     return stage;
   }
 
@@ -337,7 +333,7 @@ struct Pipeline::Impl {
     detail::ServedStage stage;
     stage.index = piece.index;
     const DeviceSpec device = parse_device(device_text);
-    stage.context = remote_context(piece.index, piece.file, device.to_string(), rank);
+    stage.context = detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
     stage.session = std::make_unique<Session>(path, session_config(device, device_text, stage.context));
     for (const ValueDesc& in : piece.inputs) stage.inputs.push_back(in.name);
     for (const ValueDesc& out : piece.outputs) stage.outputs.push_back(out.name);
@@ -405,6 +401,7 @@ struct Pipeline::Impl {
           pinned->set_value();
           work(*stage);
         });
+        if (stage->remote) stage->receiver = std::thread([this, stage] { collect(*stage); });
       }
     }
     for (auto& r : ready) r.get();  // rethrows a pinning failure (the caller's destructor joins)
@@ -442,63 +439,103 @@ struct Pipeline::Impl {
     }
   }
 
+  // The values stage reads, in w.inputs order; model inputs first read here move into its memory.
+  std::vector<const Value*> inputs_of(Stage& stage, Request& request, CopyStat& host_copy) {
+    std::vector<const Value*> in;
+    in.reserve(stage.wiring.inputs.size());
+    for (const std::string& name : stage.wiring.inputs) {
+      auto it = request.values.find(name);
+      if (it == request.values.end()) {
+        // A model input, first read here: into this stage's memory (no copy on CPU, pinned memory on CUDA).
+        auto host = request.host_inputs.find(name);
+        if (host == request.host_inputs.end()) {
+          throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
+        }
+        Value value = stage.remote ? Value::from_tensor(std::move(host->second))
+                                   : stage.session->make_input(std::move(host->second), &host_copy);
+        request.host_inputs.erase(host);
+        it = request.values.emplace(name, std::move(value)).first;
+      }
+      in.push_back(&it->second);
+    }
+    return in;
+  }
+
+  // Hands a stage's outputs to the caller (model outputs) and to later stages, and drops what no later stage reads.
+  void store_outputs(Stage& stage, Request& request, std::vector<Value>& out, const detail::RunRecord& run,
+                     CopyStat host_copy, StageRecord& record) {
+    const Wiring& w = stage.wiring;
+    record.copy_in = host_copy;
+    merge_copy(record.copy_in, run.copy_in);
+    record.copy1 = record.copy_in.us;
+    record.run = run.run_us;
+    record.copy_out = run.copy_out;
+    const auto copy_start = Clock::now();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (w.model_output[i]) {
+        Tensor tensor = out[i].to_tensor();
+        record.copy_out.path = std::max(record.copy_out.path, CopyPath::HOST);
+        record.copy_out.bytes += static_cast<int64_t>(tensor.data.size());
+        request.outputs[w.outputs[i]] = std::move(tensor);
+      }
+      if (w.keep[i]) request.values[w.outputs[i]] = std::move(out[i]);
+    }
+    record.copy2 = micros(copy_start, Clock::now());
+    record.copy_out.us += record.copy2;
+    for (const std::string& name : w.drop) request.values.erase(name);
+  }
+
   // Runs one request through one stage; the error when it failed.
   std::exception_ptr process(Stage& stage, Request& request, StageRecord& record) {
     try {
       if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
-      const Wiring& w = stage.wiring;
       CopyStat host_copy;
-      std::vector<const Value*> in;
-      in.reserve(w.inputs.size());
-      for (const std::string& name : w.inputs) {
-        auto it = request.values.find(name);
-        if (it == request.values.end()) {
-          // A model input, first read here: into this stage's memory (no copy on CPU, pinned memory on CUDA).
-          auto host = request.host_inputs.find(name);
-          if (host == request.host_inputs.end()) {
-            throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
-          }
-          Value value = stage.remote ? Value::from_tensor(std::move(host->second))
-                                     : stage.session->make_input(std::move(host->second), &host_copy);
-          request.host_inputs.erase(host);
-          it = request.values.emplace(name, std::move(value)).first;
-        }
-        in.push_back(&it->second);
-      }
+      const std::vector<const Value*> in = inputs_of(stage, request, host_copy);
       detail::RunRecord run;
-      std::vector<Value> out;
-      if (stage.remote) {
-        detail::HopRecord hop;
-        out = stage.remote->run(request.record.id, w.inputs, in, w.outputs, &hop);
-        run.run_us = hop.run_us;
-        record.rank = stage.remote->rank();
-        record.hop_bytes = hop.bytes;
-        record.hop_us = hop.us;
-      } else {
-        out = stage.session->run_values(w.inputs, in, w.outputs, w.to_host, &stage.control, &run);
-      }
-      record.copy_in = host_copy;
-      merge_copy(record.copy_in, run.copy_in);
-      record.copy1 = record.copy_in.us;
-      record.run = run.run_us;
-      record.copy_out = run.copy_out;
-
-      const auto copy_start = Clock::now();
-      for (size_t i = 0; i < out.size(); ++i) {
-        if (w.model_output[i]) {
-          Tensor tensor = out[i].to_tensor();
-          record.copy_out.path = std::max(record.copy_out.path, CopyPath::HOST);
-          record.copy_out.bytes += static_cast<int64_t>(tensor.data.size());
-          request.outputs[w.outputs[i]] = std::move(tensor);
-        }
-        if (w.keep[i]) request.values[w.outputs[i]] = std::move(out[i]);
-      }
-      record.copy2 = micros(copy_start, Clock::now());
-      record.copy_out.us += record.copy2;
-      for (const std::string& name : w.drop) request.values.erase(name);
+      std::vector<Value> out = stage.session->run_values(stage.wiring.inputs, in, stage.wiring.outputs,
+                                                         stage.wiring.to_host, &stage.control, &run);
+      store_outputs(stage, request, out, run, host_copy, record);
       return nullptr;
     } catch (...) {
       return std::current_exception();
+    }
+  }
+
+  // A stage on another rank, in two halves so that the next request travels while this one runs there: the worker
+  // sends, the stage's receiver collects the answers in the same order.
+  std::exception_ptr send_remote(Stage& stage, Request& request) {
+    try {
+      if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
+      CopyStat none;
+      stage.remote->send(request.record.id, stage.wiring.inputs, inputs_of(stage, request, none));
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  std::exception_ptr collect_remote(Stage& stage, Request& request, StageRecord& record) {
+    try {
+      detail::HopRecord hop;
+      std::vector<Value> out = stage.remote->receive(request.record.id, stage.wiring.outputs, &hop);
+      detail::RunRecord run;
+      run.run_us = hop.run_us;
+      record.rank = stage.remote->rank();
+      record.hop_bytes = hop.bytes;
+      record.hop_us = hop.us;
+      store_outputs(stage, request, out, run, CopyStat{}, record);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  void collect(Stage& stage) {
+    Pending pending;
+    while (stage.sent->pop(pending)) {
+      const std::exception_ptr error =
+          pending.error ? pending.error : collect_remote(stage, *pending.request, pending.record);
+      finish(stage, pending.request, pending.record, error);
     }
   }
 
@@ -521,26 +558,40 @@ struct Pipeline::Impl {
       record.t_wait = micros(epoch, t_wait);
       record.t_begin = micros(epoch, t_begin);
       notify_begin(stage.index, request->record.id);
-      const std::exception_ptr error = process(stage, *request, record);
-      const auto t_end = Clock::now();
-      record.failed = error != nullptr;
-      record.t_end = micros(epoch, t_end);
-      record.ttime = micros(t_wait, t_end);
-      // Observers see the record before the caller sees the answer.
-      request->record.stages.push_back(record);
-      notify_end(record);
-      if (error) {
-        fail(*request, stage, error);
-      } else if (!stage.next) {
-        answer(*request);
-      } else if (stage.next->queue->push(request)) {
+      if (stage.remote) {
+        const std::exception_ptr error = send_remote(stage, *request);
+        Pending pending{std::move(request), record, error};  // answered in order, failed or not
+        if (!stage.sent->push(pending)) {
+          finish(stage, pending.request, pending.record,
+                 std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
+        }
         continue;
-      } else {
-        fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
       }
-      request.reset();
-      gate.release();
+      const std::exception_ptr error = process(stage, *request, record);
+      finish(stage, request, record, error);
     }
+  }
+
+  // Hands a request on after a stage: to the next stage, or its answer (or failure) to the caller.
+  void finish(Stage& stage, RequestPtr& request, StageRecord& record, const std::exception_ptr& error) {
+    const auto t_end = Clock::now();
+    record.failed = error != nullptr;
+    record.t_end = micros(epoch, t_end);
+    record.ttime = record.t_end - record.t_wait;
+    // Observers see the record before the caller sees the answer.
+    request->record.stages.push_back(record);
+    notify_end(record);
+    if (error) {
+      fail(*request, stage, error);
+    } else if (!stage.next) {
+      answer(*request);
+    } else if (stage.next->queue->push(request)) {
+      return;
+    } else {
+      fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
+    }
+    request.reset();
+    gate.release();
   }
 };
 

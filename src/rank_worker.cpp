@@ -60,14 +60,17 @@ void serve_stage(Transport& transport, ServedStage& stage, RunControl& control) 
   const int channel = stage_channel(stage.index);
   while (true) {
     std::vector<Tensor> tensors;
-    const Header request = transport.receive(0, channel, tensors);
+    double wire_us = 0;
+    const Header request = transport.receive(0, channel, tensors, nullptr, &wire_us);
     if (request.kind == MessageKind::CLOSE) {
       transport.send(0, channel, request, {});  // the last message on this channel: rank 0 waits for it
       return;
     }
     std::vector<Value> outputs;
     std::vector<const void*> data;
-    const Header reply = run_request(stage, control, request, tensors, outputs, data);
+    Header reply = run_request(stage, control, request, tensors, outputs, data);
+    reply.wire_us = wire_us;
+    for (const ValueHeader& v : request.values) reply.bytes_in += v.bytes;
     transport.send(0, channel, reply, data);
   }
 }

@@ -1,31 +1,38 @@
 #include "remote_stage.h"
 
-#include <chrono>
 #include <map>
 
 namespace onnxpipe::detail {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double micros(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::micro>(to - from).count();
+StageContext remote_context(const Transport& transport, int stage, const std::string& piece,
+                            const std::string& device, int rank) {
+  return StageContext{"stage", stage, piece, device + ", rank " + std::to_string(rank) + " on " + transport.host(rank)};
 }
 
-}  // namespace
+void check_placement(const std::vector<int>& ranks, int parts, const Transport* transport) {
+  if (!transport) throw Error(ErrorCode::USAGE, "stages placed on ranks, but this process has no rank session");
+  if (static_cast<int>(ranks.size()) != parts) {
+    throw Error(ErrorCode::USAGE, std::to_string(ranks.size()) + " ranks for a plan of " + std::to_string(parts) +
+                                      " pieces: give one rank per piece");
+  }
+  for (int r : ranks) {
+    if (r < 0 || r >= transport->size()) {
+      throw Error(ErrorCode::USAGE,
+                  "rank " + std::to_string(r) + ": the job has ranks 0.." + std::to_string(transport->size() - 1));
+    }
+  }
+}
 
 RemoteStage::RemoteStage(Transport& transport, int stage, int rank)
     : transport_(transport), stage_(stage), rank_(rank) {}
 
-std::vector<Value> RemoteStage::run(int64_t request, const std::vector<std::string>& input_names,
-                                    const std::vector<const Value*>& inputs,
-                                    const std::vector<std::string>& output_names, HopRecord* record) {
+void RemoteStage::send(int64_t request, const std::vector<std::string>& input_names,
+                       const std::vector<const Value*>& inputs) {
   if (cancelled_) throw Error(ErrorCode::CANCELLED, "cancelled");
   Header header;
   header.request = request;
   header.stage = stage_;
   std::vector<const void*> data;
-  int64_t bytes = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& v = *inputs[i];
     if (v.dtype() == DType::STRING) {
@@ -36,23 +43,23 @@ std::vector<Value> RemoteStage::run(int64_t request, const std::vector<std::stri
     }
     header.values.push_back({input_names[i], v.dtype(), v.shape(), v.byte_size()});
     data.push_back(v.data());
-    bytes += v.byte_size();
   }
-  const auto start = Clock::now();
   transport_.send(rank_, stage_channel(stage_), header, data);
+}
+
+std::vector<Value> RemoteStage::receive(int64_t request, const std::vector<std::string>& output_names,
+                                        HopRecord* record) {
   std::vector<Tensor> received;
-  const Header reply = transport_.receive(rank_, stage_channel(stage_), received, &cancelled_);
-  const auto end = Clock::now();
+  double data_us = 0;
+  const Header reply = transport_.receive(rank_, stage_channel(stage_), received, &cancelled_, &data_us);
   if (reply.request != request || reply.stage != stage_) {
     throw Error(ErrorCode::INTERNAL, "rank " + std::to_string(rank_) + " answered request " +
-                                         std::to_string(reply.request) + " of stage " + std::to_string(reply.stage));
+                                         std::to_string(reply.request) + " of stage " + std::to_string(reply.stage) +
+                                         " for request " + std::to_string(request));
   }
   if (reply.kind == MessageKind::FAILED) throw Error(reply.code, reply.text);
   std::map<std::string, size_t> index;
-  for (size_t i = 0; i < reply.values.size(); ++i) {
-    index[reply.values[i].name] = i;
-    bytes += reply.values[i].bytes;
-  }
+  for (size_t i = 0; i < reply.values.size(); ++i) index[reply.values[i].name] = i;
   std::vector<Value> outputs;
   for (const std::string& name : output_names) {
     const auto it = index.find(name);
@@ -62,9 +69,10 @@ std::vector<Value> RemoteStage::run(int64_t request, const std::vector<std::stri
     outputs.push_back(Value::from_tensor(std::move(received[it->second])));
   }
   if (record) {
-    record->bytes = bytes;
+    record->bytes = reply.bytes_in;
+    for (const ValueHeader& v : reply.values) record->bytes += v.bytes;
     record->run_us = reply.run_us;
-    record->us = std::max(0.0, micros(start, end) - reply.run_us);
+    record->us = reply.wire_us + data_us;
   }
   return outputs;
 }

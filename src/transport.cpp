@@ -66,6 +66,8 @@ std::string encode_header(const Header& header) {
   w.put(header.request);
   w.put<int32_t>(header.stage);
   w.put(header.run_us);
+  w.put(header.wire_us);
+  w.put(header.bytes_in);
   w.put(static_cast<int32_t>(header.code));
   w.put_string(header.text);
   w.put<int64_t>(static_cast<int64_t>(header.values.size()));
@@ -86,6 +88,8 @@ Header decode_header(const std::string& bytes) {
   h.request = r.get<int64_t>();
   h.stage = r.get<int32_t>();
   h.run_us = r.get<double>();
+  h.wire_us = r.get<double>();
+  h.bytes_in = r.get<int64_t>();
   h.code = static_cast<ErrorCode>(r.get<int32_t>());
   h.text = r.get_string();
   const auto count = r.get<int64_t>();

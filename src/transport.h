@@ -33,7 +33,9 @@ struct Header {
   MessageKind kind = MessageKind::VALUES;
   int64_t request = -1;
   int stage = -1;
-  double run_us = 0;                   // VALUES answered by a stage: the time of its run there
+  double run_us = 0;                   // an answer from a stage: the time of its run there,
+  double wire_us = 0;                  // of receiving the request's bytes there (header to last byte),
+  int64_t bytes_in = 0;                // and how many they were
   ErrorCode code = ErrorCode::RUNTIME;  // FAILED
   std::string text;                    // FAILED: the stage's error message
   std::vector<ValueHeader> values;
@@ -56,8 +58,9 @@ class Transport {
   virtual void send(int peer, int channel, const Header& header, const std::vector<const void*>& data) = 0;
   // The next message from `peer` on `channel`, its values received straight into `values` (one tensor per header
   // value). Error(RUNTIME) when `peer` is lost; Error(CANCELLED) when *cancelled turns true while waiting.
+  // *data_us: from the header's arrival to the last byte.
   virtual Header receive(int peer, int channel, std::vector<Tensor>& values,
-                         const std::atomic<bool>* cancelled = nullptr) = 0;
+                         const std::atomic<bool>* cancelled = nullptr, double* data_us = nullptr) = 0;
   // Why `peer` is lost ("rank 2 (host) sent no heartbeat for 3.0 s"), or empty while it is alive.
   virtual std::string lost(int peer) const = 0;
   virtual bool any_lost() const = 0;
