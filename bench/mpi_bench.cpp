@@ -138,11 +138,11 @@ void resnet(const fs::path& models, const std::string& dir, int requests) {
       if (r.stage == s.stage) hops.push_back(r.hop_us);
     }
     print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, mean", s.hop / 1e3, "ms");
-    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, p50", detail::median(hops) / 1e3,
-              "ms");
-    print_row("resnet18", "stage " + std::to_string(s.stage) + " run time there (1 process: " +
-                              std::to_string(local_stages.size() > 1 ? local_stages[1].run / 1e3 : 0).substr(0, 5) +
-                              " ms)",
+    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, p50",
+              detail::median(hops) / 1e3, "ms");
+    print_row("resnet18",
+              "stage " + std::to_string(s.stage) + " run time there (1 process: " +
+                  std::to_string(local_stages.size() > 1 ? local_stages[1].run / 1e3 : 0).substr(0, 5) + " ms)",
               s.run / 1e3, "ms");
     print_row("resnet18", "hop share of the stage's time (hop / (hop + run))", s.hop / (s.hop + s.run), "",
               "goal < 0.05");

@@ -72,10 +72,10 @@ struct Stage {
   Wiring wiring;
   std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
-  std::unique_ptr<detail::RemoteStage> remote;  // instead of a session: the stage runs on another rank
+  std::unique_ptr<detail::RemoteStage> remote;   // instead of a session: the stage runs on another rank
   std::unique_ptr<BlockingQueue<Pending>> sent;  // remote: sent, in order, for `receiver` to collect
   std::thread receiver;
-  std::vector<ValueDesc> declared_inputs;       // a remote stage's, from the plan
+  std::vector<ValueDesc> declared_inputs;  // a remote stage's, from the plan
   std::vector<ValueDesc> declared_outputs;
   RunControl control;
   std::unique_ptr<BlockingQueue<RequestPtr>> queue;
@@ -298,7 +298,12 @@ struct Pipeline::Impl {
       const std::string path = (fs::path(dir) / piece.file).string();
       const int where = ranks[static_cast<size_t>(piece.index)];
       if (rank != 0) {
-        if (where == rank) served.push_back(served_stage(piece, path, devices[piece.index]));
+        const DeviceSpec device = parse_device(devices[piece.index]);
+        const StageContext context =
+            detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
+        if (where == rank)
+          served.push_back(
+              detail::load_served_stage(piece, path, session_config(device, devices[piece.index], context)));
         continue;
       }
       auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage")
@@ -325,18 +330,6 @@ struct Pipeline::Impl {
     stage->declared_outputs = piece.outputs;
     stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
     stage->sent = std::make_unique<BlockingQueue<Pending>>(static_cast<size_t>(options.max_inflight));
-    return stage;
-  }
-
-  // A stage this rank (not 0) runs for rank 0: loaded now, served by serve().
-  detail::ServedStage served_stage(const PieceDesc& piece, const std::string& path, const std::string& device_text) {
-    detail::ServedStage stage;
-    stage.index = piece.index;
-    const DeviceSpec device = parse_device(device_text);
-    stage.context = detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
-    stage.session = std::make_unique<Session>(path, session_config(device, device_text, stage.context));
-    for (const ValueDesc& in : piece.inputs) stage.inputs.push_back(in.name);
-    for (const ValueDesc& out : piece.outputs) stage.outputs.push_back(out.name);
     return stage;
   }
 
@@ -604,7 +597,8 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
   if (!fs::exists(source)) throw Error(ErrorCode::IO, source + ": no such file or directory");
   const bool is_plan = fs::is_directory(source);
   if (!impl.options.ranks.empty() && (impl.options.mode != PipelineMode::PIPELINE || !is_plan)) {
-    throw Error(ErrorCode::USAGE, "stages on ranks need pipeline mode and a plan directory (every rank loads its pieces)");
+    throw Error(ErrorCode::USAGE,
+                "stages on ranks need pipeline mode and a plan directory (every rank loads its pieces)");
   }
   if (impl.options.mode == PipelineMode::PIPELINE) {
     std::string dir = source;
@@ -634,7 +628,8 @@ Pipeline::~Pipeline() = default;
 
 Ticket Pipeline::submit(TensorMap inputs) {
   Impl& impl = *impl_;
-  if (impl.rank != 0) throw Error(ErrorCode::USAGE, "requests are submitted on rank 0; this is rank " + std::to_string(impl.rank));
+  if (impl.rank != 0)
+    throw Error(ErrorCode::USAGE, "requests are submitted on rank 0; this is rank " + std::to_string(impl.rank));
   auto request = std::make_unique<Request>();
   request->record.submitted = impl.now_us();
   validate_inputs(impl.inputs, inputs);
@@ -727,18 +722,7 @@ std::vector<StageInfo> Pipeline::stages() const {
       result.push_back(std::move(info));
     }
   }
-  for (const detail::ServedStage& stage : impl_->served) {
-    StageInfo info;
-    info.stage = stage.index;
-    info.piece = stage.context.piece;
-    info.device = stage.session->device().to_string();
-    info.rank = impl_->rank;
-    info.host = impl_->transport->host(impl_->rank);
-    info.inputs = stage.session->inputs();
-    info.outputs = stage.session->outputs();
-    info.memory = stage.session->memory_stats();
-    result.push_back(std::move(info));
-  }
+  for (const detail::ServedStage& stage : impl_->served) result.push_back(served_stage_info(stage, *impl_->transport));
   return result;
 }
 

@@ -77,6 +77,29 @@ void serve_stage(Transport& transport, ServedStage& stage, RunControl& control) 
 
 }  // namespace
 
+ServedStage load_served_stage(const PieceDesc& piece, const std::string& path, const SessionConfig& config) {
+  ServedStage stage;
+  stage.index = piece.index;
+  stage.context = *config.stage;
+  stage.session = std::make_unique<Session>(path, config);
+  for (const ValueDesc& in : piece.inputs) stage.inputs.push_back(in.name);
+  for (const ValueDesc& out : piece.outputs) stage.outputs.push_back(out.name);
+  return stage;
+}
+
+StageInfo served_stage_info(const ServedStage& stage, const Transport& transport) {
+  StageInfo info;
+  info.stage = stage.index;
+  info.piece = stage.context.piece;
+  info.device = stage.session->device().to_string();
+  info.rank = transport.rank();
+  info.host = transport.host(transport.rank());
+  info.inputs = stage.session->inputs();
+  info.outputs = stage.session->outputs();
+  info.memory = stage.session->memory_stats();
+  return info;
+}
+
 void serve_stages(Transport& transport, std::vector<ServedStage>& stages) {
   std::vector<std::unique_ptr<RunControl>> controls;
   std::vector<std::exception_ptr> errors(stages.size());

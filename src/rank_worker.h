@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "onnxpipe/pipeline.h"
 #include "runtime.h"
 #include "transport.h"
 
@@ -19,6 +20,10 @@ struct ServedStage {
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
 };
+
+// Loads piece `piece` (at `path`) for this rank; config.stage names it as rank 0 does.
+ServedStage load_served_stage(const PieceDesc& piece, const std::string& path, const SessionConfig& config);
+StageInfo served_stage_info(const ServedStage& stage, const Transport& transport);
 
 // Serves until rank 0 closes the pipeline. Throws Error(RUNTIME) when rank 0 is lost.
 void serve_stages(Transport& transport, std::vector<ServedStage>& stages);

@@ -4,8 +4,8 @@
 
 namespace onnxpipe::detail {
 
-StageContext remote_context(const Transport& transport, int stage, const std::string& piece,
-                            const std::string& device, int rank) {
+StageContext remote_context(const Transport& transport, int stage, const std::string& piece, const std::string& device,
+                            int rank) {
   return StageContext{"stage", stage, piece, device + ", rank " + std::to_string(rank) + " on " + transport.host(rank)};
 }
 

@@ -21,8 +21,8 @@ struct HopRecord {
 };
 
 // A stage placed on `rank`, as its errors name it: "stage 1 (piece_1.onnx, cpu:1, rank 1 on host)".
-StageContext remote_context(const Transport& transport, int stage, const std::string& piece,
-                            const std::string& device, int rank);
+StageContext remote_context(const Transport& transport, int stage, const std::string& piece, const std::string& device,
+                            int rank);
 
 // Checks a placement (stage k on ranks[k]) against a plan of `parts` pieces and this process's rank session.
 void check_placement(const std::vector<int>& ranks, int parts, const Transport* transport);

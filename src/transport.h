@@ -33,11 +33,11 @@ struct Header {
   MessageKind kind = MessageKind::VALUES;
   int64_t request = -1;
   int stage = -1;
-  double run_us = 0;                   // an answer from a stage: the time of its run there,
-  double wire_us = 0;                  // of receiving the request's bytes there (header to last byte),
-  int64_t bytes_in = 0;                // and how many they were
+  double run_us = 0;                    // an answer from a stage: the time of its run there,
+  double wire_us = 0;                   // of receiving the request's bytes there (header to last byte),
+  int64_t bytes_in = 0;                 // and how many they were
   ErrorCode code = ErrorCode::RUNTIME;  // FAILED
-  std::string text;                    // FAILED: the stage's error message
+  std::string text;                     // FAILED: the stage's error message
   std::vector<ValueHeader> values;
 };
 
@@ -50,8 +50,8 @@ class Transport {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const std::string& host(int rank) const = 0;  // the processor name of each rank, exchanged at the start
-  virtual bool cuda_aware() const = 0;                   // device pointers may be sent as they are
-  virtual std::string cuda_support() const = 0;          // how that was found out, for reports
+  virtual bool cuda_aware() const = 0;                  // device pointers may be sent as they are
+  virtual std::string cuda_support() const = 0;         // how that was found out, for reports
 
   // Sends header.values (data[i] holds header.values[i].bytes bytes, read in place: no copy). Blocks until the
   // bytes may be reused. Error(RUNTIME) when `peer` is lost.

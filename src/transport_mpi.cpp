@@ -1,6 +1,5 @@
 #include "transport_mpi.h"
 
-
 #include <mpi.h>
 #if __has_include(<mpi-ext.h>)
 #include <mpi-ext.h>  // Open MPI's MPIX_Query_cuda_support
@@ -76,8 +75,8 @@ class MpiTransport : public Transport {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if (provided < MPI_THREAD_MULTIPLE) {
       MPI_Finalize();
-      throw Error(ErrorCode::RUNTIME, "this MPI does not provide MPI_THREAD_MULTIPLE (got level " +
-                                          std::to_string(provided) + ")");
+      throw Error(ErrorCode::RUNTIME,
+                  "this MPI does not provide MPI_THREAD_MULTIPLE (got level " + std::to_string(provided) + ")");
     }
     check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
@@ -243,8 +242,8 @@ class MpiTransport : public Transport {
         std::this_thread::yield();
         continue;
       }
-      std::this_thread::sleep_for(std::clamp<Clock::duration>((Clock::now() - start) / 20,
-                                                              std::chrono::microseconds(20), longest));
+      std::this_thread::sleep_for(
+          std::clamp<Clock::duration>((Clock::now() - start) / 20, std::chrono::microseconds(20), longest));
     }
   }
 

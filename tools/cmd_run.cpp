@@ -97,7 +97,8 @@ PipelineOptions pipeline_options(const RunArgs& args, Progress& progress) {
 std::vector<int> stage_ranks(const RunArgs& args, const RankSession& session) {
   std::vector<int> ranks;
   if (!args.ranks.empty()) {
-    for (const std::string& r : split_list(args.ranks, "--ranks")) ranks.push_back(static_cast<int>(parse_int(r, "--ranks")));
+    for (const std::string& r : split_list(args.ranks, "--ranks"))
+      ranks.push_back(static_cast<int>(parse_int(r, "--ranks")));
   } else if (session.size() > 1 && std::filesystem::is_directory(args.source)) {
     for (int k = 0; k < Plan::load(args.source).parts(); ++k) ranks.push_back(k);
   }
@@ -215,13 +216,13 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
                                            {"d2h_bytes", FieldType::INT, -1, false},
                                            {"host_copy_bytes", FieldType::INT, -1, false},
                                            {"copies", FieldType::STRING},
+                                           {"mem_in_use_mb", FieldType::FLOAT, 2, false},
+                                           {"mem_peak_mb", FieldType::FLOAT, 2},
                                            {"rank", FieldType::INT, -1, false},
                                            {"host", FieldType::STRING, -1, false},
                                            {"hop_bytes", FieldType::INT, -1, false},
                                            {"hop_ms", FieldType::FLOAT, 3, false},
-                                           {"hop_share", FieldType::FLOAT, 3, false},
-                                           {"mem_in_use_mb", FieldType::FLOAT, 2, false},
-                                           {"mem_peak_mb", FieldType::FLOAT, 2}};
+                                           {"hop_share", FieldType::FLOAT, 3, false}};
   // Every row is at hand: table() aligns the md columns to them.
   std::vector<Row> stage_rows;
   for (const StageSummary& s : pipeline.timings().summary()) {
@@ -239,10 +240,12 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
     stage_rows.push_back({s.stage, stage ? Cell(stage->piece) : Cell(), s.device, s.requests, s.wait0 / 1e3,
                           s.wait / 1e3, s.copy1 / 1e3, s.run / 1e3, s.run_median / 1e3, s.copy2 / 1e3, s.ttime / 1e3,
                           bytes(CopyPath::H2D), bytes(CopyPath::D2D), bytes(CopyPath::D2H), bytes(CopyPath::HOST),
-                          copies.empty() ? "none" : copies, s.rank, stage ? Cell(stage->host) : Cell(),
-                          static_cast<int64_t>(s.hop_bytes), s.hop / 1e3,
-                          s.hop > 0 ? Cell(s.hop / (s.hop + s.run)) : Cell(), in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
+                          copies.empty() ? "none" : copies, in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
                           peak >= 0 ? Cell(megabytes(peak)) : Cell()});
+    // Stages on other ranks: where, and their hop (share: of the hop and the run together).
+    stage_rows.back().insert(stage_rows.back().end(),
+                             {s.rank, stage ? Cell(stage->host) : Cell(), static_cast<int64_t>(s.hop_bytes),
+                              s.hop / 1e3, s.hop > 0 ? Cell(s.hop / (s.hop + s.run)) : Cell()});
   }
   printer.table("stages", stage_fields, stage_rows);
 }

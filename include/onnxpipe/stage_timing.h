@@ -81,7 +81,7 @@ struct StageSummary {
   double wait = 0, copy1 = 0, run = 0, copy2 = 0, ttime = 0;  // means
   double run_median = 0;
   int rank = 0;
-  double hop_bytes = 0, hop = 0;  // means over the requests: bytes to another rank and back, microseconds
+  double hop_bytes = 0, hop = 0;           // means over the requests: bytes to another rank and back, microseconds
   std::map<CopyPath, int64_t> copy_bytes;  // in and out, by path
   std::map<CopyPath, int64_t> copy_count;
 };

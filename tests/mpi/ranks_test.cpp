@@ -1,6 +1,8 @@
 // Pipeline stages on MPI ranks, run by CTest under `mpirun --oversubscribe -np 3` (label mpi). Every rank runs the
 // same tests in the same order and builds the same pipelines; rank 0 submits and checks, the other ranks serve.
 // Plans are split on each rank into its own directory (the split is deterministic: cuts or bytes balance).
+#include "onnxpipe/ranks.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -14,7 +16,6 @@
 
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
-#include "onnxpipe/ranks.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
 #include "support/model_builder.h"
@@ -195,8 +196,7 @@ TEST(Ranks, AStageFailureOnARankFailsExactlyTheAffectedRequestsNamingStagePieceR
         const std::string what = e.what();
         EXPECT_NE(what.find("stage 2 (piece_2.onnx, cpu:1, rank 2 on " + g_ranks->host(2) + ")"), std::string::npos)
             << what;
-        EXPECT_EQ(what.find("stage 2 (piece_2.onnx, cpu:1, rank 2 on " + g_ranks->host(2) + "):", 1),
-                  std::string::npos)
+        EXPECT_EQ(what.find("stage 2 (piece_2.onnx, cpu:1, rank 2 on " + g_ranks->host(2) + "):", 1), std::string::npos)
             << "named once: " << what;
       }
     }
