@@ -4,6 +4,8 @@
 #include <map>
 #include <thread>
 
+#include "blocking_queue.h"
+
 namespace onnxpipe::detail {
 namespace {
 
@@ -56,23 +58,54 @@ Header run_request(ServedStage& stage, RunControl& control, const Header& reques
   return reply;
 }
 
+// A request received ahead, or why receiving ended.
+struct Arrival {
+  Header header;
+  std::vector<Tensor> tensors;
+  double wire_us = 0;
+  std::exception_ptr error;
+};
+
+// The stage's channel read one request ahead on a thread of its own, so that the next request's bytes travel while
+// this one runs.
 void serve_stage(Transport& transport, ServedStage& stage, RunControl& control) {
   const int channel = stage_channel(stage.index);
-  while (true) {
-    std::vector<Tensor> tensors;
-    double wire_us = 0;
-    const Header request = transport.receive(0, channel, tensors, nullptr, &wire_us);
-    if (request.kind == MessageKind::CLOSE) {
-      transport.send(0, channel, request, {});  // the last message on this channel: rank 0 waits for it
-      return;
+  BlockingQueue<Arrival> arrivals(2);
+  std::thread receiver([&] {
+    while (true) {
+      Arrival a;
+      try {
+        a.header = transport.receive(0, channel, a.tensors, nullptr, &a.wire_us);
+      } catch (...) {
+        a.error = std::current_exception();
+      }
+      const bool last = a.error || a.header.kind == MessageKind::CLOSE;
+      if (!arrivals.push(a) || last) return;
     }
-    std::vector<Value> outputs;
-    std::vector<const void*> data;
-    Header reply = run_request(stage, control, request, tensors, outputs, data);
-    reply.wire_us = wire_us;
-    for (const ValueHeader& v : request.values) reply.bytes_in += v.bytes;
-    transport.send(0, channel, reply, data);
+  });
+  std::exception_ptr error;
+  try {
+    pin_current_thread(stage.session->device());  // as a stage's worker is in one process
+    Arrival a;
+    while (arrivals.pop(a)) {
+      if (a.error) std::rethrow_exception(a.error);
+      if (a.header.kind == MessageKind::CLOSE) {
+        transport.send(0, channel, a.header, {});  // the last message on this channel: rank 0 waits for it
+        break;
+      }
+      std::vector<Value> outputs;
+      std::vector<const void*> data;
+      Header reply = run_request(stage, control, a.header, a.tensors, outputs, data);
+      reply.wire_us = a.wire_us;
+      for (const ValueHeader& v : a.header.values) reply.bytes_in += v.bytes;
+      transport.send(0, channel, reply, data);
+    }
+  } catch (...) {
+    error = std::current_exception();
   }
+  arrivals.close();  // the receiver ends at CLOSE, at an error, or here
+  receiver.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
