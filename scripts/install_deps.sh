@@ -26,7 +26,8 @@ done
 
 packages=(build-essential cmake pkg-config libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata python3-numpy
-          python3-matplotlib clang-format pybind11-dev python3-dev python3-pytest python3-pandas)
+          python3-matplotlib clang-format pybind11-dev python3-dev python3-pytest python3-pandas libopenmpi-dev
+          openmpi-bin)
 ((models)) && packages+=(python3-torch python3-torchvision python3-onnx)
 ((fuzz)) && packages+=(clang-14 libclang-rt-14-dev)
 

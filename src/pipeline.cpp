@@ -15,7 +15,10 @@
 #include "device_split.h"
 #include "enum_names.h"
 #include "onnxpipe/error.h"
+#include "rank_worker.h"
+#include "remote_stage.h"
 #include "runtime.h"
+#include "transport.h"
 
 namespace onnxpipe {
 namespace {
@@ -42,6 +45,13 @@ struct Request {
 };
 using RequestPtr = std::unique_ptr<Request>;
 
+// A request sent to a stage on another rank, waiting for its answer (or failed sending).
+struct Pending {
+  RequestPtr request;
+  StageRecord record;
+  std::exception_ptr error;
+};
+
 // What a stage reads, produces, keeps and drops; fixed when the pipeline is built.
 struct Wiring {
   std::vector<std::string> inputs;
@@ -62,6 +72,11 @@ struct Stage {
   Wiring wiring;
   std::future<std::unique_ptr<Session>> loading;  // until finish_loading() moves it into `session`
   std::unique_ptr<Session> session;
+  std::unique_ptr<detail::RemoteStage> remote;   // instead of a session: the stage runs on another rank
+  std::unique_ptr<BlockingQueue<Pending>> sent;  // remote: sent, in order, for `receiver` to collect
+  std::thread receiver;
+  std::vector<ValueDesc> declared_inputs;  // a remote stage's, from the plan
+  std::vector<ValueDesc> declared_outputs;
   RunControl control;
   std::unique_ptr<BlockingQueue<RequestPtr>> queue;
   Stage* next = nullptr;
@@ -120,9 +135,10 @@ void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& in
 
 // What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
 // drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
-// reader. A piece output the plan does not list is only a model output.
+// reader or a reader on another rank. A piece output the plan does not list is only a model output.
 Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const CrossingValue*>& crossing,
-                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices) {
+                 const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices,
+                 const std::vector<int>& ranks) {
   const int k = piece.index;
   Wiring w;
   for (const ValueDesc& in : piece.inputs) {
@@ -133,7 +149,8 @@ Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const Cross
     const auto it = crossing.find(out.name);
     const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
     const bool cpu_reader =
-        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); });
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && !devices[c].is_cuda(); }) ||
+        std::any_of(readers.begin(), readers.end(), [&](int c) { return c > k && ranks[c] != ranks[k]; });
     const bool model_output = model_outputs.count(out.name) > 0;
     w.outputs.push_back(out.name);
     w.model_output.push_back(model_output);
@@ -177,6 +194,10 @@ struct Pipeline::Impl {
   TimingCollector collector;
   std::vector<StageObserver*> observers;
   std::optional<detail::DeviceSplit> split;  // a split made on the fly, removed with the pipeline
+  detail::Transport* transport = nullptr;    // several ranks: this process's rank session
+  int rank = 0;
+  int parts = 0;
+  std::vector<detail::ServedStage> served;  // a rank other than 0: its stages
 
   explicit Impl(PipelineOptions opts) : options(std::move(opts)), gate(options.max_inflight) {
     for (const auto& observer : options.observers) {
@@ -190,18 +211,26 @@ struct Pipeline::Impl {
   void shutdown() {
     stopping = true;
     gate.close();
+    const bool ranked = transport && rank == 0 && !options.ranks.empty();
+    if (ranked) detail::send_control(*transport, detail::MessageKind::STOP);  // their runs in progress end too
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
         if (stage->loading.valid()) stage->loading.wait();  // a failed build: sessions still loading from `split`
         stage->control.terminate();
+        if (stage->remote) stage->remote->cancel();
         stage->queue->close();
       }
     }
     for (auto& lane : lanes) {
       for (auto& stage : lane) {
         if (stage->worker.joinable()) stage->worker.join();
+        if (!stage->remote) continue;
+        stage->sent->close();
+        if (stage->receiver.joinable()) stage->receiver.join();
+        stage->remote->close();
       }
     }
+    if (ranked) detail::send_control(*transport, detail::MessageKind::CLOSE);
   }
 
   detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text,
@@ -243,6 +272,14 @@ struct Pipeline::Impl {
 
   void build_from_plan(const std::string& dir) {
     const Plan plan = Plan::load(dir);
+    parts = plan.parts();
+    std::vector<int> ranks(static_cast<size_t>(parts), 0);
+    if (!options.ranks.empty()) {
+      transport = detail::current_transport();
+      detail::check_placement(options.ranks, parts, transport);
+      rank = transport->rank();
+      ranks = options.ranks;
+    }
     std::vector<std::string> devices = options.devices;
     if (devices.size() == 1) devices.assign(plan.parts(), devices[0]);
     if (static_cast<int>(devices.size()) != plan.parts()) {
@@ -268,15 +305,43 @@ struct Pipeline::Impl {
     for (const std::string& text : devices) specs.push_back(parse_device(text));
     auto& lane = lanes.emplace_back();
     for (const PieceDesc& piece : plan.pieces) {
-      auto stage = make_stage(piece.index, 0, (fs::path(dir) / piece.file).string(), devices[piece.index], "stage");
-      stage->wiring = wiring_of(piece, crossing, model_outputs, specs);
       for (const ValueDesc& out : piece.outputs) produced.insert(out.name);
+      const std::string path = (fs::path(dir) / piece.file).string();
+      const int where = ranks[static_cast<size_t>(piece.index)];
+      if (rank != 0) {
+        const DeviceSpec device = parse_device(devices[piece.index]);
+        const StageContext context =
+            detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
+        if (where == rank)
+          served.push_back(
+              detail::load_served_stage(piece, path, session_config(device, devices[piece.index], context)));
+        continue;
+      }
+      auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage")
+                              : remote_stage(piece, where, devices[piece.index]);
+      stage->wiring = wiring_of(piece, crossing, model_outputs, specs, ranks);
       lane.push_back(std::move(stage));
     }
     for (const ValueDesc& in : inputs) {
       if (model_outputs.count(in.name) && !produced.count(in.name)) passthrough.push_back(in.name);
     }
     finish_loading();
+  }
+
+  // Rank 0's stand-in for a stage on another rank.
+  std::unique_ptr<Stage> remote_stage(const PieceDesc& piece, int where, const std::string& device_text) {
+    auto stage = std::make_unique<Stage>();
+    stage->index = piece.index;
+    stage->piece = piece.file;
+    stage->device = parse_device(device_text);
+    stage->device_text = stage->device.to_string();
+    stage->context = detail::remote_context(*transport, piece.index, piece.file, stage->device_text, where);
+    stage->remote = std::make_unique<detail::RemoteStage>(*transport, piece.index, where);
+    stage->declared_inputs = piece.inputs;
+    stage->declared_outputs = piece.outputs;
+    stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
+    stage->sent = std::make_unique<BlockingQueue<Pending>>(static_cast<size_t>(options.max_inflight));
+    return stage;
   }
 
   // Waits for every stage's session; after all have finished, rethrows the first failure.
@@ -332,7 +397,7 @@ struct Pipeline::Impl {
         ready.push_back(pinned->get_future());
         stage->worker = std::thread([this, stage, pinned] {
           try {
-            pin_current_thread(stage->device);
+            if (!stage->remote) pin_current_thread(stage->device);  // a remote stage's device is on its rank
           } catch (const Error& e) {
             pinned->set_exception(std::make_exception_ptr(e.with_stage(stage->context)));
             return;
@@ -340,6 +405,7 @@ struct Pipeline::Impl {
           pinned->set_value();
           work(*stage);
         });
+        if (stage->remote) stage->receiver = std::thread([this, stage] { collect(*stage); });
       }
     }
     for (auto& r : ready) r.get();  // rethrows a pinning failure (the caller's destructor joins)
@@ -377,52 +443,103 @@ struct Pipeline::Impl {
     }
   }
 
+  // The values stage reads, in w.inputs order; model inputs first read here move into its memory.
+  std::vector<const Value*> inputs_of(Stage& stage, Request& request, CopyStat& host_copy) {
+    std::vector<const Value*> in;
+    in.reserve(stage.wiring.inputs.size());
+    for (const std::string& name : stage.wiring.inputs) {
+      auto it = request.values.find(name);
+      if (it == request.values.end()) {
+        // A model input, first read here: into this stage's memory (no copy on CPU, pinned memory on CUDA).
+        auto host = request.host_inputs.find(name);
+        if (host == request.host_inputs.end()) {
+          throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
+        }
+        Value value = stage.remote ? Value::from_tensor(std::move(host->second))
+                                   : stage.session->make_input(std::move(host->second), &host_copy);
+        request.host_inputs.erase(host);
+        it = request.values.emplace(name, std::move(value)).first;
+      }
+      in.push_back(&it->second);
+    }
+    return in;
+  }
+
+  // Hands a stage's outputs to the caller (model outputs) and to later stages, and drops what no later stage reads.
+  void store_outputs(Stage& stage, Request& request, std::vector<Value>& out, const detail::RunRecord& run,
+                     CopyStat host_copy, StageRecord& record) {
+    const Wiring& w = stage.wiring;
+    record.copy_in = host_copy;
+    merge_copy(record.copy_in, run.copy_in);
+    record.copy1 = record.copy_in.us;
+    record.run = run.run_us;
+    record.copy_out = run.copy_out;
+    const auto copy_start = Clock::now();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (w.model_output[i]) {
+        Tensor tensor = out[i].to_tensor();
+        record.copy_out.path = std::max(record.copy_out.path, CopyPath::HOST);
+        record.copy_out.bytes += static_cast<int64_t>(tensor.data.size());
+        request.outputs[w.outputs[i]] = std::move(tensor);
+      }
+      if (w.keep[i]) request.values[w.outputs[i]] = std::move(out[i]);
+    }
+    record.copy2 = micros(copy_start, Clock::now());
+    record.copy_out.us += record.copy2;
+    for (const std::string& name : w.drop) request.values.erase(name);
+  }
+
   // Runs one request through one stage; the error when it failed.
   std::exception_ptr process(Stage& stage, Request& request, StageRecord& record) {
     try {
       if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
-      const Wiring& w = stage.wiring;
       CopyStat host_copy;
-      std::vector<const Value*> in;
-      in.reserve(w.inputs.size());
-      for (const std::string& name : w.inputs) {
-        auto it = request.values.find(name);
-        if (it == request.values.end()) {
-          // A model input, first read here: into this stage's memory (no copy on CPU, pinned memory on CUDA).
-          auto host = request.host_inputs.find(name);
-          if (host == request.host_inputs.end()) {
-            throw Error(ErrorCode::INTERNAL, "value '" + name + "' reached this stage from nowhere");
-          }
-          Value value = stage.session->make_input(std::move(host->second), &host_copy);
-          request.host_inputs.erase(host);
-          it = request.values.emplace(name, std::move(value)).first;
-        }
-        in.push_back(&it->second);
-      }
+      const std::vector<const Value*> in = inputs_of(stage, request, host_copy);
       detail::RunRecord run;
-      std::vector<Value> out = stage.session->run_values(w.inputs, in, w.outputs, w.to_host, &stage.control, &run);
-      record.copy_in = host_copy;
-      merge_copy(record.copy_in, run.copy_in);
-      record.copy1 = record.copy_in.us;
-      record.run = run.run_us;
-      record.copy_out = run.copy_out;
-
-      const auto copy_start = Clock::now();
-      for (size_t i = 0; i < out.size(); ++i) {
-        if (w.model_output[i]) {
-          Tensor tensor = out[i].to_tensor();
-          record.copy_out.path = std::max(record.copy_out.path, CopyPath::HOST);
-          record.copy_out.bytes += static_cast<int64_t>(tensor.data.size());
-          request.outputs[w.outputs[i]] = std::move(tensor);
-        }
-        if (w.keep[i]) request.values[w.outputs[i]] = std::move(out[i]);
-      }
-      record.copy2 = micros(copy_start, Clock::now());
-      record.copy_out.us += record.copy2;
-      for (const std::string& name : w.drop) request.values.erase(name);
+      std::vector<Value> out = stage.session->run_values(stage.wiring.inputs, in, stage.wiring.outputs,
+                                                         stage.wiring.to_host, &stage.control, &run);
+      store_outputs(stage, request, out, run, host_copy, record);
       return nullptr;
     } catch (...) {
       return std::current_exception();
+    }
+  }
+
+  // A stage on another rank, in two halves so that the next request travels while this one runs there: the worker
+  // sends, the stage's receiver collects the answers in the same order.
+  std::exception_ptr send_remote(Stage& stage, Request& request) {
+    try {
+      if (stopping) throw Error(ErrorCode::CANCELLED, "cancelled");
+      CopyStat none;
+      stage.remote->send(request.record.id, stage.wiring.inputs, inputs_of(stage, request, none));
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  std::exception_ptr collect_remote(Stage& stage, Request& request, StageRecord& record) {
+    try {
+      detail::HopRecord hop;
+      std::vector<Value> out = stage.remote->receive(request.record.id, stage.wiring.outputs, &hop);
+      detail::RunRecord run;
+      run.run_us = hop.run_us;
+      record.rank = stage.remote->rank();
+      record.hop_bytes = hop.bytes;
+      record.hop_us = hop.us;
+      store_outputs(stage, request, out, run, CopyStat{}, record);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  void collect(Stage& stage) {
+    Pending pending;
+    while (stage.sent->pop(pending)) {
+      const std::exception_ptr error =
+          pending.error ? pending.error : collect_remote(stage, *pending.request, pending.record);
+      finish(stage, pending.request, pending.record, error);
     }
   }
 
@@ -445,26 +562,40 @@ struct Pipeline::Impl {
       record.t_wait = micros(epoch, t_wait);
       record.t_begin = micros(epoch, t_begin);
       notify_begin(stage.index, request->record.id);
-      const std::exception_ptr error = process(stage, *request, record);
-      const auto t_end = Clock::now();
-      record.failed = error != nullptr;
-      record.t_end = micros(epoch, t_end);
-      record.ttime = micros(t_wait, t_end);
-      // Observers see the record before the caller sees the answer.
-      request->record.stages.push_back(record);
-      notify_end(record);
-      if (error) {
-        fail(*request, stage, error);
-      } else if (!stage.next) {
-        answer(*request);
-      } else if (stage.next->queue->push(request)) {
+      if (stage.remote) {
+        const std::exception_ptr error = send_remote(stage, *request);
+        Pending pending{std::move(request), record, error};  // answered in order, failed or not
+        if (!stage.sent->push(pending)) {
+          finish(stage, pending.request, pending.record,
+                 std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
+        }
         continue;
-      } else {
-        fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
       }
-      request.reset();
-      gate.release();
+      const std::exception_ptr error = process(stage, *request, record);
+      finish(stage, request, record, error);
     }
+  }
+
+  // Hands a request on after a stage: to the next stage, or its answer (or failure) to the caller.
+  void finish(Stage& stage, RequestPtr& request, StageRecord& record, const std::exception_ptr& error) {
+    const auto t_end = Clock::now();
+    record.failed = error != nullptr;
+    record.t_end = micros(epoch, t_end);
+    record.ttime = record.t_end - record.t_wait;
+    // Observers see the record before the caller sees the answer.
+    request->record.stages.push_back(record);
+    notify_end(record);
+    if (error) {
+      fail(*request, stage, error);
+    } else if (!stage.next) {
+      answer(*request);
+    } else if (stage.next->queue->push(request)) {
+      return;
+    } else {
+      fail(*request, stage, std::make_exception_ptr(Error(ErrorCode::CANCELLED, "cancelled")));
+    }
+    request.reset();
+    gate.release();
   }
 };
 
@@ -476,6 +607,10 @@ Pipeline::Pipeline(const std::string& source, PipelineOptions options)
   for (const std::string& device : impl.options.devices) parse_device(device);
   if (!fs::exists(source)) throw Error(ErrorCode::IO, source + ": no such file or directory");
   const bool is_plan = fs::is_directory(source);
+  if (!impl.options.ranks.empty() && (impl.options.mode != PipelineMode::PIPELINE || !is_plan)) {
+    throw Error(ErrorCode::USAGE,
+                "stages on ranks need pipeline mode and a plan directory (every rank loads its pieces)");
+  }
   if (impl.options.mode == PipelineMode::PIPELINE) {
     std::string dir = source;
     if (!is_plan) {
@@ -506,6 +641,8 @@ Ticket Pipeline::submit(TensorMap inputs) { return submit(std::move(inputs), nul
 
 Ticket Pipeline::submit(TensorMap inputs, const std::function<bool()>& interrupted) {
   Impl& impl = *impl_;
+  if (impl.rank != 0)
+    throw Error(ErrorCode::USAGE, "requests are submitted on rank 0; this is rank " + std::to_string(impl.rank));
   auto request = std::make_unique<Request>();
   request->record.submitted = impl.now_us();
   validate_inputs(impl.inputs, inputs);
@@ -527,6 +664,10 @@ Ticket Pipeline::submit(TensorMap inputs, const std::function<bool()>& interrupt
   }
   ++impl.next_id;  // only admitted requests take an id
   return ticket;
+}
+
+void Pipeline::serve() {
+  if (impl_->rank != 0) detail::serve_stages(*impl_->transport, impl_->served);
 }
 
 std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
@@ -566,8 +707,10 @@ TensorMap Pipeline::run_batch(const TensorMap& batch, int micro_batch) {
 PipelineMode Pipeline::mode() const { return impl_->options.mode; }
 const std::vector<ValueDesc>& Pipeline::inputs() const { return impl_->inputs; }
 const std::vector<ValueDesc>& Pipeline::outputs() const { return impl_->outputs; }
-int Pipeline::stage_count() const { return static_cast<int>(impl_->lanes.front().size()); }
-int Pipeline::lane_count() const { return static_cast<int>(impl_->lanes.size()); }
+int Pipeline::stage_count() const {
+  return impl_->lanes.empty() ? impl_->parts : static_cast<int>(impl_->lanes.front().size());
+}
+int Pipeline::lane_count() const { return std::max<int>(1, static_cast<int>(impl_->lanes.size())); }
 const TimingCollector& Pipeline::timings() const { return impl_->collector; }
 TimingCollector& Pipeline::timings() { return impl_->collector; }
 double Pipeline::now_us() const { return impl_->now_us(); }
@@ -581,12 +724,21 @@ std::vector<StageInfo> Pipeline::stages() const {
       info.lane = stage->lane;
       info.piece = stage->piece;
       info.device = stage->device_text;
-      info.inputs = stage->session->inputs();
-      info.outputs = stage->session->outputs();
-      info.memory = stage->session->memory_stats();
+      if (stage->remote) {  // its memory is on its rank
+        info.rank = stage->remote->rank();
+        info.host = stage->remote->host();
+        info.inputs = stage->declared_inputs;
+        info.outputs = stage->declared_outputs;
+      } else {
+        if (impl_->transport) info.host = impl_->transport->host(0);
+        info.inputs = stage->session->inputs();
+        info.outputs = stage->session->outputs();
+        info.memory = stage->session->memory_stats();
+      }
       result.push_back(std::move(info));
     }
   }
+  for (const detail::ServedStage& stage : impl_->served) result.push_back(served_stage_info(stage, *impl_->transport));
   return result;
 }
 

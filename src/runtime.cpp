@@ -321,6 +321,10 @@ int64_t Value::byte_size() const { return value_bytes(impl_->value); }
 
 int Value::device_id() const { return value_device(impl_->value); }
 
+const void* Value::data() const {
+  return is_sequence() || dtype() == DType::STRING ? nullptr : impl_->value.GetTensorRawData();
+}
+
 Tensor Value::to_tensor() const {
   try {
     return copy_out("value", impl_->value);

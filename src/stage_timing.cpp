@@ -64,6 +64,9 @@ std::vector<StageSummary> TimingCollector::summary() const {
     s.run += r.run;
     s.copy2 += r.copy2;
     s.ttime += r.ttime;
+    s.rank = r.rank;
+    s.hop_bytes += static_cast<double>(r.hop_bytes);
+    s.hop += r.hop_us;
     runs[r.stage].push_back(r.run);
     for (const CopyStat* copy : {&r.copy_in, &r.copy_out}) {
       if (copy->bytes == 0 && copy->path == CopyPath::NONE) continue;
@@ -79,6 +82,8 @@ std::vector<StageSummary> TimingCollector::summary() const {
     s.run /= n;
     s.copy2 /= n;
     s.ttime /= n;
+    s.hop_bytes /= n;
+    s.hop /= n;
     s.run_median = detail::median(std::move(runs[stage]));
     result.push_back(s);
   }

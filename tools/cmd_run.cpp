@@ -4,12 +4,14 @@
 #include <cctype>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "commands.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
+#include "onnxpipe/ranks.h"
 #include "onnxpipe/verify.h"
 #include "options.h"
 #include "staging.h"
@@ -36,6 +38,8 @@ struct RunArgs {
   std::string output_dir;
   bool force = false;
   std::string trace_file;
+  std::string ranks;  // several machines: the rank of each stage
+  double rank_timeout = 3;
 };
 
 std::map<std::string, std::string> parse_options(const std::vector<std::string>& specs, const std::string& option) {
@@ -88,6 +92,18 @@ PipelineOptions pipeline_options(const RunArgs& args, const TensorMap& given, Pr
   options.split.inputs = given;  // a model is split with them: sizing and timing runs need inputs without a shape
   options.split.progress = progress.callback();
   return options;
+}
+
+// Under mpirun: stage k on rank --ranks[k], by default on rank k.
+std::vector<int> stage_ranks(const RunArgs& args, const RankSession& session) {
+  std::vector<int> ranks;
+  if (!args.ranks.empty()) {
+    for (const std::string& r : split_list(args.ranks, "--ranks"))
+      ranks.push_back(static_cast<int>(parse_int(r, "--ranks")));
+  } else if (session.size() > 1 && std::filesystem::is_directory(args.source)) {
+    for (int k = 0; k < Plan::load(args.source).parts(); ++k) ranks.push_back(k);
+  }
+  return ranks;
 }
 
 // Every request carries the same inputs: what is measured is the runtime, not the data.
@@ -203,7 +219,12 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
                                            {"host_copy_bytes", FieldType::INT, -1, false},
                                            {"copies", FieldType::STRING},
                                            {"mem_in_use_mb", FieldType::FLOAT, 2, false},
-                                           {"mem_peak_mb", FieldType::FLOAT, 2}};
+                                           {"mem_peak_mb", FieldType::FLOAT, 2},
+                                           {"rank", FieldType::INT, -1, false},
+                                           {"host", FieldType::STRING, -1, false},
+                                           {"hop_bytes", FieldType::INT, -1, false},
+                                           {"hop_ms", FieldType::FLOAT, 3, false},
+                                           {"hop_share", FieldType::FLOAT, 3, false}};
   // Every row is at hand: table() aligns the md columns to them.
   std::vector<Row> stage_rows;
   for (const StageSummary& s : pipeline.timings().summary()) {
@@ -223,6 +244,10 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
                           bytes(CopyPath::H2D), bytes(CopyPath::D2D), bytes(CopyPath::D2H), bytes(CopyPath::HOST),
                           copies.empty() ? "none" : copies, in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
                           peak >= 0 ? Cell(megabytes(peak)) : Cell()});
+    // Stages on other ranks: where, and their hop (share: of the hop and the run together).
+    stage_rows.back().insert(stage_rows.back().end(),
+                             {s.rank, stage ? Cell(stage->host) : Cell(), static_cast<int64_t>(s.hop_bytes),
+                              s.hop / 1e3, s.hop > 0 ? Cell(s.hop / (s.hop + s.run)) : Cell()});
   }
   printer.table("stages", stage_fields, stage_rows);
 }
@@ -236,8 +261,24 @@ void run_run(const CliContext& context, const RunArgs& args) {
   PipelineOptions options = pipeline_options(args, given, *progress);
   auto counter = std::make_shared<ProgressObserver>(*progress);
   options.observers.push_back(counter);
+  std::optional<RankSession> session;
+  if (!args.ranks.empty() || RankSession::launched()) {
+    RankOptions rank_options;
+    rank_options.timeout_s = args.rank_timeout;
+    session.emplace(rank_options);
+    options.ranks = stage_ranks(args, *session);
+    if (session->rank() == 0) {
+      context.log("run: " + std::to_string(session->size()) + " ranks; the MPI is " +
+                  (session->cuda_aware() ? "" : "not ") + "CUDA-aware (" + session->cuda_support() + ")" +
+                  (session->cuda_aware() ? "" : ": values cross through host memory"));
+    }
+  }
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
   Pipeline pipeline(args.source, options);
+  if (session && session->rank() != 0) {
+    pipeline.serve();  // rank 0 submits, collects and prints
+    return;
+  }
   progress->clear();
   std::vector<DeviceSpec> stage_devices;
   for (const StageInfo& stage : pipeline.stages()) stage_devices.push_back(parse_device(stage.device));
@@ -272,6 +313,8 @@ void run_run(const CliContext& context, const RunArgs& args) {
     context.log("run: outputs written to " + args.output_dir);
   }
   if (result.failures > 0) {
+    // A job that lost a rank ends in MPI_Abort when the session goes: say why first.
+    if (session && session->any_lost()) context.log("error: " + result.first_error);
     throw Error(ErrorCode::RUNTIME, std::to_string(result.failures) + " of " + std::to_string(args.count) +
                                         " requests failed; first: " + result.first_error);
   }
@@ -318,6 +361,12 @@ void add_run_command(CLI::App& app, CliContext& context) {
                       "write the first request's outputs to this new directory as NAME.npy ('/', ':'... as '_')");
   command->add_flag("--force", args->force, "replace an existing --output-dir");
   command->add_option("--trace", args->trace_file, "write the stage timeline as a Chrome trace (JSON)");
+  command->add_option("--ranks", args->ranks,
+                      "under mpirun: the MPI rank of each stage, R0,R1,... (default: stage k on rank k; rank 0 "
+                      "submits and collects)");
+  command->add_option("--rank-timeout", args->rank_timeout, "seconds without a heartbeat after which a rank is lost")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   command->callback([&context, args] { run_run(context, *args); });
 }
 

@@ -59,6 +59,9 @@ struct PipelineOptions {
   std::map<std::string, DeviceOptions> per_device;        // by device text ("cuda:1"); merged over all_devices
   std::vector<std::shared_ptr<StageObserver>> observers;  // besides the built-in TimingCollector
   bool collect_timings = true;                            // keep every record in timings()
+  // Several ranks (onnxpipe/ranks.h, a RankSession alive): stage k runs on rank ranks[k]; every rank builds the
+  // pipeline from the same plan directory and options and loads only its stages. Empty: every stage here.
+  std::vector<int> ranks;
   // PIPELINE from a model file: how to split it on the fly (parts = number of devices; output_dir is a temporary
   // directory removed with the pipeline; Balance::TIME measures on the first device's kind unless `device` is set).
   SplitOptions split;
@@ -70,6 +73,8 @@ struct StageInfo {
   int lane = 0;
   std::string piece;  // piece file (or the model file)
   std::string device;
+  int rank = 0;      // the MPI rank it runs on (PipelineOptions::ranks), and that rank's host
+  std::string host;  // empty in a single process
   std::vector<ValueDesc> inputs;
   std::vector<ValueDesc> outputs;
   // ONNX Runtime allocator statistics of the stage's own arena (Limit, InUse, MaxInUse, TotalAllocated, NumAllocs,
@@ -111,6 +116,10 @@ class Pipeline {
   // Splits `batch` along axis 0 into micro-batches of `micro_batch` (default options.micro_batch; 0 = whole),
   // pipelines them, and concatenates the outputs along axis 0. Every input and output must have that axis.
   TensorMap run_batch(const TensorMap& batch, int micro_batch = -1);
+  // On a rank other than 0 (PipelineOptions::ranks): runs this rank's stages for rank 0 until rank 0's pipeline
+  // closes; Error(RUNTIME) when rank 0 is lost. Returns at once on rank 0 and in a single process. On those ranks
+  // submit() and run() are Error(USAGE), and stages() lists only their own stages.
+  void serve();
 
   PipelineMode mode() const;
   const std::vector<ValueDesc>& inputs() const;  // of the whole model

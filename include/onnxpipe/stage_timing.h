@@ -36,6 +36,11 @@ struct StageRecord {
   double ttime = 0;  // total, from starting to wait to handing the request on
   CopyStat copy_in;
   CopyStat copy_out;
+  // A stage on another rank (run is its run there): the bytes of the request's hop there and back, and the time the
+  // hop took (the round trip less the run).
+  int rank = 0;
+  int64_t hop_bytes = 0;
+  double hop_us = 0;
   double t_wait = 0;   // started waiting (possibly before the request was submitted)
   double t_begin = 0;  // got the request
   double t_end = 0;    // done with it
@@ -75,6 +80,8 @@ struct StageSummary {
   double wait0 = 0;                                           // total
   double wait = 0, copy1 = 0, run = 0, copy2 = 0, ttime = 0;  // means
   double run_median = 0;
+  int rank = 0;
+  double hop_bytes = 0, hop = 0;           // means over the requests: bytes to another rank and back, microseconds
   std::map<CopyPath, int64_t> copy_bytes;  // in and out, by path
   std::map<CopyPath, int64_t> copy_count;
 };

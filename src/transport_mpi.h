@@ -1,0 +1,26 @@
+#pragma once
+// The Transport over MPI (Open MPI 4.1 from Debian; any MPI 3 with MPI_THREAD_MULTIPLE): the only file pair that
+// includes mpi.h.
+//
+// Wire format, per message on a channel: the encoded Header as MPI_BYTEs on tag 16 + 2 * channel, then (when any
+// value has bytes) one message on tag 17 + 2 * channel whose datatype is an hindexed list of the values' own buffers
+// (absolute addresses from MPI_BOTTOM, 1 GiB blocks), so several values of a request go in one exchange and neither
+// side copies them. Every call is non-blocking underneath (Isend / Improbe / Irecv polled with MPI_Test, sleeping
+// between polls: at most 200 µs on data channels, 10 ms on control), so that a lost peer or a cancellation ends a
+// wait in bounded time and an idle rank leaves the cores to ONNX Runtime. Heartbeats (tag 1): rank 0 with every other
+// rank, both ways.
+//
+// A rank that dies: Open MPI 4.1's mpirun kills the whole job by default (the survivors get SIGTERM); with
+// `mpirun --enable-recovery` it lets the others run, and the heartbeats tell them within the timeout. Open MPI 4.1 has
+// no ULFM, so a job that lost a rank cannot shrink its communicator or finalize: the destructor aborts it.
+#include <memory>
+
+#include "transport.h"
+
+namespace onnxpipe::detail {
+
+// MPI_Init_thread(MPI_THREAD_MULTIPLE), the hosts of every rank, CUDA-awareness, heartbeats. Destroying it finalizes
+// MPI once every rank got there, or calls MPI_Abort when a peer is lost.
+std::unique_ptr<Transport> make_mpi_transport(double timeout_s);
+
+}  // namespace onnxpipe::detail
