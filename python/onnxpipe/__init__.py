@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 
 from . import _onnxpipe
@@ -170,6 +171,26 @@ class Request(concurrent.futures.Future):
 
     request_id = -1
 
+    # A Future's Condition costs more to make than the rest of a request's Python work, and most futures of a busy
+    # pipeline are answered before anyone waits on them: the Condition is made on first use, and the completion
+    # thread (atomically, under the GIL, in C++) sets the result of a future nobody has touched without one.
+    def __init__(self):
+        self._state = "RUNNING"
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    def __getattr__(self, name):
+        if name == "_condition":  # setdefault: two threads asking at once get the same Condition
+            return self.__dict__.setdefault("_condition", threading.Condition())
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def result(self, timeout=None):
+        if self._state == "FINISHED" and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
 
 _live_pipelines = weakref.WeakSet()
 
@@ -203,7 +224,6 @@ class Pipeline:
         model. A C-contiguous array is read in place: leave it unchanged until the request is done. Thread-safe;
         answers come in submission order."""
         future = Request()
-        future.set_running_or_notify_cancel()
         self._native.submit(feeds, future)
         return future
 

@@ -183,15 +183,36 @@ void PyPipeline::complete_loop() {
   }
 }
 
+namespace {
+
+// Sets the outcome of an onnxpipe.Request: where no Condition was made yet (nobody waits, no callback), by setting its
+// state directly, which runs no Python code and so cannot be interleaved with a thread making the Condition.
+void set_outcome(const py::object& future, const py::object& result, const py::object& exception) {
+  const py::dict attributes = future.attr("__dict__");
+  if (!PyDict_GetItemString(attributes.ptr(), "_condition")) {
+    if (PyDict_SetItemString(attributes.ptr(), "_result", result.ptr()) != 0 ||
+        PyDict_SetItemString(attributes.ptr(), "_exception", exception.ptr()) != 0 ||
+        PyDict_SetItemString(attributes.ptr(), "_state", py::str("FINISHED").ptr()) != 0) {
+      throw py::error_already_set();
+    }
+  } else if (exception.is_none()) {
+    future.attr("set_result")(result);
+  } else {
+    future.attr("set_exception")(exception);
+  }
+}
+
+}  // namespace
+
 void PyPipeline::complete(Pending& pending) {
   const auto future = py::reinterpret_steal<py::object>(pending.future);
   try {
     try {
-      future.attr("set_result")(to_dict(pending.result.get()));
+      set_outcome(future, to_dict(pending.result.get()), py::none());
     } catch (py::error_already_set&) {
       throw;
     } catch (...) {
-      future.attr("set_exception")(exception_object(std::current_exception()));
+      set_outcome(future, py::none(), exception_object(std::current_exception()));
     }
   } catch (py::error_already_set& error) {
     // The caller cancelled the future (InvalidStateError), or a done-callback raised: nothing to hand it to.

@@ -38,6 +38,29 @@ def test_futures_from_8_threads_answer_each_in_order(small_plan):
         assert len(timings) == 2 * len(inputs)
 
 
+def test_requests_behave_as_futures_whether_waited_on_before_or_after_their_answer(small_plan):
+    x = np.ones((1, 16), np.float32)
+    want = expected(small_plan, x)
+    with onnxpipe.Pipeline(small_plan, devices=["cpu:1", "cpu:1"]) as pipe:
+        called = []
+        early = pipe.submit({"x": x})
+        early.add_done_callback(lambda f: called.append(f.request_id))  # a Condition before the answer
+        futures = [pipe.submit({"x": x}) for _ in range(16)]
+        done, not_done = concurrent.futures.wait(futures, timeout=30)
+        assert not not_done and all(f.done() and not f.running() for f in futures)
+        assert [f.request_id for f in concurrent.futures.as_completed(futures, timeout=30)] != []
+        for f in futures + [early]:
+            np.testing.assert_array_equal(f.result(timeout=30)["y"], want)
+            assert f.exception() is None
+        late = pipe.submit({"x": x})
+        while not late.done():  # answered before anyone waits: no Condition until done() made one
+            time.sleep(0.001)
+        np.testing.assert_array_equal(late.result()["y"], want)
+        assert called == [early.request_id]
+    with pytest.raises(onnxpipe.UsageError):
+        pipe.submit({"x": x})
+
+
 def test_run_and_run_batch_match_the_pieces(small_plan):
     x = np.random.default_rng(1).random((6, 16), dtype=np.float32)
     with onnxpipe.Pipeline(small_plan, devices=["cpu:1", "cpu:1"]) as pipe:
