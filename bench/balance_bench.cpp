@@ -44,7 +44,8 @@ std::string load_average() {
 }
 
 // Milliseconds of each piece of `dir` alone on `device` (detail::time_pieces: kRounds rounds over the pieces in order,
-// each piece run kRunsPerRound times a round, the median of a round, the best round per piece), wall or CPU time.
+// each piece run at least kRunsPerRound times a round and for 30 ms, the median of a round, the best round per
+// piece), wall or CPU time.
 std::vector<double> piece_ms(const fs::path& dir, const Plan& plan, const std::map<std::string, int64_t>& dims,
                              const std::string& device, bool cpu_time) {
   detail::SessionConfig config;
@@ -111,8 +112,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const fs::path work = fs::temp_directory_path() / ("onnxpipe_balance_bench_" + std::to_string(::getpid()));
-  std::printf("device %s, %d rounds x %d runs per piece (best round), load average at start %s\n\n", device.c_str(),
-              kRounds, kRunsPerRound, load_average().c_str());
+  std::printf("device %s, %d rounds x >= %d runs (>= 30 ms) per piece (best round), load average at start %s\n\n",
+              device.c_str(), kRounds, kRunsPerRound, load_average().c_str());
   std::printf(
       "| model | n | split | cuts | runs | predicted max / mean | noise | piece ms (wall) | max / mean (wall) | "
       "piece ms (CPU) | max / mean (CPU) | load avg |\n");

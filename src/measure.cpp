@@ -32,6 +32,9 @@ std::map<std::string, Tensor> random_inputs(const Model& model, const std::map<s
   return make_inputs(model.graph().inputs, options);
 }
 
+constexpr double kMinRoundUs = 30000;
+constexpr int kMaxRunsPerRound = 30;
+
 double now_us(bool cpu_time) {
   if (!cpu_time)
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -178,10 +181,16 @@ std::vector<double> time_pieces(const std::string& dir, const std::vector<PieceD
   for (int round = 0; round < rounds; ++round) {
     for (size_t k = 0; k < timed.size(); ++k) {
       std::vector<double> times;
-      for (int run = 0; run <= runs; ++run) {
+      double spent = 0;
+      // At least `runs`, and enough that a round lasts kMinRoundUs: a piece of 2 ms over 3 runs is a coin toss.
+      for (int run = 0; run <= runs || (spent < kMinRoundUs && run <= kMaxRunsPerRound); ++run) {
         const double start = now_us(cpu_time);
         timed[k].session.run_values(timed[k].inputs, timed[k].feeds, timed[k].outputs);
-        if (run > 0) times.push_back(now_us(cpu_time) - start);
+        const double us = now_us(cpu_time) - start;
+        if (run > 0) {
+          times.push_back(us);
+          spent += us;
+        }
       }
       best[k] = std::min(best[k], median(std::move(times)));
     }

@@ -48,9 +48,10 @@ std::vector<double> run_piece_chain(const std::string& dir, const std::vector<Pi
 
 // Microseconds of each piece in `dir` alone, the values it reads made once by the chain from `inputs`: `rounds`
 // rounds over the pieces in order (all their sessions loaded), each piece run `runs` times a round after a dropped
-// warm-up; per piece the median of a round, the least over the rounds (a round in a slow window loses to a faster
-// one). `cpu_time`: the calling thread's CPU time instead of wall time, which other work on the core does not
-// inflate; exact only for one-thread CPU sessions (the calling thread is the session's only one).
+// warm-up (more, up to 30, until the round's runs last 30 ms); per piece the median of a round, the least over the
+// rounds (a round in a slow window loses to a faster one). `cpu_time`: the calling thread's CPU time instead of wall
+// time, which other work on the core does not inflate; exact only for one-thread CPU sessions (the calling thread is
+// the session's only one).
 std::vector<double> time_pieces(const std::string& dir, const std::vector<PieceDesc>& pieces,
                                 const SessionConfig& config, const std::map<std::string, Tensor>& inputs, int rounds,
                                 int runs, bool cpu_time);

@@ -44,7 +44,7 @@ struct Solved {
 };
 bool cut_is_close(const std::function<Solved(double tolerance)>& solve, double optimum, double noise);
 
-// The rounds of profiled runs a measurement takes, each a fresh session some seconds after the one before (so that
+// The rounds of profiled runs a measurement takes, each in a fresh session after the one before (so that
 // the rounds sample different windows of the machine's speed and load): at least kMinRounds, more while the cut is
 // close, at most kMaxRounds.
 constexpr int kMinRounds = 2, kMaxRounds = 4;
