@@ -399,7 +399,7 @@ TEST_F(Cli, SequenceInputsVerifyAndARunRefusesThem) {
   Result given = run("verify " + quote(model) + " " + quote(out) + " -q --input " +
                      quote("x0=" + data + "/input_0.pb") + " --input " + quote("x1=" + data + "/input_1.pb"));
   EXPECT_EQ(given.status, 0) << given.err;
-  Result refused = run("run " + quote(out) + " --devices cpu:1,cpu:1 --count 1");
+  Result refused = run("run " + quote(out) + " --devices cpu:1,cpu:1 --count 1 -q");
   EXPECT_EQ(refused.status, 2);
   expect_one_error_line(refused,
                         "input 'x0' is not a tensor (a sequence, optional or map): a pipeline takes and "
