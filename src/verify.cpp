@@ -330,8 +330,8 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   std::vector<ValueDesc> outputs;
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
+    inputs = make_inputs(full.inputs(), given);  // names first: an unknown one is a USAGE error
     check_sequences(full.sequence_values(), given);
-    inputs = make_inputs(full.inputs(), given);
     outputs = full.outputs();
     if (expected.empty()) {
       for (const auto& [name, value] : detail::run_on(full, feeds(inputs, given.sequences)))

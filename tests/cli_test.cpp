@@ -384,6 +384,28 @@ TEST_F(Cli, InputsWithoutADeclaredShapeAreGivenWithAnOptionTheCommandHas) {
   }
 }
 
+// Sequence inputs and outputs (ONNX's sequence_map test): verify takes them from the test data, by folder or --input;
+// run refuses them in one line, since requests are tensors.
+TEST_F(Cli, SequenceInputsVerifyAndARunRefusesThem) {
+  const std::string corpus =
+      "/usr/share/libonnx-testdata/data/node/test_sequence_map_identity_1_sequence_1_tensor_expanded";
+  if (!std::filesystem::exists(corpus)) GTEST_SKIP() << corpus << " missing: apt-get install libonnx-testdata";
+  const std::string model = corpus + "/model.onnx", data = corpus + "/test_data_set_0", out = dir_ + "/pieces";
+  ASSERT_EQ(run("split " + quote(model) + " -n 2 -q -o " + quote(out)).status, 0);
+  Result folder = run("verify " + quote(model) + " " + quote(out) + " --inputs-from " + quote(data) + " --expected " +
+                      quote(data) + " --format json");
+  ASSERT_EQ(folder.status, 0) << folder.err;
+  EXPECT_NE(folder.out.find("sequence of float"), std::string::npos) << folder.out;
+  Result given = run("verify " + quote(model) + " " + quote(out) + " -q --input " +
+                     quote("x0=" + data + "/input_0.pb") + " --input " + quote("x1=" + data + "/input_1.pb"));
+  EXPECT_EQ(given.status, 0) << given.err;
+  Result refused = run("run " + quote(out) + " --devices cpu:1,cpu:1 --count 1 -q");
+  EXPECT_EQ(refused.status, 2);
+  expect_one_error_line(refused,
+                        "input 'x0' is not a tensor (a sequence, optional or map): a pipeline takes and "
+                        "returns tensors only");
+}
+
 TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {
   std::string model = small_model(), out = dir_ + "/pieces";
   Result cut = run("split " + quote(model) + " -n 2 --cut y -o " + quote(out));

@@ -3,8 +3,11 @@
 #include "onnxpipe/sequence.h"
 
 #include <gtest/gtest.h>
+// onnx_pb.h first: onnx-data.pb.h needs its ONNX_API.
+// clang-format off
+#include <onnx/onnx_pb.h>
 #include <onnx/onnx-data.pb.h>
-#include <onnx/onnx_pb.h>  // before onnx-data.pb.h: it defines ONNX_API
+// clang-format on
 
 #include <filesystem>
 #include <fstream>

@@ -35,7 +35,7 @@ void run_verify(const CliContext& context, const VerifyArgs& args) {
   options.check_stat = error_stat_from_name(args.check_stat);
   options.inputs_dir = args.inputs_from;
   options.expected_dir = args.expected;
-  options.inputs = read_inputs(args.inputs);
+  options.inputs = read_inputs(args.inputs, &options.sequences);
   std::tie(options.int_low, options.int_high) = parse_int_range(args.int_range, "--int-range");
   options.seed = args.seed;
 

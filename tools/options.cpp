@@ -64,15 +64,23 @@ std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& specs)
   return dims;
 }
 
-std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs) {
+std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs,
+                                          std::map<std::string, TensorSequence>* sequences) {
   std::map<std::string, Tensor> inputs;
   for (const auto& spec : specs) {
     auto [name, file] = parse_assignment(spec, "--input");
-    if (inputs.count(name)) usage("--input", spec, "'" + name + "' is given twice");
+    if (inputs.count(name) || (sequences && sequences->count(name)))
+      usage("--input", spec, "'" + name + "' is given twice");
     try {
       inputs.emplace(name, read_tensor_file(file));
     } catch (const Error& e) {
-      throw e.with_context("--input " + name);
+      const bool pb = file.size() > 3 && file.compare(file.size() - 3, 3, ".pb") == 0;
+      if (!sequences || !pb || e.code() != ErrorCode::INVALID_DATA) throw e.with_context("--input " + name);
+      try {
+        sequences->emplace(name, read_sequence_pb(file));
+      } catch (const Error&) {
+        throw e.with_context("--input " + name);  // neither: the tensor reader's complaint
+      }
     }
   }
   return inputs;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "onnxpipe/plan.h"
+#include "onnxpipe/sequence.h"
 #include "onnxpipe/tensor.h"
 
 namespace onnxpipe::cli {
@@ -17,8 +18,10 @@ namespace onnxpipe::cli {
 std::pair<std::string, std::string> parse_assignment(const std::string& text, const std::string& option);
 // --dim NAME=VALUE...: a symbolic dimension's value, an integer >= 1; each name once.
 std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& specs);
-// --input NAME=FILE...: each input read from a .npy or .pb file; each name once.
-std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs);
+// --input NAME=FILE...: each input read from a .npy or .pb file; each name once. With `sequences`, a .pb file that is
+// not a TensorProto but an onnx SequenceProto goes there.
+std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs,
+                                          std::map<std::string, TensorSequence>* sequences = nullptr);
 // "a,b,c": items trimmed of spaces; empty items are an error.
 std::vector<std::string> split_list(const std::string& text, const std::string& option);
 int64_t parse_int(const std::string& text, const std::string& option);
