@@ -62,16 +62,38 @@ std::map<std::string, ValueDesc> run_value_types(const Model& model, const std::
   for (const auto& name : names)
     if (!declared_outputs.count(name)) extra.push_back(name);
   // Shapes do not depend on weight values (a data-dependent shape over zeroed weights may differ: these are sizes for
-  // estimates only), so the run makes zeros in their place and never holds all the weights at once.
-  Session session = Session::from_bytes(model.serialize(extra, Model::Weights::ZEROS), config_for(model, "cpu"));
-  std::vector<std::string> wanted;
-  for (const auto& output : session.outputs())
+  // estimates only), so the run makes zeros in their place and never holds all the weights at once. Nor does it hold
+  // the values: a first session, never run, tells their dtypes; the run exposes each tensor's shape (a Shape node
+  // right after its producer), the tensor itself is freed after its last reader. Graph outputs are exposed whole.
+  const SessionConfig config = config_for(model, "cpu");
+  std::map<std::string, DType> dtypes;
+  for (const auto& output : Session::from_bytes(model.serialize(extra, Model::Weights::ZEROS), config).outputs())
     if (output.dtype != DType::UNDEFINED && std::find(names.begin(), names.end(), output.name) != names.end())
-      wanted.push_back(output.name);
+      dtypes[output.name] = output.dtype;
   std::map<std::string, ValueDesc> types;
-  if (wanted.empty()) return types;
-  for (auto& [name, tensor] : session.run(random_inputs(model, dims, given), wanted))
-    types[name] = ValueDesc::of_shape(name, tensor.dtype, tensor.shape);
+  if (dtypes.empty()) return types;
+  std::vector<std::string> wanted, shaped;
+  for (const auto& [name, dtype] : dtypes) {
+    if (declared_outputs.count(name)) {
+      wanted.push_back(name);
+    } else {
+      shaped.push_back(name);
+      wanted.push_back(shape_output_name(name));
+    }
+  }
+  Session session = Session::from_bytes(model.serialize({}, Model::Weights::ZEROS, shaped), config);
+  std::map<std::string, std::string> shape_of;
+  for (const auto& name : shaped) shape_of[shape_output_name(name)] = name;
+  for (auto& [output, tensor] : session.run(random_inputs(model, dims, given), wanted)) {
+    const auto it = shape_of.find(output);
+    if (it == shape_of.end()) {
+      types[output] = ValueDesc::of_shape(output, tensor.dtype, tensor.shape);
+      continue;
+    }
+    const int64_t* dims_made = tensor.as<int64_t>();
+    types[it->second] = ValueDesc::of_shape(it->second, dtypes.at(it->second),
+                                            std::vector<int64_t>(dims_made, dims_made + tensor.element_count()));
+  }
   return types;
 }
 

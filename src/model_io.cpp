@@ -309,9 +309,12 @@ std::map<std::string, ValueDesc> Model::infer_shapes(const std::map<std::string,
   return infer_value_types(*impl_, dims, complete);
 }
 
-std::string Model::serialize(const std::vector<std::string>& extra_outputs, Weights weights) const {
-  return serialize_model(*impl_, extra_outputs, weights);
+std::string Model::serialize(const std::vector<std::string>& extra_outputs, Weights weights,
+                             const std::vector<std::string>& shape_outputs) const {
+  return serialize_model(*impl_, extra_outputs, weights, shape_outputs);
 }
+
+std::string shape_output_name(const std::string& value) { return "onnxpipe_shape/" + value; }
 
 int64_t Model::write_piece(const PieceSpec& spec, const std::string& onnx_path) const {
   return write_model_piece(*impl_, spec, onnx_path);

@@ -99,7 +99,10 @@ class Model {
   // The model as bytes (unique node names as in graph()), with `extra_outputs` added as graph outputs (declared
   // without a type), so ONNX Runtime exposes intermediate values. External data keeps its locations: load these bytes
   // with the model's folder as external data folder.
-  std::string serialize(const std::vector<std::string>& extra_outputs = {}, Weights weights = Weights::REAL) const;
+  // `shape_outputs`: values whose shape (an int64 tensor made by a Shape node right after their producer, output
+  // shape_output_name(value)) is exposed instead of the value, so that ORT frees the value after its last reader.
+  std::string serialize(const std::vector<std::string>& extra_outputs = {}, Weights weights = Weights::REAL,
+                        const std::vector<std::string>& shape_outputs = {}) const;
 
   // Writes one piece to `onnx_path` (same IR version, opset imports, functions and metadata as the source). Weights
   // are streamed: external source data is copied chunk by chunk, never loaded whole. Returns weight bytes written.
@@ -109,6 +112,9 @@ class Model {
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The graph output serialize() makes for the shape of `value`.
+std::string shape_output_name(const std::string& value);
 
 // SHA-256 of a file, hex.
 std::string sha256_file(const std::string& path);

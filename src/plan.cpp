@@ -545,8 +545,8 @@ Plan Plan::load(const std::string& dir) {
   }
   for (size_t i = 0; i < plan.linked_files.size(); ++i) {
     if (!fs::is_regular_file(fs::path(dir) / plan.linked_files[i]))
-      throw Error(ErrorCode::IO, path + ": linked_files[" + std::to_string(i) + "]: " +
-                                     (fs::path(dir) / plan.linked_files[i]).string() + " does not exist");
+      throw Error(ErrorCode::IO, path + ": linked_files[" + std::to_string(i) +
+                                     "]: " + (fs::path(dir) / plan.linked_files[i]).string() + " does not exist");
   }
   return plan;
 }

@@ -73,7 +73,9 @@ void add_zeros_maker(const onnx::TensorProto& weight, std::deque<onnx::NodeProto
 // The graph's declarations: IR < 4 lists initializers among the inputs too, and a zeroed one is a node output now,
 // not an input. ONNX Runtime accepts graph outputs declared by name only: it takes their type from the producer.
 void declare_values(const onnx::GraphProto& sg, const std::unordered_set<std::string>& zeroed,
-                    const std::vector<std::string>& extra_outputs, onnx::GraphProto* graph) {
+                    std::vector<std::string> extra_outputs, const std::vector<std::string>& shape_outputs,
+                    onnx::GraphProto* graph) {
+  for (const auto& name : shape_outputs) extra_outputs.push_back(shape_output_name(name));
   for (const auto& input : sg.input())
     if (!zeroed.count(input.name())) *graph->add_input() = input;
   *graph->mutable_output() = sg.output();
@@ -88,7 +90,7 @@ void declare_values(const onnx::GraphProto& sg, const std::unordered_set<std::st
 }  // namespace
 
 std::string serialize_model(const Model::Impl& model, const std::vector<std::string>& extra_outputs,
-                            Model::Weights weights) {
+                            Model::Weights weights, const std::vector<std::string>& shape_outputs) {
   const auto& sg = model.model.graph();
   ModelWriter w;
   w.header = model_header(model.model);
@@ -96,7 +98,7 @@ std::string serialize_model(const Model::Impl& model, const std::vector<std::str
   if (sg.has_doc_string()) w.graph.set_doc_string(sg.doc_string());
   const std::unordered_set<std::string> zeroed =
       weights == Model::Weights::ZEROS ? zeroed_weights(model) : std::unordered_set<std::string>();
-  declare_values(sg, zeroed, extra_outputs, &w.graph);
+  declare_values(sg, zeroed, extra_outputs, shape_outputs, &w.graph);
 
   model.check_unchanged();
   std::deque<onnx::NodeProto> zeros_makers;
@@ -113,7 +115,20 @@ std::string serialize_model(const Model::Impl& model, const std::vector<std::str
   // producers of a node's inputs by decreasing node index, so a low-index maker runs right before its first reader
   // instead of at the start (where every zeroed weight would be alive at once).
   for (const auto& n : zeros_makers) w.nodes.push_back(&n);
-  for (const auto& n : sg.node()) w.nodes.push_back(&n);
+  const std::unordered_set<std::string> shaped(shape_outputs.begin(), shape_outputs.end());
+  std::deque<onnx::NodeProto> shape_nodes;
+  for (const auto& n : sg.node()) {
+    w.nodes.push_back(&n);
+    for (const auto& output : n.output()) {
+      if (output.empty() || !shaped.count(output)) continue;
+      onnx::NodeProto& shape = shape_nodes.emplace_back();
+      shape.set_name("onnxpipe_shape/" + output);
+      shape.set_op_type("Shape");
+      shape.add_input(output);
+      shape.add_output(shape_output_name(output));
+      w.nodes.push_back(&shape);
+    }
+  }
   for (const auto& s : sg.sparse_initializer()) w.sparse_initializers.push_back(&s);
 
   const size_t size = w.byte_size();

@@ -10,6 +10,6 @@
 namespace onnxpipe::detail {
 
 std::string serialize_model(const Model::Impl& model, const std::vector<std::string>& extra_outputs,
-                            Model::Weights weights);
+                            Model::Weights weights, const std::vector<std::string>& shape_outputs);
 
 }  // namespace onnxpipe::detail

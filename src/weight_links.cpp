@@ -60,8 +60,8 @@ std::map<std::string, std::string> link_data_files(const GraphDesc& graph, Weigh
       continue;
     }
     const int error = errno;
-    std::string reason = "cannot hard-link " + source + " into " + dir.parent_path().string() + ": " +
-                         std::strerror(error);
+    std::string reason =
+        "cannot hard-link " + source + " into " + dir.parent_path().string() + ": " + std::strerror(error);
     if (error == EXDEV) reason += " (another filesystem)";
     for (const auto& [from, made] : links) ::unlink((dir / made).c_str());
     if (storage == WeightStorage::LINK)

@@ -414,6 +414,9 @@ TEST_F(Cli, LibraryErrorsAboutAnArgumentNameItsFlag) {
   Result unknown = run("split " + quote(model) + " -n 2 --cut nope -o " + quote(out));
   EXPECT_EQ(unknown.status, 2);
   expect_one_error_line(unknown, "--cut 'nope': no node produces it (unknown name)");
+  Result link = run("split " + quote(model) + " -n 2 --weights link -o " + quote(out));
+  EXPECT_EQ(link.status, 2);
+  expect_one_error_line(link, "--weights 'link': nothing to link");
   ASSERT_EQ(run("split " + quote(model) + " -n 2 --balance flops -q -o " + quote(out)).status, 0);
   write_npy(dir_ + "/x.npy", make_tensor(DType::FLOAT, {1, 4}));
   Result input = run("verify " + quote(model) + " " + quote(out) + " --input " + quote("nope=" + dir_ + "/x.npy"));

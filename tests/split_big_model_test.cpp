@@ -148,8 +148,10 @@ TEST(SplitBigModel, ExternalConstantValueMovesToThePieceDataFileOrItsLink) {
   const RemovedAtExit cleanup{dir};
   const std::string model = model_with_external_constant(dir);
   EXPECT_TRUE(detail::Model::load(model).graph().weights.at("c").external);
-  for (const auto& [parts, weights] : {std::pair{1, WeightStorage::COPY}, {2, WeightStorage::COPY},
-                                       {3, WeightStorage::COPY}, {2, WeightStorage::LINK}}) {
+  for (const auto& [parts, weights] : {std::pair{1, WeightStorage::COPY},
+                                       {2, WeightStorage::COPY},
+                                       {3, WeightStorage::COPY},
+                                       {2, WeightStorage::LINK}}) {
     SCOPED_TRACE("parts " + std::to_string(parts) + " " + weight_storage_name(weights));
     const fs::path out = dir / ("split_" + std::to_string(parts) + weight_storage_name(weights));
     SplitOptions options;

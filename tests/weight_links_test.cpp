@@ -83,8 +83,9 @@ TEST(WeightLinks, LinkedPiecesVerifyBitwiseAndThePlanHoldsNoCopyOfTheWeights) {
     for (const auto& piece : plan.pieces) {
       EXPECT_TRUE(piece.data_file.empty()) << piece.file;
       const detail::Model loaded = detail::Model::load((out / piece.file).string());
-      if (loaded.graph().external_data)
+      if (loaded.graph().external_data) {
         EXPECT_EQ(loaded.graph().data_files, std::vector<std::string>{(out / plan.linked_files[0]).string()});
+      }
     }
     EXPECT_EQ(Plan::load(out.string()).weights, "link") << "plan.json keeps the choice";
 

@@ -140,9 +140,10 @@ void add_split_command(CLI::App& app, CliContext& context) {
   command->add_option("--device", args->device, "where --balance time measures: cpu, cpu:T, cuda:K")
       ->capture_default_str();
   command->add_option("--costs", args->costs_file, "reuse the node costs an earlier split saved (DIR/costs.json)");
-  command->add_option("--weights", args->weights,
-                      "external data of the source: link (hard-link its data files into DIR, pieces point into them: "
-                      "no copy; same filesystem), copy (each piece its own .data), auto (link when possible)")
+  command
+      ->add_option("--weights", args->weights,
+                   "external data of the source: link (hard-link its data files into DIR, pieces point into them: "
+                   "no copy; same filesystem), copy (each piece its own .data), auto (link when possible)")
       ->check(CLI::IsMember({"auto", "link", "copy"}))
       ->capture_default_str();
   command->callback([&context, args] { run_split(context, *args); });

@@ -85,9 +85,9 @@ struct Plan {
 
   int parts() const { return static_cast<int>(pieces.size()); }
 
-  // Reads DIR/plan.json and checks it: pieces (and linked files) in order and present on disk, every piece input produced by an
-  // earlier piece or a graph input, every graph output produced by exactly one piece, consumers after producers.
-  // Throws Error(INVALID_MODEL) naming the field that is wrong.
+  // Reads DIR/plan.json and checks it: pieces (and linked files) in order and present on disk, every piece input
+  // produced by an earlier piece or a graph input, every graph output produced by exactly one piece, consumers after
+  // producers. Throws Error(INVALID_MODEL) naming the field that is wrong.
   static Plan load(const std::string& dir);
   // Writes DIR/plan.json (pretty printed).
   void save(const std::string& dir) const;
