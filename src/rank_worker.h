@@ -1,8 +1,8 @@
 #pragma once
 // A rank's side of the pipeline stages placed on it (every rank but 0): per stage, one thread receives rank 0's
 // requests on the stage's channel (one ahead of the run), another runs them in its session and sends back every
-// output of the piece (or the failure); the serving thread reads rank 0's control channel: STOP cancels the runs in progress (the pipeline
-// closes), CLOSE ends serving. Outputs leave a CUDA stage through ORT's pinned host memory.
+// output of the piece (or the failure); the serving thread reads rank 0's control channel: STOP cancels the runs in
+// progress (the pipeline closes), CLOSE ends serving. Outputs leave a CUDA stage through ORT's pinned host memory.
 #include <memory>
 #include <string>
 #include <vector>

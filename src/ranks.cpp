@@ -1,6 +1,7 @@
 #include "onnxpipe/ranks.h"
 
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 
@@ -39,6 +40,8 @@ RankSession::RankSession(RankOptions options) {
 
 RankSession::~RankSession() {
   std::lock_guard<std::mutex> lock(g_mutex);
+  // Left by an exception (a stage that did not load...): the other ranks would wait for this one forever.
+  if (std::uncaught_exceptions() > 0 && g_transport) g_transport->leave_failed();
   detail::set_current_transport(nullptr);
   g_transport.reset();
 }

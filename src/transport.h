@@ -64,6 +64,8 @@ class Transport {
   // Why `peer` is lost ("rank 2 (host) sent no heartbeat for 3.0 s"), or empty while it is alive.
   virtual std::string lost(int peer) const = 0;
   virtual bool any_lost() const = 0;
+  // This rank leaves with an error: closing the transport ends the whole job instead of waiting for the others.
+  virtual void leave_failed() = 0;
 };
 
 // The transport of the process's rank session (onnxpipe/ranks.h), or nullptr when there is none.

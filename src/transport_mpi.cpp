@@ -100,7 +100,7 @@ class MpiTransport : public Transport {
 
   ~MpiTransport() override {
     // Every rank comes here before MPI is finalized; heartbeats go on meanwhile, so a rank lost now is seen too.
-    bool clean = !any_lost();
+    bool clean = !any_lost() && !failed_;
     if (clean) {
       MPI_Request barrier;
       clean = MPI_Ibarrier(comm_, &barrier) == MPI_SUCCESS;
@@ -117,7 +117,8 @@ class MpiTransport : public Transport {
     wake_.notify_all();
     heartbeats_.join();
     if (!clean) {
-      log(LogLevel::WARN, "rank " + std::to_string(rank_) + ": a rank was lost, aborting the MPI job");
+      log(LogLevel::WARN, "rank " + std::to_string(rank_) +
+                              (failed_ ? ": leaving with an error" : ": a rank was lost") + ", aborting the MPI job");
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
     drain_heartbeats();
@@ -135,6 +136,8 @@ class MpiTransport : public Transport {
     std::lock_guard<std::mutex> lock(mutex_);
     return lost_.at(static_cast<size_t>(peer));
   }
+  void leave_failed() override { failed_ = true; }
+
   bool any_lost() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::any_of(lost_.begin(), lost_.end(), [](const std::string& s) { return !s.empty(); });
@@ -314,6 +317,7 @@ class MpiTransport : public Transport {
   std::condition_variable wake_;
   std::vector<std::string> lost_;  // guarded by mutex_
   bool stopping_ = false;          // guarded by mutex_
+  std::atomic<bool> failed_{false};
   std::vector<std::unique_ptr<std::string>> abandoned_heads_;
   std::vector<std::vector<uint8_t>> abandoned_data_;
   std::thread heartbeats_;

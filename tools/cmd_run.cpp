@@ -274,7 +274,15 @@ void run_run(const CliContext& context, const RunArgs& args) {
     }
   }
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
-  Pipeline pipeline(args.source, options);
+  Pipeline pipeline = [&] {
+    try {
+      return Pipeline(args.source, options);
+    } catch (const std::exception& e) {
+      // A rank that fails ends the whole job as its session goes (before main could say why): say it here.
+      if (session) context.log("error: rank " + std::to_string(session->rank()) + ": " + e.what());
+      throw;
+    }
+  }();
   if (session && session->rank() != 0) {
     pipeline.serve();  // rank 0 submits, collects and prints
     return;

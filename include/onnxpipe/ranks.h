@@ -27,7 +27,8 @@ class RankSession {
   // Joins the job this process was started in (a single rank when started without mpirun). Throws Error(USAGE) when
   // onnxpipe was built without MPI or a session already exists, Error(RUNTIME) when MPI lacks MPI_THREAD_MULTIPLE.
   explicit RankSession(RankOptions options = {});
-  // Finalizes MPI after every rank got here, or aborts the job when a rank was lost or the others do not come.
+  // Finalizes MPI after every rank got here, or aborts the job (MPI_Abort) when a rank was lost, or when this one
+  // is destroyed by an exception (a stage that did not load: the others would wait for it forever).
   ~RankSession();
   RankSession(const RankSession&) = delete;
   RankSession& operator=(const RankSession&) = delete;
