@@ -75,7 +75,7 @@ sanitize: deps
 	  dir=$(BUILD)-$$kind; \
 	  cmake -S . -B $$dir -DONNXPIPE_SANITIZE=$$kind -DCMAKE_BUILD_TYPE=Debug >/dev/null && \
 	  cmake --build $$dir -j $(JOBS) --target $(SANITIZED_TESTS) && \
-	  (cd $$dir && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" \
+	  (cd $$dir && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp" \
 	   ctest --output-on-failure -L unit -R 'Pipeline|Runtime') || exit 1; \
 	done
 
