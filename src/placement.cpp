@@ -65,8 +65,8 @@ void check_host(const std::vector<StageMemory>& stages, const std::vector<Device
   for (size_t i = 0; i < stages.size(); ++i)
     if (!devices[i].is_cuda()) cpu_total += stages[i].total;
   if (available >= 0 && cpu_total > available)
-    throw Error(ErrorCode::USAGE, "the CPU stages need " + bytes_text(cpu_total) + " together, and this machine has " +
-                                      bytes_text(available) + " available");
+    throw Error(ErrorCode::DOES_NOT_FIT, "the CPU stages need " + bytes_text(cpu_total) +
+                                             " together, and this machine has " + bytes_text(available) + " available");
 }
 
 void check_devices(const PlacementOptions& options, int parts) {
@@ -94,6 +94,17 @@ std::vector<int64_t> device_capacities(const PlacementOptions& options) {
 
 namespace detail {
 
+int64_t arena_limit(const StageMemory& stage) {
+  const int64_t planned = stage.activations + stage.in_flight;
+  return planned + planned / 2 + (int64_t(64) << 20);
+}
+
+std::map<std::string, std::string> planned_provider_options(std::map<std::string, std::string> options,
+                                                            const StageMemory& stage) {
+  options.emplace("gpu_mem_limit", std::to_string(arena_limit(stage)));
+  return options;
+}
+
 Placed place(const Analysis& analysis, const PartitionProblem& plain, const PlacementOptions& options) {
   check_devices(options, plain.parts);
   const Graph& graph = analysis.graph;
@@ -118,7 +129,7 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
     else
       message += "; " + std::to_string(fewest) + (fewest == 1 ? " device" : " devices") +
                  " as large as the largest would do: reorder or resize the caps";
-    throw Error(ErrorCode::USAGE, message);
+    throw Error(ErrorCode::DOES_NOT_FIT, message);
   }
 
   Placed result;
@@ -198,7 +209,7 @@ std::vector<StageMemory> check_plan_fits(const Plan& plan, const PlacementOption
     stage.total = stage.weights + stage.activations + stage.in_flight + stage.overhead;
     stage.capacity = capacities[piece.index];
     if (stage.capacity >= 0 && stage.total > stage.capacity)
-      throw Error(ErrorCode::USAGE,
+      throw Error(ErrorCode::DOES_NOT_FIT,
                   piece_needs(piece.index, stage.total, options.devices[piece.index], stage.capacity) +
                       ": the plan does not fit these devices");
     stages.push_back(std::move(stage));

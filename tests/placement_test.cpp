@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "onnxpipe/error.h"
+#include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
+#include "placement.h"
 #include "support/model_builder.h"
 #include "support/temp_dir.h"
 
@@ -73,7 +76,7 @@ TEST(Placement, InfeasibleCapsNameTheShortfallAndWriteNothing) {
     split_model(model, options);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT);
     const std::string message = e.what();
     EXPECT_NE(message.find("needs"), std::string::npos) << message;
     EXPECT_NE(message.find("on cpu:1 (cap 20 KiB)"), std::string::npos) << message;
@@ -118,11 +121,49 @@ TEST(Placement, APlanIsRefusedBySmallerDevicesBeforeAnythingLoads) {
     check_plan_fits(plan, devices("cpu:1=1MiB,cpu:1=40KiB"));
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT);
     EXPECT_NE(std::string(e.what()).find("piece 1 needs"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("(cap 40 KiB)"), std::string::npos) << e.what();
   }
   EXPECT_THROW(check_plan_fits(plan, devices("cpu:1")), Error);  // one device for two pieces
+}
+
+TEST(Placement, APlanReCheckedAgainstSmallerCapsIsRefusedBeforeAnySessionLoads) {
+  test::TempDir dir;
+  const std::string model = matmul_chain(dir);
+  SplitOptions options = split_options(dir, "cpu:1,cpu:1");
+  split_model(model, options);
+  // Piece 1 can no longer load: a pipeline that got as far as loading it would fail with ORT's error.
+  { std::ofstream(fs::path(options.output_dir) / "piece_1.onnx") << "not a model"; }
+  PipelineOptions pipeline;
+  pipeline.devices = {"cpu:1=1GiB", "cpu:1=1MiB"};  // ORT's session overhead alone is more
+  try {
+    Pipeline refused(options.output_dir, pipeline);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT) << e.what();
+    EXPECT_NE(std::string(e.what()).find("piece 1 needs"), std::string::npos) << e.what();
+  }
+  pipeline.devices = {"cpu:1=1GiB", "cpu:1=1GiB"};  // caps that fit: now it loads, and fails loading piece 1
+  try {
+    Pipeline loaded(options.output_dir, pipeline);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.code(), ErrorCode::DOES_NOT_FIT) << e.what();
+    EXPECT_NE(std::string(e.what()).find("piece_1.onnx"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Placement, ACudaStageArenaIsLimitedToItsPlannedActivationsUnlessTheUserSetIt) {
+  StageMemory stage;
+  stage.weights = int64_t(1) << 30;  // reserved outside the limit
+  stage.activations = 100 << 20;
+  stage.in_flight = 20 << 20;
+  EXPECT_EQ(detail::arena_limit(stage), (120 << 20) + (60 << 20) + (64 << 20));
+  const auto planned = detail::planned_provider_options({{"arena_extend_strategy", "kSameAsRequested"}}, stage);
+  EXPECT_EQ(planned.at("gpu_mem_limit"), std::to_string(detail::arena_limit(stage)));
+  EXPECT_EQ(planned.at("arena_extend_strategy"), "kSameAsRequested");
+  EXPECT_EQ(detail::planned_provider_options({{"gpu_mem_limit", "12345"}}, stage).at("gpu_mem_limit"), "12345");
 }
 
 TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {
