@@ -11,6 +11,13 @@
 
 namespace onnxpipe::detail {
 
+// Measures the memory constants of the analysis on the CPU (memory_probe.h) when options.measure_memory and some
+// device is a CPU, unless it has them (from costs.json). They apply to every stage: CUDA memory is not measured yet.
+void measure_memory(Analysis& analysis, const PlacementOptions& options);
+
+// Each piece's predicted resident weights and activation peak (PieceDesc), for the partition split writes.
+void predict_piece_memory(const Analysis& analysis, const Partition& partition, std::vector<PieceDesc>& pieces);
+
 struct Placed {
   Partition partition;
   std::vector<StageMemory> stages;

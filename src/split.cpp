@@ -134,13 +134,17 @@ nlohmann::json value_json(const ValueDesc& desc) {
 
 void save_costs(const Costs& costs, const Graph& graph, const std::string& device,
                 const std::map<std::string, int64_t>& dims, const std::map<std::string, ValueDesc>& measured,
-                const fs::path& path) {
+                const MemoryConstants& memory, const fs::path& path) {
   nlohmann::json nodes = nlohmann::json::object(), values = nlohmann::json::object();
   for (int position = 0; position < graph.size(); ++position)
     nodes[graph.desc().nodes[graph.order()[position]].name] = costs.node[position];
   for (const auto& [name, desc] : measured) values[name] = value_json(desc);
   nlohmann::json doc = {{"balance", costs.balance}, {"unit", costs.unit}, {"device", device}, {"dims", dims},
                         {"nodes", nodes},           {"values", values}};
+  if (memory.measured())  // what placement measured: a later plan or split reuses it
+    doc["memory"] = {{"device", memory.device},
+                     {"session_overhead", memory.session_overhead},
+                     {"weight_factor", memory.weight_factor}};
   std::ofstream out(path);
   out << doc.dump(1) << "\n";
   if (!out) throw Error(ErrorCode::IO, "cannot write " + path.string());
@@ -149,6 +153,7 @@ void save_costs(const Costs& costs, const Graph& graph, const std::string& devic
 struct SavedCosts {
   Costs costs;
   std::map<std::string, ValueDesc> values;
+  MemoryConstants memory;
 };
 
 SavedCosts load_costs(const Graph& graph, const std::string& path, const std::map<std::string, int64_t>& dims) {
@@ -165,6 +170,12 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
     for (const auto& [name, value] : doc.at("values").items()) {
       saved.values[name] = ValueDesc::of_shape(name, dtype_from_name(value.at("dtype").get<std::string>()),
                                                value.at("shape").get<std::vector<int64_t>>());
+    }
+    if (doc.contains("memory")) {
+      const nlohmann::json& memory = doc.at("memory");
+      saved.memory.device = memory.at("device").get<std::string>();
+      saved.memory.session_overhead = memory.at("session_overhead").get<int64_t>();
+      saved.memory.weight_factor = memory.at("weight_factor").get<std::map<std::string, double>>();
     }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorCode::USAGE, path + ": not a costs.json of onnxpipe: " + error.what());
@@ -255,6 +266,7 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
     SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
     analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, saved.values);
     analysis->costs = std::move(saved.costs);
+    analysis->memory = std::move(saved.memory);
   }
   analysis->sizes = value_sizes(graph, known_bytes(analysis->types));
   analysis->crossing_bytes = graph.crossing_bytes(analysis->sizes.bytes);
@@ -325,6 +337,12 @@ PieceContent piece_content(const Analysis& analysis, int begin, int end) {
   }
   return content;
 }
+
+}  // namespace
+
+PieceSpec piece_spec(const Analysis& analysis, int begin, int end) { return piece_content(analysis, begin, end).spec; }
+
+namespace {
 
 // A graph output no node makes (a weight, or a graph input passed through) leaves from the first piece.
 void add_unproduced_outputs(const Analysis& analysis, PieceContent& first) {
@@ -437,6 +455,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
+  if (!options.placement.devices.empty()) measure_memory(*analysis, options.placement);
   Partition partition = options.placement.devices.empty() ? partition_min_max(problem)
                                                           : place_partition(*analysis, problem, options.placement);
   const int parts = options.parts;
@@ -451,6 +470,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
 
   StagingDir staging(options.output_dir);
   plan.pieces = write_pieces(*analysis, partition, staging.path(), options, &plan.duplicated_nodes);
+  predict_piece_memory(*analysis, partition, plan.pieces);
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {
@@ -475,7 +495,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   plan.heaviest_node_cost = *std::max_element(problem.node_cost.begin(), problem.node_cost.end());
   plan.validate();
   plan.save(staging.path().string());
-  save_costs(analysis->costs, graph, options.device, analysis->dims, analysis->types.measured,
+  save_costs(analysis->costs, graph, options.device, analysis->dims, analysis->types.measured, analysis->memory,
              staging.path() / "costs.json");
   staging.commit(options.force);
   return plan;

@@ -41,6 +41,7 @@ PlacementOptions devices(const std::string& list) {
   PlacementOptions options;
   options.devices = parse_devices(list);
   options.cpu_overhead = 0;  // the arithmetic below is the model's alone
+  options.measure_memory = false;
   return options;
 }
 
@@ -164,6 +165,34 @@ TEST(Placement, ACudaStageArenaIsLimitedToItsPlannedActivationsUnlessTheUserSetI
   EXPECT_EQ(planned.at("gpu_mem_limit"), std::to_string(detail::arena_limit(stage)));
   EXPECT_EQ(planned.at("arena_extend_strategy"), "kSameAsRequested");
   EXPECT_EQ(detail::planned_provider_options({{"gpu_mem_limit", "12345"}}, stage).at("gpu_mem_limit"), "12345");
+}
+
+TEST(Placement, MeasuredMemoryConstantsAreRecordedInCostsAndThePlanCarriesItsPrediction) {
+  test::TempDir dir;
+  test::ModelBuilder builder;  // x[1,512] -> MatMul with a 1 MiB weight -> Relu
+  builder.input("x", DType::FLOAT, {1, 512});
+  builder.initializer(test::random_tensor("w", {512, 512}, 1));
+  builder.node("MatMul", {"x", "w"}, {"h"});
+  builder.node("Relu", {"h"}, {"y"});
+  builder.output("y", DType::FLOAT, {1, 512});
+  const std::string model = builder.save(dir.file("big.onnx"));
+  SplitOptions options = split_options(dir, "cpu:1,cpu:1");
+  options.placement.measure_memory = true;
+  const Plan plan = split_model(model, options);
+  std::ifstream costs(fs::path(options.output_dir) / "costs.json");
+  const std::string text((std::istreambuf_iterator<char>(costs)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"weight_factor\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"MatMul\""), std::string::npos) << text;
+  ASSERT_EQ(plan.pieces.size(), 2u);
+  EXPECT_GE(plan.pieces[0].resident_weight_bytes, plan.pieces[0].weight_bytes);  // ORT holds at least the weight
+  EXPECT_EQ(plan.pieces[1].resident_weight_bytes, 0);
+  EXPECT_GE(plan.pieces[1].activation_bytes, 2 * 512 * 4);  // Relu's input and output
+  const Plan loaded = Plan::load(options.output_dir);
+  EXPECT_EQ(loaded.pieces[0].activation_bytes, plan.pieces[0].activation_bytes);
+
+  // The re-check reads the plan's prediction, not a lower bound.
+  PlacementOptions devices_only = devices("cpu:1,cpu:1");
+  EXPECT_EQ(check_plan_fits(plan, devices_only)[0].weights, plan.pieces[0].resident_weight_bytes);
 }
 
 TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {

@@ -24,6 +24,9 @@ struct PlacementOptions {
   int queue_depth = 2;                // values in flight per stage (the pipeline's queue between stages)
   int64_t cpu_overhead = 16 << 20;    // per CPU session: ORT's session state and the arena's first chunks
   int64_t cuda_overhead = 400 << 20;  // per CUDA session: context, cuBLAS/cuDNN handles and workspace
+  // Measure on this machine's CPU what ORT holds per weight byte of each op type and per session, unless the
+  // costs file has it; false: weights count once and a CPU session cpu_overhead.
+  bool measure_memory = true;
 };
 
 // The capacity a stage may use on each device: its own when given; for CUDA without one the device's free memory
