@@ -44,6 +44,14 @@ struct Costs {
   }
 };
 
+// What a stage's memory is made of on a device kind (memory_probe.h), measured or read back from costs.json.
+struct MemoryConstants {
+  std::string device;                           // where they were measured; empty: not measured
+  int64_t session_overhead = -1;                // heap a session holds besides its weights and activations
+  std::map<std::string, double> weight_factor;  // op type -> bytes held per weight byte it reads (absent: 1)
+  bool measured() const { return !device.empty(); }
+};
+
 // Everything about the source model that split, inspect and placement need.
 struct Analysis {
   explicit Analysis(Model source) : model(std::move(source)), graph(model.graph()) {}
@@ -55,10 +63,14 @@ struct Analysis {
   ValueSizes sizes;                     // what each value weighs when it crosses, estimates marked
   std::vector<int64_t> crossing_bytes;  // per boundary 0..n
   std::vector<double> transfer_cost;    // per boundary 0..n
+  MemoryConstants memory;               // from costs.json, or measured when placement first needs them
 };
 
 // Loads the model, types its values and costs its nodes as `options` say (dims, device, costs_file, progress).
 std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance, const SplitOptions& options);
+
+// The nodes, weights, inputs and outputs of the piece made of positions [begin, end), as split writes it.
+PieceSpec piece_spec(const Analysis& analysis, int begin, int end);
 
 // Bytes of every concretely typed value (-1 when its size is unknown).
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types);

@@ -1,5 +1,7 @@
 #include "device_split.h"
 
+#include <algorithm>
+
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 
@@ -21,6 +23,11 @@ DeviceSplit::DeviceSplit(const std::string& model, SplitOptions split, const std
       split.device = stage.threads > 0 ? "cpu:" + std::to_string(stage.threads) : "cpu";
     }
   }
+  // Devices with capacities: the fastest split whose pieces fit them (placement.h).
+  std::vector<DeviceSpec> specs;
+  for (const std::string& text : devices) specs.push_back(parse_device(text));
+  const bool capped = std::any_of(specs.begin(), specs.end(), [](const DeviceSpec& d) { return d.capacity >= 0; });
+  if (devices.size() > 1 && capped && split.placement.devices.empty()) split.placement.devices = specs;
   split.output_dir = dir_;
   plan_ = split_model(model, split);
 }

@@ -8,8 +8,9 @@
 namespace onnxpipe {
 
 const char* error_code_name(ErrorCode code) {
-  static constexpr std::array<const char*, 8> kNames = {"usage",   "invalid_model",   "invalid_data", "io",
-                                                        "runtime", "verify_mismatch", "cancelled",    "internal"};
+  static constexpr std::array<const char*, 9> kNames = {"usage",     "invalid_model", "invalid_data",
+                                                        "io",        "runtime",       "verify_mismatch",
+                                                        "cancelled", "does_not_fit",  "internal"};
   return detail::enum_name(kNames, code);
 }
 

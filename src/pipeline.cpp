@@ -15,6 +15,8 @@
 #include "device_split.h"
 #include "enum_names.h"
 #include "onnxpipe/error.h"
+#include "onnxpipe/placement.h"
+#include "placement.h"
 #include "rank_worker.h"
 #include "remote_stage.h"
 #include "runtime.h"
@@ -233,8 +235,8 @@ struct Pipeline::Impl {
     if (ranked) detail::send_control(*transport, detail::MessageKind::CLOSE);
   }
 
-  detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text,
-                                       const StageContext& context) const {
+  detail::SessionConfig session_config(const DeviceSpec& device, const std::string& text, const StageContext& context,
+                                       const StageMemory* planned) const {
     detail::SessionConfig config;
     config.device = device.to_string();
     config.optimization_level = options.optimization_level;
@@ -249,11 +251,13 @@ struct Pipeline::Impl {
       for (const auto& [k, v] : it->second.provider_options) config.provider_options[k] = v;
       break;
     }
+    if (device.is_cuda() && planned)
+      config.provider_options = detail::planned_provider_options(config.provider_options, *planned);
     return config;
   }
 
   std::unique_ptr<Stage> make_stage(int index, int lane, const std::string& path, const std::string& device_text,
-                                    const std::string& kind) {
+                                    const std::string& kind, const StageMemory* planned = nullptr) {
     auto stage = std::make_unique<Stage>();
     stage->index = index;
     stage->lane = lane;
@@ -262,10 +266,10 @@ struct Pipeline::Impl {
     stage->device_text = stage->device.to_string();
     stage->context = StageContext{kind, kind == "replica" ? lane : index, stage->piece, stage->device_text};
     // Loaded on the side: ORT reads and prepacks a piece's weights on one core, so the stages load in parallel.
-    stage->loading =
-        std::async(std::launch::async, [path, config = session_config(stage->device, device_text, stage->context)] {
-          return std::make_unique<Session>(path, config);
-        });
+    stage->loading = std::async(std::launch::async,
+                                [path, config = session_config(stage->device, device_text, stage->context, planned)] {
+                                  return std::make_unique<Session>(path, config);
+                                });
     stage->queue = std::make_unique<BlockingQueue<RequestPtr>>(static_cast<size_t>(options.max_inflight));
     return stage;
   }
@@ -303,9 +307,17 @@ struct Pipeline::Impl {
     for (const ValueDesc& out : outputs) model_outputs.insert(out.name);
     std::vector<DeviceSpec> specs;
     for (const std::string& text : devices) specs.push_back(parse_device(text));
+    // Devices with a capacity, or CUDA ones (their free memory), get the plan checked before any session loads.
+    std::vector<StageMemory> planned;
+    if (std::any_of(specs.begin(), specs.end(), [](const DeviceSpec& d) { return d.capacity >= 0 || d.is_cuda(); })) {
+      PlacementOptions placement;
+      placement.devices = specs;
+      planned = check_plan_fits(plan, placement);
+    }
     auto& lane = lanes.emplace_back();
     for (const PieceDesc& piece : plan.pieces) {
       for (const ValueDesc& out : piece.outputs) produced.insert(out.name);
+      const StageMemory* stage_plan = planned.empty() ? nullptr : &planned[piece.index];
       const std::string path = (fs::path(dir) / piece.file).string();
       const int where = ranks[static_cast<size_t>(piece.index)];
       if (rank != 0) {
@@ -314,10 +326,10 @@ struct Pipeline::Impl {
             detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
         if (where == rank)
           served.push_back(
-              detail::load_served_stage(piece, path, session_config(device, devices[piece.index], context)));
+              detail::load_served_stage(piece, path, session_config(device, devices[piece.index], context, stage_plan)));
         continue;
       }
-      auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage")
+      auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage", stage_plan)
                               : remote_stage(piece, where, devices[piece.index]);
       stage->wiring = wiring_of(piece, crossing, model_outputs, specs, ranks);
       lane.push_back(std::move(stage));

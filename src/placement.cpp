@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "analysis.h"
+#include "memory_probe.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/split.h"
 #include "partition.h"
@@ -22,18 +23,30 @@ int64_t overhead_of(const DeviceSpec& device, const PlacementOptions& options) {
   return device.is_cuda() ? options.cuda_overhead : options.cpu_overhead;
 }
 
-// The memory terms of the analysis: weights by id, and per position the bytes crossing into it plus what its node
-// makes (the most a node's run can hold live that the plan's dims tell).
+int64_t overhead_of(const DeviceSpec& device, const PlacementOptions& options,
+                    const detail::MemoryConstants& measured) {
+  if (!device.is_cuda() && measured.measured()) return measured.session_overhead;
+  return overhead_of(device, options);
+}
+
+// The memory terms of the analysis: weights by id as ORT holds them (times the factor measured for the op types that
+// read them), and per position the bytes crossing into it plus what its node makes (the most a node's run can hold
+// live that the plan's dims tell).
 detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOptions& options) {
   const detail::Graph& graph = analysis.graph;
   const auto& bytes = analysis.sizes.bytes;  // unknown sizes estimated, as the partition counts them
+  const auto& factors = analysis.memory.weight_factor;
   detail::MemoryTerms terms;
   std::map<std::string, int> ids;
+  std::vector<double> factor;  // per weight id: the largest of its readers'
   for (int position = 0; position < graph.size(); ++position) {
+    const auto op = factors.find(graph.desc().nodes[graph.order()[position]].op_type);
+    const double held = op == factors.end() ? 1.0 : op->second;
     std::vector<int> read;
     for (const auto& name : graph.weights_read(position)) {
-      const auto [it, added] = ids.emplace(name, static_cast<int>(terms.weight_bytes.size()));
-      if (added) terms.weight_bytes.push_back(graph.desc().weights.at(name).bytes);
+      const auto [it, added] = ids.emplace(name, static_cast<int>(factor.size()));
+      if (added) factor.push_back(held);
+      factor[it->second] = std::max(factor[it->second], held);
       read.push_back(it->second);
     }
     terms.weights_read.push_back(std::move(read));
@@ -44,7 +57,11 @@ detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOption
     }
     terms.live.push_back(live);
   }
-  for (const DeviceSpec& device : options.devices) terms.overhead.push_back(overhead_of(device, options));
+  terms.weight_bytes.resize(factor.size());
+  for (const auto& [name, id] : ids)
+    terms.weight_bytes[id] = static_cast<int64_t>(factor[id] * double(graph.desc().weights.at(name).bytes));
+  for (const DeviceSpec& device : options.devices)
+    terms.overhead.push_back(overhead_of(device, options, analysis.memory));
   terms.in_flight_depth = options.queue_depth;
   return terms;
 }
@@ -65,8 +82,8 @@ void check_host(const std::vector<StageMemory>& stages, const std::vector<Device
   for (size_t i = 0; i < stages.size(); ++i)
     if (!devices[i].is_cuda()) cpu_total += stages[i].total;
   if (available >= 0 && cpu_total > available)
-    throw Error(ErrorCode::USAGE, "the CPU stages need " + bytes_text(cpu_total) + " together, and this machine has " +
-                                      bytes_text(available) + " available");
+    throw Error(ErrorCode::DOES_NOT_FIT, "the CPU stages need " + bytes_text(cpu_total) +
+                                             " together, and this machine has " + bytes_text(available) + " available");
 }
 
 void check_devices(const PlacementOptions& options, int parts) {
@@ -94,6 +111,24 @@ std::vector<int64_t> device_capacities(const PlacementOptions& options) {
 
 namespace detail {
 
+int64_t arena_limit(const StageMemory& stage) {
+  const int64_t planned = stage.activations + stage.in_flight;
+  return planned + planned / 2 + (int64_t(64) << 20);
+}
+
+std::map<std::string, std::string> planned_provider_options(std::map<std::string, std::string> options,
+                                                            const StageMemory& stage) {
+  options.emplace("gpu_mem_limit", std::to_string(arena_limit(stage)));
+  return options;
+}
+
+void measure_memory(Analysis& analysis, const PlacementOptions& options) {
+  const auto& devices = options.devices;
+  const bool cpu = std::any_of(devices.begin(), devices.end(), [](const DeviceSpec& d) { return !d.is_cuda(); });
+  if (!options.measure_memory) return;
+  if (cpu && !analysis.memory.measured()) analysis.memory = measure_memory_constants(analysis, "cpu:1");
+}
+
 Placed place(const Analysis& analysis, const PartitionProblem& plain, const PlacementOptions& options) {
   check_devices(options, plain.parts);
   const Graph& graph = analysis.graph;
@@ -119,7 +154,7 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
     else
       message += "; " + std::to_string(fewest) + (fewest == 1 ? " device" : " devices") +
                  " as large as the largest would do: reorder or resize the caps";
-    throw Error(ErrorCode::USAGE, message);
+    throw Error(ErrorCode::DOES_NOT_FIT, message);
   }
 
   Placed result;
@@ -146,6 +181,18 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
   return result;
 }
 
+void predict_piece_memory(const Analysis& analysis, const Partition& partition, std::vector<PieceDesc>& pieces) {
+  PlacementOptions options;
+  options.devices.assign(pieces.size(), DeviceSpec());
+  const MemoryTerms terms = memory_terms(analysis, options);
+  for (size_t k = 0; k < pieces.size(); ++k) {
+    const PieceMemory memory =
+        piece_memory(terms, analysis.crossing_bytes, partition.starts[k], partition.starts[k + 1], int(k));
+    pieces[k].resident_weight_bytes = memory.weights;
+    pieces[k].activation_bytes = memory.activations;
+  }
+}
+
 }  // namespace detail
 
 PlacementReport plan_placement(const std::string& model_path, const SplitOptions& split,
@@ -167,6 +214,7 @@ PlacementReport plan_placement(const std::string& model_path, const SplitOptions
                   ArgumentContext{"cuts", tensor, "not a cut inside the model in execution order"});
     problem.forced.push_back(boundary);
   }
+  detail::measure_memory(*analysis, options);
   if (split.progress) split.progress("placing", 0, 0);
   detail::Placed placed = detail::place(*analysis, problem, options);
 
@@ -194,14 +242,14 @@ std::vector<StageMemory> check_plan_fits(const Plan& plan, const PlacementOption
     stage.device = without_capacity(options.devices[piece.index]);
     stage.node_count = piece.node_count;
     stage.cost = piece.cost;
-    stage.weights = piece.weight_bytes;
+    stage.weights = piece.resident_weight_bytes >= 0 ? piece.resident_weight_bytes : piece.weight_bytes;
     stage.in_flight = options.queue_depth * sum(piece.inputs);
-    stage.activations = sum(piece.inputs) + sum(piece.outputs);
+    stage.activations = piece.activation_bytes >= 0 ? piece.activation_bytes : sum(piece.inputs) + sum(piece.outputs);
     stage.overhead = overhead_of(options.devices[piece.index], options);
     stage.total = stage.weights + stage.activations + stage.in_flight + stage.overhead;
     stage.capacity = capacities[piece.index];
     if (stage.capacity >= 0 && stage.total > stage.capacity)
-      throw Error(ErrorCode::USAGE,
+      throw Error(ErrorCode::DOES_NOT_FIT,
                   piece_needs(piece.index, stage.total, options.devices[piece.index], stage.capacity) +
                       ": the plan does not fit these devices");
     stages.push_back(std::move(stage));

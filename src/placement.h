@@ -1,6 +1,8 @@
 #pragma once
 // The placement of an analysed model (analysis.h) over devices with capacities: what split calls instead of the plain
 // partition when it is given devices, and what plan_placement reports.
+#include <map>
+#include <string>
 #include <vector>
 
 #include "analysis.h"
@@ -9,18 +11,35 @@
 
 namespace onnxpipe::detail {
 
+// Measures the memory constants of the analysis on the CPU (memory_probe.h) when options.measure_memory and some
+// device is a CPU, unless it has them (from costs.json). They apply to every stage: CUDA memory is not measured yet.
+void measure_memory(Analysis& analysis, const PlacementOptions& options);
+
+// Each piece's predicted resident weights and activation peak (PieceDesc), for the partition split writes.
+void predict_piece_memory(const Analysis& analysis, const Partition& partition, std::vector<PieceDesc>& pieces);
+
 struct Placed {
   Partition partition;
   std::vector<StageMemory> stages;
 };
 
 // The fastest partition of `problem` (its costs, transfers, crossing bytes and forced cuts; parts = the devices)
-// whose every piece fits its device. Throws Error(USAGE) naming the smallest shortfall when none does, or when the
-// CPU stages together need more than the machine has available.
+// whose every piece fits its device. Throws Error(DOES_NOT_FIT) naming the smallest shortfall when none does, or when
+// the CPU stages together need more than the machine has available.
 Placed place(const Analysis& analysis, const PartitionProblem& problem, const PlacementOptions& options);
 inline Partition place_partition(const Analysis& analysis, const PartitionProblem& problem,
                                  const PlacementOptions& options) {
   return place(analysis, problem, options).partition;
 }
+
+// The gpu_mem_limit of a CUDA stage's own arena from what the plan predicts the stage allocates while it runs:
+// its activations and the values queued for it, plus half of that again and 64 MiB for what the prediction does not
+// see (cuDNN workspaces, the arena's rounding). Weights are outside the limit: ORT reserves them in the arena without
+// checking it (BFCArena::Reserve).
+int64_t arena_limit(const StageMemory& stage);
+// The CUDA provider options of a stage: `options` (the caller's), with gpu_mem_limit set to arena_limit(stage)
+// unless the caller set it.
+std::map<std::string, std::string> planned_provider_options(std::map<std::string, std::string> options,
+                                                            const StageMemory& stage);
 
 }  // namespace onnxpipe::detail

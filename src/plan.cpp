@@ -271,7 +271,7 @@ std::vector<ValueDesc> values_from_json(const Json& j, const std::string& where)
 PieceDesc piece_from_json(const Json& j, const std::string& where) {
   check_object(j, where,
                {"index", "file", "data_file", "nodes", "weight_bytes", "duplicated_bytes", "cost", "inputs", "outputs"},
-               {"recomputed_nodes"});
+               {"recomputed_nodes", "memory"});
   PieceDesc piece;
   piece.index = get_index(j["index"], child(where, "index"), 0);
   piece.file = get_string(j["file"], child(where, "file"));
@@ -282,6 +282,12 @@ PieceDesc piece_from_json(const Json& j, const std::string& where) {
   piece.weight_bytes = get_count(j["weight_bytes"], child(where, "weight_bytes"));
   piece.duplicated_bytes = get_count(j["duplicated_bytes"], child(where, "duplicated_bytes"));
   piece.cost = get_number(j["cost"], child(where, "cost"));
+  if (j.contains("memory")) {
+    const std::string at = child(where, "memory");
+    check_object(j["memory"], at, {"weights", "activations"});
+    piece.resident_weight_bytes = get_count(j["memory"]["weights"], child(at, "weights"));
+    piece.activation_bytes = get_count(j["memory"]["activations"], child(at, "activations"));
+  }
   piece.inputs = values_from_json(j["inputs"], child(where, "inputs"));
   piece.outputs = values_from_json(j["outputs"], child(where, "outputs"));
   return piece;
@@ -495,6 +501,8 @@ std::string Plan::to_json() const {
     p["weight_bytes"] = piece.weight_bytes;
     p["duplicated_bytes"] = piece.duplicated_bytes;
     p["cost"] = piece.cost;
+    if (piece.activation_bytes >= 0)
+      p["memory"] = {{"weights", piece.resident_weight_bytes}, {"activations", piece.activation_bytes}};
     p["inputs"] = values_to_json(piece.inputs);
     p["outputs"] = values_to_json(piece.outputs);
     j["pieces"].push_back(std::move(p));

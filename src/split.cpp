@@ -143,7 +143,8 @@ nlohmann::json nodes_json(const std::vector<double>& node, const Graph& graph) {
 
 // "devices": node costs on the other placement devices, by device_cost_key; "noise" and "runs": of the measured times.
 void save_costs(const Costs& costs, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                const std::map<std::string, ValueDesc>& measured, const fs::path& path) {
+                const std::map<std::string, ValueDesc>& measured, const MemoryConstants& memory,
+                const fs::path& path) {
   nlohmann::json values = nlohmann::json::object(), devices = nlohmann::json::object();
   for (const auto& [name, desc] : measured) values[name] = value_json(desc);
   for (const auto& [key, node] : costs.by_device) devices[key] = nodes_json(node, graph);
@@ -156,6 +157,10 @@ void save_costs(const Costs& costs, const Graph& graph, const std::map<std::stri
                         {"noise", costs.noise},
                         {"runs", pooled(costs.rounds).size()},
                         {"devices", devices}};
+  if (memory.measured())  // what placement measured: a later plan or split reuses it
+    doc["memory"] = {{"device", memory.device},
+                     {"session_overhead", memory.session_overhead},
+                     {"weight_factor", memory.weight_factor}};
   std::ofstream out(path);
   out << doc.dump(1) << "\n";
   if (!out) throw Error(ErrorCode::IO, "cannot write " + path.string());
@@ -164,6 +169,7 @@ void save_costs(const Costs& costs, const Graph& graph, const std::map<std::stri
 struct SavedCosts {
   Costs costs;
   std::map<std::string, ValueDesc> values;
+  MemoryConstants memory;
 };
 
 SavedCosts load_costs(const Graph& graph, const std::string& path, const std::map<std::string, int64_t>& dims) {
@@ -184,6 +190,12 @@ SavedCosts load_costs(const Graph& graph, const std::string& path, const std::ma
     for (const auto& [name, value] : doc.at("values").items()) {
       saved.values[name] = ValueDesc::of_shape(name, dtype_from_name(value.at("dtype").get<std::string>()),
                                                value.at("shape").get<std::vector<int64_t>>());
+    }
+    if (doc.contains("memory")) {
+      const nlohmann::json& memory = doc.at("memory");
+      saved.memory.device = memory.at("device").get<std::string>();
+      saved.memory.session_overhead = memory.at("session_overhead").get<int64_t>();
+      saved.memory.weight_factor = memory.at("weight_factor").get<std::map<std::string, double>>();
     }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorCode::USAGE, path + ": not a costs.json of onnxpipe: " + error.what());
@@ -326,6 +338,7 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
     SavedCosts saved = load_costs(graph, options.costs_file, analysis->dims);
     analysis->types = value_types(analysis->model, graph, analysis->dims, options.inputs, saved.values);
     analysis->costs = std::move(saved.costs);
+    analysis->memory = std::move(saved.memory);
   }
   analysis->sizes = value_sizes(graph, known_bytes(analysis->types));
   analysis->crossing_bytes = graph.crossing_bytes(analysis->sizes.bytes);
@@ -396,6 +409,12 @@ PieceContent piece_content(const Analysis& analysis, int begin, int end) {
   }
   return content;
 }
+
+}  // namespace
+
+PieceSpec piece_spec(const Analysis& analysis, int begin, int end) { return piece_content(analysis, begin, end).spec; }
+
+namespace {
 
 // A graph output no node makes (a weight, or a graph input passed through) leaves from the first piece.
 void add_unproduced_outputs(const Analysis& analysis, PieceContent& first) {
@@ -513,6 +532,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
+  if (!options.placement.devices.empty()) measure_memory(*analysis, options.placement);
   Partition partition = balanced_partition(*analysis, problem, options);
   const int parts = options.parts;
   const bool time_pieces_too = !analysis->costs.rounds.empty() && options.placement.devices.empty() &&
@@ -541,6 +561,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
                                                       &plan.duplicated_nodes);
                                 });
   }
+  predict_piece_memory(*analysis, partition, plan.pieces);
   plan.source_sha256 = sha256.get();
   std::map<std::string, CrossingValue> values;
   for (const PieceDesc& piece : plan.pieces) {
@@ -565,7 +586,8 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   plan.heaviest_node_cost = *std::max_element(problem.node_cost.begin(), problem.node_cost.end());
   plan.validate();
   plan.save(staging.path().string());
-  save_costs(analysis->costs, graph, analysis->dims, analysis->types.measured, staging.path() / "costs.json");
+  save_costs(analysis->costs, graph, analysis->dims, analysis->types.measured, analysis->memory,
+             staging.path() / "costs.json");
   staging.commit(options.force);
   return plan;
 }

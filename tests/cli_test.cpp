@@ -193,6 +193,28 @@ TEST_F(Cli, InspectJsonlIsOneObjectPerLine) {
   EXPECT_GE(rows["cut_candidates"], 1);
 }
 
+TEST_F(Cli, SplitUnderCapsThatDoNotFitExitsOneAndWritesNothing) {
+  const std::string model = small_model(), out = dir_ + "/capped";
+  Result tight = run("split " + quote(model) + " --balance flops --devices cpu:1=1KiB,cpu:1=1KiB -o " + quote(out));
+  EXPECT_EQ(tight.status, 1);
+  expect_one_error_line(tight, "on cpu:1 (cap 1.0 KiB)");
+  EXPECT_FALSE(fs::exists(out));
+  for (const auto& entry : fs::directory_iterator(dir_))
+    EXPECT_TRUE(entry.path().filename() == "small.onnx" || entry.path().filename() == "stderr.txt") << entry.path();
+
+  Result fits = run("split " + quote(model) + " --balance flops --devices cpu:1=1GiB,cpu:1=1GiB -q -o " + quote(out));
+  EXPECT_EQ(fits.status, 0) << fits.err;
+  EXPECT_TRUE(fs::exists(out + "/piece_1.onnx"));
+  Result count = run("split " + quote(model) + " -n 3 --devices cpu:1,cpu:1 --force -o " + quote(out));
+  EXPECT_EQ(count.status, 2);
+  expect_one_error_line(count, "-n 3 pieces, but --devices names 2 devices");
+
+  // run re-checks the plan against the caps it is given before loading anything.
+  Result run_tight = run("run " + quote(out) + " --devices cpu:1=1KiB,cpu:1 --count 1 --dim batch=1 -q");
+  EXPECT_EQ(run_tight.status, 1);
+  expect_one_error_line(run_tight, "piece 0 needs");
+}
+
 TEST_F(Cli, SplitThenVerifyPasses) {
   std::string model = small_model(), out = dir_ + "/pieces";
   Result split = run("split " + quote(model) + " -n 2 --balance flops -o " + quote(out) + " --format json");

@@ -13,7 +13,7 @@ TEST(Error, CliExitStatusFollowsTheCode) {
   EXPECT_EQ(cli::exit_status(ErrorCode::USAGE), 2);
   EXPECT_EQ(cli::exit_status(ErrorCode::VERIFY_MISMATCH), 3);
   for (ErrorCode code : {ErrorCode::INVALID_MODEL, ErrorCode::INVALID_DATA, ErrorCode::IO, ErrorCode::RUNTIME,
-                         ErrorCode::CANCELLED, ErrorCode::INTERNAL}) {
+                         ErrorCode::CANCELLED, ErrorCode::DOES_NOT_FIT, ErrorCode::INTERNAL}) {
     EXPECT_EQ(cli::exit_status(code), 1) << error_code_name(code);
   }
 }

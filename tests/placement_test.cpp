@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "onnxpipe/error.h"
+#include "onnxpipe/pipeline.h"
 #include "onnxpipe/split.h"
 #include "onnxpipe/verify.h"
+#include "placement.h"
 #include "support/model_builder.h"
 #include "support/temp_dir.h"
 
@@ -38,6 +41,7 @@ PlacementOptions devices(const std::string& list) {
   PlacementOptions options;
   options.devices = parse_devices(list);
   options.cpu_overhead = 0;  // the arithmetic below is the model's alone
+  options.measure_memory = false;
   return options;
 }
 
@@ -73,7 +77,7 @@ TEST(Placement, InfeasibleCapsNameTheShortfallAndWriteNothing) {
     split_model(model, options);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT);
     const std::string message = e.what();
     EXPECT_NE(message.find("needs"), std::string::npos) << message;
     EXPECT_NE(message.find("on cpu:1 (cap 20 KiB)"), std::string::npos) << message;
@@ -118,11 +122,77 @@ TEST(Placement, APlanIsRefusedBySmallerDevicesBeforeAnythingLoads) {
     check_plan_fits(plan, devices("cpu:1=1MiB,cpu:1=40KiB"));
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::USAGE);
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT);
     EXPECT_NE(std::string(e.what()).find("piece 1 needs"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("(cap 40 KiB)"), std::string::npos) << e.what();
   }
   EXPECT_THROW(check_plan_fits(plan, devices("cpu:1")), Error);  // one device for two pieces
+}
+
+TEST(Placement, APlanReCheckedAgainstSmallerCapsIsRefusedBeforeAnySessionLoads) {
+  test::TempDir dir;
+  const std::string model = matmul_chain(dir);
+  SplitOptions options = split_options(dir, "cpu:1,cpu:1");
+  split_model(model, options);
+  // Piece 1 can no longer load: a pipeline that got as far as loading it would fail with ORT's error.
+  { std::ofstream(fs::path(options.output_dir) / "piece_1.onnx") << "not a model"; }
+  PipelineOptions pipeline;
+  pipeline.devices = {"cpu:1=1GiB", "cpu:1=1MiB"};  // ORT's session overhead alone is more
+  try {
+    Pipeline refused(options.output_dir, pipeline);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT) << e.what();
+    EXPECT_NE(std::string(e.what()).find("piece 1 needs"), std::string::npos) << e.what();
+  }
+  pipeline.devices = {"cpu:1=1GiB", "cpu:1=1GiB"};  // caps that fit: now it loads, and fails loading piece 1
+  try {
+    Pipeline loaded(options.output_dir, pipeline);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.code(), ErrorCode::DOES_NOT_FIT) << e.what();
+    EXPECT_NE(std::string(e.what()).find("piece_1.onnx"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Placement, ACudaStageArenaIsLimitedToItsPlannedActivationsUnlessTheUserSetIt) {
+  StageMemory stage;
+  stage.weights = int64_t(1) << 30;  // reserved outside the limit
+  stage.activations = 100 << 20;
+  stage.in_flight = 20 << 20;
+  EXPECT_EQ(detail::arena_limit(stage), (120 << 20) + (60 << 20) + (64 << 20));
+  const auto planned = detail::planned_provider_options({{"arena_extend_strategy", "kSameAsRequested"}}, stage);
+  EXPECT_EQ(planned.at("gpu_mem_limit"), std::to_string(detail::arena_limit(stage)));
+  EXPECT_EQ(planned.at("arena_extend_strategy"), "kSameAsRequested");
+  EXPECT_EQ(detail::planned_provider_options({{"gpu_mem_limit", "12345"}}, stage).at("gpu_mem_limit"), "12345");
+}
+
+TEST(Placement, MeasuredMemoryConstantsAreRecordedInCostsAndThePlanCarriesItsPrediction) {
+  test::TempDir dir;
+  test::ModelBuilder builder;  // x[1,512] -> MatMul with a 1 MiB weight -> Relu
+  builder.input("x", DType::FLOAT, {1, 512});
+  builder.initializer(test::random_tensor("w", {512, 512}, 1));
+  builder.node("MatMul", {"x", "w"}, {"h"});
+  builder.node("Relu", {"h"}, {"y"});
+  builder.output("y", DType::FLOAT, {1, 512});
+  const std::string model = builder.save(dir.file("big.onnx"));
+  SplitOptions options = split_options(dir, "cpu:1,cpu:1");
+  options.placement.measure_memory = true;
+  const Plan plan = split_model(model, options);
+  std::ifstream costs(fs::path(options.output_dir) / "costs.json");
+  const std::string text((std::istreambuf_iterator<char>(costs)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"weight_factor\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"MatMul\""), std::string::npos) << text;
+  ASSERT_EQ(plan.pieces.size(), 2u);
+  EXPECT_GE(plan.pieces[0].resident_weight_bytes, plan.pieces[0].weight_bytes);  // ORT holds at least the weight
+  EXPECT_EQ(plan.pieces[1].resident_weight_bytes, 0);
+  EXPECT_GE(plan.pieces[1].activation_bytes, 2 * 512 * 4);  // Relu's input and output
+  const Plan loaded = Plan::load(options.output_dir);
+  EXPECT_EQ(loaded.pieces[0].activation_bytes, plan.pieces[0].activation_bytes);
+
+  // The re-check reads the plan's prediction, not a lower bound.
+  PlacementOptions devices_only = devices("cpu:1,cpu:1");
+  EXPECT_EQ(check_plan_fits(plan, devices_only)[0].weights, plan.pieces[0].resident_weight_bytes);
 }
 
 TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {

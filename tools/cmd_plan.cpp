@@ -18,22 +18,15 @@ struct PlanArgs {
   std::string balance = balance_name(SplitOptions().balance);
   std::string cuts;
   std::vector<std::string> dims;
-  std::string margin = "1GiB";
-  int queue_depth = PlacementOptions().queue_depth;
+  PlacementArgs placement;
   std::string costs_file;
 };
 
 Cell mb_or_null(int64_t bytes) { return bytes < 0 ? Cell() : Cell(megabytes(bytes)); }
 
 void run_plan(const CliContext& context, const PlanArgs& args) {
-  PlacementOptions placement;
-  placement.devices = parse_devices(args.devices);
-  placement.margin = parse_bytes(args.margin);
-  placement.queue_depth = args.queue_depth;
+  const PlacementOptions placement = placement_options(args.devices, args.placement, args.parts);
   const int parts = static_cast<int>(placement.devices.size());
-  if (args.parts > 0 && args.parts != parts)
-    throw Error(ErrorCode::USAGE, "-n " + std::to_string(args.parts) + " pieces, but --devices names " +
-                                      std::to_string(parts) + " devices: give one device per piece");
   SplitOptions split;
   split.parts = parts;
   split.balance = balance_from_name(args.balance);
@@ -96,10 +89,7 @@ void add_plan_command(CLI::App& app, CliContext& context) {
   add_balance_option(*command, args->balance, "cost to balance, as split's")->capture_default_str();
   command->add_option("--cut", args->cuts, "T1,T2,...: cut right after the producers of these tensors, in order");
   add_dims_option(*command, args->dims);
-  command->add_option("--margin", args->margin, "kept free on a CUDA device without =CAP")->capture_default_str();
-  command->add_option("--queue-depth", args->queue_depth, "values in flight per stage")
-      ->check(at_least(0))
-      ->capture_default_str();
+  add_placement_options(*command, args->placement);
   command->add_option("--costs", args->costs_file, "reuse the node costs an earlier split saved (DIR/costs.json)");
   command->callback([&context, args] { run_plan(context, *args); });
 }

@@ -25,6 +25,8 @@ struct SplitArgs {
   std::string device = SplitOptions().device;
   std::string costs_file;
   std::string weights = weight_storage_name(SplitOptions().weights);
+  std::string devices;  // with capacities: the split whose pieces fit them, as plan finds it
+  PlacementArgs placement;
 };
 
 // Sum of the values' bytes; null when one of them is not known.
@@ -48,6 +50,12 @@ Cell ratio(double numerator, double denominator) { return denominator > 0 ? Cell
 void run_split(const CliContext& context, const SplitArgs& args) {
   SplitOptions options;
   options.parts = args.parts;
+  if (!args.devices.empty()) {
+    options.placement = placement_options(args.devices, args.placement, args.parts);
+    options.parts = static_cast<int>(options.placement.devices.size());
+  } else if (args.parts < 1) {
+    throw Error(ErrorCode::USAGE, "give the number of pieces with -n, or the devices with --devices");
+  }
   options.balance = balance_from_name(args.balance);
   if (!args.cuts.empty()) options.cuts = split_list(args.cuts, "--cut");
   options.dims = parse_dims(args.dims);
@@ -124,7 +132,8 @@ void add_split_command(CLI::App& app, CliContext& context) {
                                          "Split a model into N consecutive pieces balanced by cost; writes "
                                          "DIR/piece_K.onnx and DIR/plan.json");
   command->add_option("MODEL", args->model, "the .onnx file")->required();
-  command->add_option("-n,--parts", args->parts, "number of pieces")->required()->check(at_least(1));
+  command->add_option("-n,--parts", args->parts, "number of pieces (the number of --devices when those are given)")
+      ->check(at_least(1));
   command->add_option("-o,--output", args->output_dir, "output directory")->required();
   add_balance_option(*command, args->balance,
                      "cost to balance: bytes (weights), flops, time (measured with ONNX Runtime), auto (time when "
@@ -146,6 +155,9 @@ void add_split_command(CLI::App& app, CliContext& context) {
                    "no copy; same filesystem), copy (each piece its own .data), auto (link when possible)")
       ->check(CLI::IsMember({"auto", "link", "copy"}))
       ->capture_default_str();
+  add_devices_option(*command, args->devices,
+                     "one per piece, each optionally =CAP: the fastest split whose pieces fit them (as plan)");
+  add_placement_options(*command, args->placement);
   command->callback([&context, args] { run_split(context, *args); });
 }
 

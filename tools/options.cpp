@@ -131,6 +131,25 @@ CLI::Option* add_devices_option(CLI::App& command, std::string& list, const std:
   return command.add_option("--devices", list, "comma list, " + what + ": cpu, cpu:T, cpu:T@C0-C1, cuda:K");
 }
 
+void add_placement_options(CLI::App& command, PlacementArgs& args) {
+  command.add_option("--margin", args.margin, "kept free on a CUDA device without =CAP")->capture_default_str();
+  command.add_option("--queue-depth", args.queue_depth, "values in flight per stage")
+      ->check(at_least(0))
+      ->capture_default_str();
+}
+
+PlacementOptions placement_options(const std::string& devices, const PlacementArgs& args, int parts) {
+  PlacementOptions placement;
+  placement.devices = parse_devices(devices);
+  placement.margin = parse_bytes(args.margin);
+  placement.queue_depth = args.queue_depth;
+  const int count = static_cast<int>(placement.devices.size());
+  if (parts > 0 && parts != count)
+    throw Error(ErrorCode::USAGE, "-n " + std::to_string(parts) + " pieces, but --devices names " +
+                                      std::to_string(count) + " devices: give one device per piece");
+  return placement;
+}
+
 CLI::Option* add_balance_option(CLI::App& command, std::string& name, const std::string& what) {
   return command.add_option("--balance", name, what)->check(CLI::IsMember({"auto", "bytes", "flops", "time"}));
 }

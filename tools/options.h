@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "onnxpipe/placement.h"
 #include "onnxpipe/plan.h"
 #include "onnxpipe/sequence.h"
 #include "onnxpipe/tensor.h"
@@ -35,6 +36,14 @@ CLI::Option* add_dims_option(CLI::App& command, std::vector<std::string>& specs)
 CLI::Option* add_inputs_option(CLI::App& command, std::vector<std::string>& specs);  // --input NAME=FILE...
 // --devices D1,D2,...; `what` says what one device is for ("one per stage (pipeline) or replica").
 CLI::Option* add_devices_option(CLI::App& command, std::string& list, const std::string& what);
+// The placement `split --devices` and `plan` make: --devices D=CAP,..., --margin, --queue-depth; -n, when given
+// (parts > 0), must match the number of devices.
+struct PlacementArgs {
+  std::string margin = "1GiB";
+  int queue_depth = PlacementOptions().queue_depth;
+};
+void add_placement_options(CLI::App& command, PlacementArgs& args);  // --margin, --queue-depth
+PlacementOptions placement_options(const std::string& devices, const PlacementArgs& args, int parts);
 // --balance auto|bytes|flops|time; `what` says what it balances for that command.
 CLI::Option* add_balance_option(CLI::App& command, std::string& name, const std::string& what);
 

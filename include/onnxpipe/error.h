@@ -20,6 +20,8 @@ enum class ErrorCode {
   RUNTIME,          // ONNX Runtime or the device failed while loading or running
   VERIFY_MISMATCH,  // the pieces were run and do not reproduce the model within the tolerances
   CANCELLED,        // the request was dropped because its pipeline shut down
+  DOES_NOT_FIT,     // the pieces need more memory than the devices can give (their capacities, or the machine's
+                    // available memory): no partition fits, or a plan does not fit the devices it is to run on
   INTERNAL,         // an invariant of onnxpipe broke: a bug of ours
 };
 

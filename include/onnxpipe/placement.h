@@ -24,6 +24,9 @@ struct PlacementOptions {
   int queue_depth = 2;                // values in flight per stage (the pipeline's queue between stages)
   int64_t cpu_overhead = 16 << 20;    // per CPU session: ORT's session state and the arena's first chunks
   int64_t cuda_overhead = 400 << 20;  // per CUDA session: context, cuBLAS/cuDNN handles and workspace
+  // Measure on this machine's CPU what ORT holds per weight byte of each op type and per session, unless the
+  // costs file has it; false: weights count once and a CPU session cpu_overhead.
+  bool measure_memory = true;
 };
 
 // The capacity a stage may use on each device: its own when given; for CUDA without one the device's free memory
@@ -49,7 +52,7 @@ struct PlacementReport {
 };
 
 // The fastest partition of MODEL over options.devices (split.parts is their count) whose every piece fits its device,
-// explicit split.cuts honoured. Writes nothing. Throws Error(USAGE) when no partition fits, naming the smallest
+// explicit split.cuts honoured. Writes nothing. Throws Error(DOES_NOT_FIT) when no partition fits, naming the smallest
 // shortfall ("piece 2 needs 5.1 GiB on cuda:1 (cap 4 GiB); with these caps the model needs at least 3 devices"), or
 // when the CPU stages together need more than the machine's available memory.
 PlacementReport plan_placement(const std::string& model_path, const SplitOptions& split,
@@ -57,8 +60,8 @@ PlacementReport plan_placement(const std::string& model_path, const SplitOptions
 
 // Checks a split plan against the devices before anything loads: weights, in-flight inputs and overhead as the plan
 // records them, and at least the piece's inputs and outputs as activations (a lower bound: the plan does not record
-// the peak). Throws Error(USAGE) naming the first piece that does not fit, or the CPU stages' sum over the machine's
-// available memory; returns the stages' memory otherwise.
+// the peak). Throws Error(DOES_NOT_FIT) naming the first piece that does not fit, or the CPU stages' sum over the
+// machine's available memory; returns the stages' memory otherwise.
 std::vector<StageMemory> check_plan_fits(const Plan& plan, const PlacementOptions& options);
 
 }  // namespace onnxpipe

@@ -48,6 +48,11 @@ struct PieceDesc {
   // Cheap nodes that read only weights and constants, run here again rather than their outputs received (not in
   // node_count); those a piece runs that another piece runs too are duplicated work.
   int64_t recomputed_nodes = 0;
+  // The memory model's prediction (placement.h), -1 when the plan has none: the weights as ORT holds them (its
+  // copies and prepacked forms, by the factors measured on the device kind the split measured on) and the activation
+  // peak for the plan's dims. A run checks the plan against its devices with these, and sizes CUDA arenas by them.
+  int64_t resident_weight_bytes = -1;
+  int64_t activation_bytes = -1;
 };
 
 // Throws Error(USAGE) for a --dim name that no dimension of `inputs` carries (it would change nothing), naming the

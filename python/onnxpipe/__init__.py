@@ -27,12 +27,12 @@ import threading
 import weakref
 
 from . import _onnxpipe
-from ._errors import (CancelledError, Error, InternalError, InvalidDataError, InvalidModelError, IoError, OrtError,
-                      UsageError, VerifyMismatch)
+from ._errors import (CancelledError, DoesNotFitError, Error, InternalError, InvalidDataError, InvalidModelError,
+                      IoError, OrtError, UsageError, VerifyMismatch)
 
 __all__ = ["split", "inspect", "verify", "run_pieces", "Plan", "Report", "Pipeline", "Request", "bench", "plot",
            "set_log_level", "Error", "UsageError", "InvalidModelError", "InvalidDataError", "IoError", "OrtError",
-           "VerifyMismatch", "CancelledError", "InternalError"]
+           "VerifyMismatch", "CancelledError", "DoesNotFitError", "InternalError"]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Logging: the library's log channel, into logging.getLogger("onnxpipe").

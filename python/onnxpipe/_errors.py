@@ -54,13 +54,18 @@ class CancelledError(Error):
     code = "cancelled"
 
 
+class DoesNotFitError(Error, MemoryError):
+    """The pieces need more memory than the devices can give: no partition fits, or a plan does not fit them."""
+    code = "does_not_fit"
+
+
 class InternalError(Error):
     """An invariant of onnxpipe broke: a bug."""
     code = "internal"
 
 
 ERRORS = {cls.code: cls for cls in (UsageError, InvalidModelError, InvalidDataError, IoError, OrtError,
-                                     VerifyMismatch, CancelledError, InternalError)}
+                                     VerifyMismatch, CancelledError, DoesNotFitError, InternalError)}
 
 
 def make_error(code, message, stage=None, argument=None):
