@@ -190,6 +190,7 @@ void predict_piece_memory(const Analysis& analysis, const Partition& partition, 
         piece_memory(terms, analysis.crossing_bytes, partition.starts[k], partition.starts[k + 1], int(k));
     pieces[k].resident_weight_bytes = memory.weights;
     pieces[k].activation_bytes = memory.activations;
+    if (analysis.memory.measured()) pieces[k].cpu_overhead_bytes = analysis.memory.session_overhead;
   }
 }
 
@@ -245,7 +246,9 @@ std::vector<StageMemory> check_plan_fits(const Plan& plan, const PlacementOption
     stage.weights = piece.resident_weight_bytes >= 0 ? piece.resident_weight_bytes : piece.weight_bytes;
     stage.in_flight = options.queue_depth * sum(piece.inputs);
     stage.activations = piece.activation_bytes >= 0 ? piece.activation_bytes : sum(piece.inputs) + sum(piece.outputs);
-    stage.overhead = overhead_of(options.devices[piece.index], options);
+    const DeviceSpec& device = options.devices[piece.index];
+    stage.overhead =
+        !device.is_cuda() && piece.cpu_overhead_bytes >= 0 ? piece.cpu_overhead_bytes : overhead_of(device, options);
     stage.total = stage.weights + stage.activations + stage.in_flight + stage.overhead;
     stage.capacity = capacities[piece.index];
     if (stage.capacity >= 0 && stage.total > stage.capacity)

@@ -284,7 +284,9 @@ PieceDesc piece_from_json(const Json& j, const std::string& where) {
   piece.cost = get_number(j["cost"], child(where, "cost"));
   if (j.contains("memory")) {
     const std::string at = child(where, "memory");
-    check_object(j["memory"], at, {"weights", "activations"});
+    check_object(j["memory"], at, {"weights", "activations"}, {"cpu_overhead"});
+    if (j["memory"].contains("cpu_overhead"))
+      piece.cpu_overhead_bytes = get_count(j["memory"]["cpu_overhead"], child(at, "cpu_overhead"));
     piece.resident_weight_bytes = get_count(j["memory"]["weights"], child(at, "weights"));
     piece.activation_bytes = get_count(j["memory"]["activations"], child(at, "activations"));
   }
@@ -503,6 +505,8 @@ std::string Plan::to_json() const {
     p["cost"] = piece.cost;
     if (piece.activation_bytes >= 0)
       p["memory"] = {{"weights", piece.resident_weight_bytes}, {"activations", piece.activation_bytes}};
+    if (piece.activation_bytes >= 0 && piece.cpu_overhead_bytes >= 0)
+      p["memory"]["cpu_overhead"] = piece.cpu_overhead_bytes;
     p["inputs"] = values_to_json(piece.inputs);
     p["outputs"] = values_to_json(piece.outputs);
     j["pieces"].push_back(std::move(p));

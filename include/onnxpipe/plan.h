@@ -53,6 +53,7 @@ struct PieceDesc {
   // peak for the plan's dims. A run checks the plan against its devices with these, and sizes CUDA arenas by them.
   int64_t resident_weight_bytes = -1;
   int64_t activation_bytes = -1;
+  int64_t cpu_overhead_bytes = -1;  // a CPU session's own memory, as measured (-1: not measured)
 };
 
 // Throws Error(USAGE) for a --dim name that no dimension of `inputs` carries (it would change nothing), naming the
