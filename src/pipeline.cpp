@@ -14,6 +14,7 @@
 #include "blocking_queue.h"
 #include "device_split.h"
 #include "enum_names.h"
+#include "input_check.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/placement.h"
 #include "placement.h"
@@ -85,55 +86,6 @@ struct Stage {
   std::thread worker;
   bool seen_first = false;  // worker only
 };
-
-// Checks inputs against the model's declaration before anything is enqueued.
-void validate_inputs(const std::vector<ValueDesc>& declared, const TensorMap& inputs) {
-  std::map<std::string, const ValueDesc*> by_name;
-  std::string names;
-  for (const ValueDesc& d : declared) {
-    by_name[d.name] = &d;
-    names += (names.empty() ? "" : ", ") + d.name;
-  }
-  for (const auto& [name, tensor] : inputs) {
-    if (!by_name.count(name)) {
-      throw Error(ErrorCode::USAGE, "input '" + name + "': not an input of the model (inputs: " + names + ")");
-    }
-  }
-  std::map<std::string, std::pair<int64_t, std::string>> symbols;  // param -> value, where it was first seen
-  for (const ValueDesc& d : declared) {
-    if (d.name.empty()) continue;
-    const auto it = inputs.find(d.name);
-    if (it == inputs.end()) throw Error(ErrorCode::USAGE, "input '" + d.name + "': missing");
-    const Tensor& t = it->second;
-    const std::string where = "input '" + d.name + "'";
-    if (d.dtype != DType::UNDEFINED && t.dtype != d.dtype) {
-      throw Error(ErrorCode::USAGE, where + ": expected " + dtype_name(d.dtype) + ", got " + dtype_name(t.dtype));
-    }
-    check_tensor(d.name, t);
-    if (d.has_shape) {
-      if (t.shape.size() != d.dims.size()) {
-        throw Error(ErrorCode::USAGE, where + ": expected rank " + std::to_string(d.dims.size()) + " " + d.dims_text() +
-                                          ", got " + shape_text(t.shape));
-      }
-      for (size_t i = 0; i < d.dims.size(); ++i) {
-        const Dim& dim = d.dims[i];
-        if (dim.value >= 0 && t.shape[i] != dim.value) {
-          throw Error(ErrorCode::USAGE, where + ": dimension " + std::to_string(i) + " must be " +
-                                            std::to_string(dim.value) + ", got " + shape_text(t.shape));
-        }
-        if (dim.value < 0 && !dim.param.empty()) {
-          const auto [seen, inserted] = symbols.emplace(dim.param, std::make_pair(t.shape[i], d.name));
-          if (!inserted && seen->second.first != t.shape[i]) {
-            throw Error(ErrorCode::USAGE, where + ": dimension " + std::to_string(i) + " ('" + dim.param + "') is " +
-                                              std::to_string(t.shape[i]) + " but " +
-                                              std::to_string(seen->second.first) + " in input '" + seen->second.second +
-                                              "'");
-          }
-        }
-      }
-    }
-  }
-}
 
 // What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
 // drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
@@ -325,8 +277,8 @@ struct Pipeline::Impl {
         const StageContext context =
             detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
         if (where == rank)
-          served.push_back(
-              detail::load_served_stage(piece, path, session_config(device, devices[piece.index], context, stage_plan)));
+          served.push_back(detail::load_served_stage(
+              piece, path, session_config(device, devices[piece.index], context, stage_plan)));
         continue;
       }
       auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage", stage_plan)
@@ -657,7 +609,7 @@ Ticket Pipeline::submit(TensorMap inputs, const std::function<bool()>& interrupt
     throw Error(ErrorCode::USAGE, "requests are submitted on rank 0; this is rank " + std::to_string(impl.rank));
   auto request = std::make_unique<Request>();
   request->record.submitted = impl.now_us();
-  validate_inputs(impl.inputs, inputs);
+  detail::validate_inputs(impl.inputs, inputs);
   for (const std::string& name : impl.passthrough) request->outputs[name] = inputs.at(name);
   request->host_inputs = std::move(inputs);
   Ticket ticket;
@@ -685,7 +637,7 @@ void Pipeline::serve() {
 std::vector<TensorMap> Pipeline::run(std::vector<TensorMap> requests) {
   for (size_t i = 0; i < requests.size(); ++i) {
     try {
-      validate_inputs(impl_->inputs, requests[i]);
+      detail::validate_inputs(impl_->inputs, requests[i]);
     } catch (const Error& e) {
       throw e.with_context("request " + std::to_string(i));
     }
