@@ -77,6 +77,17 @@ void expect_bitwise_equal(const TensorMap& got, const TensorMap& want, const std
 
 // x [1, seq, 4] -> a = Relu(x) -> b = Sigmoid(a) -> y = b + x (x skips to the last stage); a is an output too.
 // Cut after a and b: three stages, the sequence length changes from request to request.
+// The model in three pieces, cut after the values "a" and "b"; returns the plan directory.
+std::string split_at_a_and_b(ModelBuilder& b, const std::string& dir) {
+  SplitOptions split;
+  split.parts = 3;
+  split.cuts = {"a", "b"};
+  split.balance = Balance::BYTES;
+  split.output_dir = dir + "/plan";
+  split_model(b.save(dir + "/model.onnx"), split);
+  return split.output_dir;
+}
+
 std::string sequence_plan(const std::string& dir) {
   ModelBuilder b;
   b.input("x", DType::FLOAT, {1, "seq", 4});
@@ -85,13 +96,7 @@ std::string sequence_plan(const std::string& dir) {
   b.node("Add", {"b", "x"}, {"y"}, {}, "", "add");
   b.output("y", DType::FLOAT, {1, "seq", 4});
   b.output("a", DType::FLOAT, {1, "seq", 4});
-  SplitOptions split;
-  split.parts = 3;
-  split.cuts = {"a", "b"};
-  split.balance = Balance::BYTES;
-  split.output_dir = dir + "/plan";
-  split_model(b.save(dir + "/model.onnx"), split);
-  return split.output_dir;
+  return split_at_a_and_b(b, dir);
 }
 
 TEST(Ranks, OutputsEqualTheSingleProcessPipelineBitwiseAsSequenceLengthsChange) {
@@ -162,13 +167,7 @@ std::string gather_plan(const std::string& dir) {
   b.node("Gather", {"b", "idx"}, {"g"}, {test::attr_i("axis", 1)}, "", "gather");
   b.node("Add", {"b", "g"}, {"y"}, {}, "", "add");
   b.output("y", DType::FLOAT, {"batch", 4});
-  SplitOptions split;
-  split.parts = 3;
-  split.cuts = {"a", "b"};
-  split.balance = Balance::BYTES;
-  split.output_dir = dir + "/plan";
-  split_model(b.save(dir + "/model.onnx"), split);
-  return split.output_dir;
+  return split_at_a_and_b(b, dir);
 }
 
 TEST(Ranks, AStageFailureOnARankFailsExactlyTheAffectedRequestsNamingStagePieceRankAndHost) {
