@@ -50,7 +50,7 @@ Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, cons
     if (costs.rounds.size() >= static_cast<size_t>(kMaxRounds) || !cut_is_close(solved, exact.max_cost, costs.noise))
       break;
     log(LogLevel::DEBUG, "the cut is within the noise of the node times (" + std::to_string(costs.noise * 100) +
-                            "%): one more round of runs");
+                             "%): one more round of runs");
     measure_round(analysis.model, analysis.graph, analysis.dims, options, costs);
     problem.node_cost = costs.node;
   }

@@ -53,7 +53,7 @@ class Value {
   DType dtype() const;                 // UNDEFINED for a sequence (or another non-tensor)
   std::vector<int64_t> shape() const;  // empty for a sequence
   int64_t byte_size() const;           // 0 for strings; a sequence: its tensors' bytes
-  int device_id() const;  // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
+  int device_id() const;     // -1: host memory (plain or pinned); K: device memory of cuda:K (memory_location)
   const void* data() const;  // a tensor's bytes where they are (device_id() says in which memory); nullptr for strings
                              // and sequences
   // A host copy. Throws Error(RUNTIME) for a value in device memory (bind it to the host when running instead).

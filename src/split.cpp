@@ -143,8 +143,7 @@ nlohmann::json nodes_json(const std::vector<double>& node, const Graph& graph) {
 
 // "devices": node costs on the other placement devices, by device_cost_key; "noise" and "runs": of the measured times.
 void save_costs(const Costs& costs, const Graph& graph, const std::map<std::string, int64_t>& dims,
-                const std::map<std::string, ValueDesc>& measured, const MemoryConstants& memory,
-                const fs::path& path) {
+                const std::map<std::string, ValueDesc>& measured, const MemoryConstants& memory, const fs::path& path) {
   nlohmann::json values = nlohmann::json::object(), devices = nlohmann::json::object();
   for (const auto& [name, desc] : measured) values[name] = value_json(desc);
   for (const auto& [key, node] : costs.by_device) devices[key] = nodes_json(node, graph);
@@ -329,6 +328,7 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   auto analysis = std::make_unique<Analysis>(Model::load(model_path));
   const Graph& graph = analysis->graph;
   if (graph.size() == 0) throw Error(ErrorCode::INVALID_MODEL, model_path + ": the graph has no compute node");
+  check_weight_storage(graph.desc(), options.weights);
   analysis->dims = dims_with_defaults(graph.desc(), options.dims);
   report(options.progress, "typing values", 0, 0);
   if (options.costs_file.empty()) {
@@ -555,11 +555,11 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
                             " hard link(s) of the source's data files, nothing copied");
   plan.pieces = write_pieces(*analysis, partition, staging.path(), options, links, &plan.duplicated_nodes);
   if (time_pieces_too) {
-    partition = timed_partition(*analysis, problem, options, staging.path().string(), std::move(partition), plan.pieces,
-                                [&](const Partition& cut) {
-                                  return write_pieces(*analysis, cut, staging.path(), options, links,
-                                                      &plan.duplicated_nodes);
-                                });
+    partition =
+        timed_partition(*analysis, problem, options, staging.path().string(), std::move(partition), plan.pieces,
+                        [&](const Partition& cut) {
+                          return write_pieces(*analysis, cut, staging.path(), options, links, &plan.duplicated_nodes);
+                        });
   }
   predict_piece_memory(*analysis, partition, plan.pieces);
   plan.source_sha256 = sha256.get();

@@ -39,16 +39,16 @@ std::string link_name(const fs::path& source, size_t index, const std::set<std::
 
 }  // namespace
 
+void check_weight_storage(const GraphDesc& graph, WeightStorage storage) {
+  if (storage != WeightStorage::LINK || !graph.data_files.empty()) return;
+  const std::string reason = "nothing to link: " + graph.path + " keeps no weights in external data files";
+  throw Error(ErrorCode::USAGE, "weights 'link': " + reason, ArgumentContext{"weights", "link", reason});
+}
+
 std::map<std::string, std::string> link_data_files(const GraphDesc& graph, WeightStorage storage, const fs::path& dir) {
   std::map<std::string, std::string> links;
-  if (storage == WeightStorage::COPY) return links;
-  if (graph.data_files.empty()) {
-    if (storage == WeightStorage::LINK) {
-      const std::string reason = "nothing to link: " + graph.path + " keeps no weights in external data files";
-      throw Error(ErrorCode::USAGE, "weights 'link': " + reason, ArgumentContext{"weights", "link", reason});
-    }
-    return links;
-  }
+  check_weight_storage(graph, storage);
+  if (storage == WeightStorage::COPY || graph.data_files.empty()) return links;
   std::set<std::string> taken;
   for (size_t i = 0; i < graph.data_files.size(); ++i) {
     const std::string& source = graph.data_files[i];

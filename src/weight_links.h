@@ -16,6 +16,9 @@ namespace onnxpipe::detail {
 // pieces copy their weights. AUTO without external data, or when a link fails (another filesystem, a file the user may
 // not link), copies; a failed link is logged (WARN) and the links made so far are removed. LINK throws then:
 // Error(USAGE) without external data, Error(IO) naming the file and why the link failed (argument() "weights").
+// Error(USAGE) for LINK when the source has no external data: checked before any costly step of a split.
+void check_weight_storage(const GraphDesc& graph, WeightStorage storage);
+
 std::map<std::string, std::string> link_data_files(const GraphDesc& graph, WeightStorage storage,
                                                    const std::filesystem::path& dir);
 
