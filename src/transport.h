@@ -5,8 +5,9 @@
 //
 // Thread contract: every method may be called from any thread at once. Messages sent to one peer on one channel
 // arrive in the order they were sent (MPI's non-overtaking rule); channels are independent of each other.
-// Liveness: each side sends heartbeats; a peer not heard from within the timeout is lost for good, and every send to
-// it or receive from it, waiting or not, then throws Error(RUNTIME) naming it.
+// Liveness: every rank sends every other rank heartbeats (a stage's rank talks to rank 0 and to the ranks of the stages
+// next to it); a peer not heard from within the timeout is lost for good, and every send to it or receive from it,
+// waiting or not, then throws Error(RUNTIME) naming it.
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -44,6 +45,12 @@ struct Header {
 std::string encode_header(const Header& header);
 Header decode_header(const std::string& bytes);  // Error(INTERNAL) when the bytes are not a header
 
+// The value bytes (headers left out) this rank sent to and received from each rank, from the start.
+struct Traffic {
+  std::vector<int64_t> sent;
+  std::vector<int64_t> received;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -64,6 +71,7 @@ class Transport {
   // Why `peer` is lost ("rank 2 (host) sent no heartbeat for 3.0 s"), or empty while it is alive.
   virtual std::string lost(int peer) const = 0;
   virtual bool any_lost() const = 0;
+  virtual Traffic traffic() const = 0;
   // This rank leaves with an error: closing the transport ends the whole job instead of waiting for the others.
   virtual void leave_failed() = 0;
 };

@@ -93,8 +93,10 @@ class MpiTransport : public Transport {
     last_seen_.assign(static_cast<size_t>(size_), Clock::now());
     lost_.resize(static_cast<size_t>(size_));
     for (int r = 0; r < size_; ++r) {
-      if (r != rank_ && (rank_ == 0 || r == 0)) watched_.push_back(r);
+      if (r != rank_) watched_.push_back(r);
     }
+    sent_.assign(static_cast<size_t>(size_), 0);
+    received_.assign(static_cast<size_t>(size_), 0);
     heartbeats_ = std::thread([this] { beat(); });
   }
 
@@ -105,7 +107,7 @@ class MpiTransport : public Transport {
       MPI_Request barrier;
       clean = MPI_Ibarrier(comm_, &barrier) == MPI_SUCCESS;
       try {
-        if (clean) wait_for([&] { return test(&barrier); }, -1, nullptr, longest_sleep(kControlChannel), true);
+        if (clean) wait_for([&] { return test(&barrier); }, -1, nullptr, Wait::CONTROL, true);
       } catch (const Error&) {
         clean = false;
       }
@@ -138,6 +140,11 @@ class MpiTransport : public Transport {
   }
   void leave_failed() override { failed_ = true; }
 
+  Traffic traffic() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {sent_, received_};
+  }
+
   bool any_lost() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::any_of(lost_.begin(), lost_.end(), [](const std::string& s) { return !s.empty(); });
@@ -148,6 +155,7 @@ class MpiTransport : public Transport {
     auto head = std::make_unique<std::string>(encode_header(header));
     std::vector<int64_t> bytes;
     for (const ValueHeader& v : header.values) bytes.push_back(v.bytes);
+    count_bytes(sent_, peer, bytes);
     MPI_Datatype type = buffers_type(data, bytes);
     MPI_Request requests[2];
     int count = 0;
@@ -158,7 +166,7 @@ class MpiTransport : public Transport {
       check(MPI_Isend(MPI_BOTTOM, 1, type, peer, data_tag(channel), comm_, &requests[count++]), "MPI_Isend");
     }
     try {
-      wait_for([&] { return test_all(count, requests); }, peer, nullptr, longest_sleep(channel));
+      wait_for([&] { return test_all(count, requests); }, peer, nullptr, Wait::DATA);
     } catch (...) {
       abandon(std::move(head));  // MPI may still read it
       if (type != MPI_DATATYPE_NULL) MPI_Type_free(&type);
@@ -177,8 +185,7 @@ class MpiTransport : public Transport {
           check(MPI_Improbe(peer, header_tag(channel), comm_, &found, &message, &status), "MPI_Improbe");
           return found != 0;
         },
-        peer, cancelled, longest_sleep(channel));
-    const auto arrived = Clock::now();
+        peer, cancelled, channel == kControlChannel ? Wait::CONTROL : Wait::IDLE);
     int length = 0;
     MPI_Get_count(&status, MPI_BYTE, &length);
     std::string head(static_cast<size_t>(length), '\0');
@@ -195,12 +202,14 @@ class MpiTransport : public Transport {
       data.push_back(t.data.data());
       bytes.push_back(v.bytes);
     }
+    count_bytes(received_, peer, bytes);
     MPI_Datatype type = buffers_type(data, bytes);
     if (type == MPI_DATATYPE_NULL) return header;
+    const auto posted = Clock::now();
     MPI_Request request;
     check(MPI_Irecv(MPI_BOTTOM, 1, type, peer, data_tag(channel), comm_, &request), "MPI_Irecv");
     try {
-      wait_for([&] { return test(&request); }, peer, cancelled, longest_sleep(channel));
+      wait_for([&] { return test(&request); }, peer, cancelled, Wait::DATA);
     } catch (...) {
       MPI_Cancel(&request);
       for (Tensor& t : values) abandon(std::make_unique<std::string>(), std::move(t.data));  // MPI may write them
@@ -208,7 +217,7 @@ class MpiTransport : public Transport {
       throw;
     }
     MPI_Type_free(&type);
-    if (data_us) *data_us = std::chrono::duration<double, std::micro>(Clock::now() - arrived).count();
+    if (data_us) *data_us = std::chrono::duration<double, std::micro>(Clock::now() - posted).count();
     return header;
   }
 
@@ -229,30 +238,36 @@ class MpiTransport : public Transport {
     if (!why.empty()) throw Error(ErrorCode::RUNTIME, why);
   }
 
+  // How long a wait sleeps between polls. MPI moves a message only while this rank polls, and a rank computes on the
+  // same cores: a poll sleeps (a yield would hand the core to a computing thread for a whole time slice), a waking
+  // sleeper gets the core back at once, and each wake-up costs the computing threads a few microseconds. DATA: bytes
+  // on their way (a message whose header arrived, a send), polled every few microseconds. IDLE: the next message on
+  // a data channel, which may be a run away: sleeps of a twentieth of the time waited so far (noticing it at most
+  // 5% late), up to 1 ms. CONTROL: nothing hurries, up to 10 ms.
+  enum class Wait { DATA, IDLE, CONTROL };
+
   // Polls `done` until it holds; throws when `peer` is lost (any watched peer when any_peer), or when *cancelled.
-  // Between polls: a few yields, then sleeps of a twentieth of the time waited so far, up to `longest`. MPI moves a
-  // large message only while both sides poll (the rendezvous), so data waits keep that short (200 µs: 5,000
-  // wake-ups a second of the cores ONNX Runtime computes on); control waits, which nothing hurries, sleep longer.
   template <typename Done>
-  void wait_for(Done done, int peer, const std::atomic<bool>* cancelled, Clock::duration longest,
-                bool any_peer = false) const {
+  void wait_for(Done done, int peer, const std::atomic<bool>* cancelled, Wait wait, bool any_peer = false) const {
+    using std::chrono::microseconds;
     const auto start = Clock::now();
-    for (int polls = 0; !done(); ++polls) {
+    const Clock::duration shortest = microseconds(wait == Wait::DATA ? 2 : 20);
+    const Clock::duration longest = wait == Wait::DATA   ? microseconds(50)
+                                    : wait == Wait::IDLE ? microseconds(1000)
+                                                         : microseconds(10000);
+    while (!done()) {
       if (any_peer && any_lost()) throw Error(ErrorCode::RUNTIME, "a rank was lost");
       throw_if_lost(peer);
       if (cancelled && cancelled->load()) throw Error(ErrorCode::CANCELLED, "cancelled");
-      if (polls < 20) {
-        std::this_thread::yield();
-        continue;
-      }
-      std::this_thread::sleep_for(
-          std::clamp<Clock::duration>((Clock::now() - start) / 20, std::chrono::microseconds(20), longest));
+      std::this_thread::sleep_for(std::clamp<Clock::duration>((Clock::now() - start) / 20, shortest, longest));
     }
   }
 
-  static Clock::duration longest_sleep(int channel) {
-    return channel == kControlChannel ? Clock::duration(std::chrono::milliseconds(10))
-                                      : Clock::duration(std::chrono::microseconds(200));
+  void count_bytes(std::vector<int64_t>& counter, int peer, const std::vector<int64_t>& bytes) {
+    int64_t total = 0;
+    for (int64_t b : bytes) total += b;
+    std::lock_guard<std::mutex> lock(mutex_);
+    counter.at(static_cast<size_t>(peer)) += total;
   }
 
   // Keeps buffers an abandoned MPI request may still touch alive to the end of the process.
@@ -316,7 +331,9 @@ class MpiTransport : public Transport {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::string> lost_;  // guarded by mutex_
-  bool stopping_ = false;          // guarded by mutex_
+  std::vector<int64_t> sent_;      // value bytes per peer, guarded by mutex_
+  std::vector<int64_t> received_;
+  bool stopping_ = false;  // guarded by mutex_
   std::atomic<bool> failed_{false};
   std::vector<std::unique_ptr<std::string>> abandoned_heads_;
   std::vector<std::vector<uint8_t>> abandoned_data_;

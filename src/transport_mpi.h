@@ -6,9 +6,9 @@
 // value has bytes) one message on tag 17 + 2 * channel whose datatype is an hindexed list of the values' own buffers
 // (absolute addresses from MPI_BOTTOM, 1 GiB blocks), so several values of a request go in one exchange and neither
 // side copies them. Every call is non-blocking underneath (Isend / Improbe / Irecv polled with MPI_Test, sleeping
-// between polls: at most 200 µs on data channels, 10 ms on control), so that a lost peer or a cancellation ends a
-// wait in bounded time and an idle rank leaves the cores to ONNX Runtime. Heartbeats (tag 1): rank 0 with every other
-// rank, both ways.
+// between polls, never yielding: at most 50 µs while bytes are on their way, 1 ms waiting for the next message on a
+// data channel, 10 ms on control), so that a lost peer or a cancellation ends a wait in bounded time and an idle rank
+// leaves the cores to ONNX Runtime. Heartbeats (tag 1): every rank to every other.
 //
 // A rank that dies: Open MPI 4.1's mpirun kills the whole job by default (the survivors get SIGTERM); with
 // `mpirun --enable-recovery` it lets the others run, and the heartbeats tell them within the timeout. Open MPI 4.1 has
