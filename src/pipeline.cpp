@@ -18,6 +18,7 @@
 #include "onnxpipe/error.h"
 #include "onnxpipe/placement.h"
 #include "placement.h"
+#include "rank_routes.h"
 #include "rank_worker.h"
 #include "remote_stage.h"
 #include "runtime.h"
@@ -89,17 +90,22 @@ struct Stage {
 
 // What piece k reads, produces, keeps and drops, from the plan's crossing values and their readers (ascending): it
 // drops a value it reads last, keeps one a later stage reads, and brings one to the host for the caller or a CPU
-// reader or a reader on another rank. A piece output the plan does not list is only a model output.
+// reader or a reader on another rank. A piece output the plan does not list is only a model output. A stage on
+// another rank (`routes`) is sent only what rank 0 holds and answers only what rank 0 needs.
 Wiring wiring_of(const PieceDesc& piece, const std::map<std::string, const CrossingValue*>& crossing,
                  const std::set<std::string>& model_outputs, const std::vector<DeviceSpec>& devices,
-                 const std::vector<int>& ranks) {
+                 const std::vector<int>& ranks, const detail::StageRoutes* routes) {
   const int k = piece.index;
+  const auto via_client = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
   Wiring w;
   for (const ValueDesc& in : piece.inputs) {
-    w.inputs.push_back(in.name);
     if (crossing.at(in.name)->consumers.back() == k) w.drop.push_back(in.name);
+    if (!routes || via_client(routes->from_client, in.name)) w.inputs.push_back(in.name);
   }
   for (const ValueDesc& out : piece.outputs) {
+    if (routes && !via_client(routes->to_client, out.name)) continue;
     const auto it = crossing.find(out.name);
     const std::vector<int> readers = it == crossing.end() ? std::vector<int>{} : it->second->consumers;
     const bool cpu_reader =
@@ -230,11 +236,13 @@ struct Pipeline::Impl {
     const Plan plan = Plan::load(dir);
     parts = plan.parts();
     std::vector<int> ranks(static_cast<size_t>(parts), 0);
+    std::vector<detail::StageRoutes> routes;
     if (!options.ranks.empty()) {
       transport = detail::current_transport();
       detail::check_placement(options.ranks, parts, transport);
       rank = transport->rank();
       ranks = options.ranks;
+      routes = detail::rank_routes(plan, ranks);
     }
     std::vector<std::string> devices = options.devices;
     if (devices.size() == 1) devices.assign(plan.parts(), devices[0]);
@@ -278,12 +286,13 @@ struct Pipeline::Impl {
             detail::remote_context(*transport, piece.index, piece.file, device.to_string(), rank);
         if (where == rank)
           served.push_back(detail::load_served_stage(
-              piece, path, session_config(device, devices[piece.index], context, stage_plan)));
+              piece, path, session_config(device, devices[piece.index], context, stage_plan), routes));
         continue;
       }
       auto stage = where == 0 ? make_stage(piece.index, 0, path, devices[piece.index], "stage", stage_plan)
                               : remote_stage(piece, where, devices[piece.index]);
-      stage->wiring = wiring_of(piece, crossing, model_outputs, specs, ranks);
+      stage->wiring =
+          wiring_of(piece, crossing, model_outputs, specs, ranks, where == 0 ? nullptr : &routes[piece.index]);
       lane.push_back(std::move(stage));
     }
     for (const ValueDesc& in : inputs) {

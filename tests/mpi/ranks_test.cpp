@@ -21,6 +21,7 @@
 #include "support/model_builder.h"
 #include "support/models_dir.h"
 #include "support/temp_dir.h"
+#include "transport.h"
 
 extern "C" const char* __lsan_default_suppressions() { return "leak:libonnxruntime.so\n"; }
 
@@ -170,6 +171,25 @@ std::string gather_plan(const std::string& dir) {
   return split_at_a_and_b(b, dir);
 }
 
+// The same, cut after a and g: the Gather fails in stage 1.
+std::string gather_plan_for_direct(const std::string& dir) {
+  ModelBuilder b;
+  b.input("x", DType::FLOAT, {"batch", 4});
+  b.input("idx", DType::INT64, {1});
+  b.node("Relu", {"x"}, {"a"}, {}, "", "relu");
+  b.node("Neg", {"a"}, {"b"}, {}, "", "neg");
+  b.node("Gather", {"b", "idx"}, {"g"}, {test::attr_i("axis", 1)}, "", "gather");
+  b.node("Add", {"b", "g"}, {"y"}, {}, "", "add");
+  b.output("y", DType::FLOAT, {"batch", 4});
+  SplitOptions split;
+  split.parts = 3;
+  split.cuts = {"a", "g"};
+  split.balance = Balance::BYTES;
+  split.output_dir = dir + "/plan";
+  split_model(b.save(dir + "/model.onnx"), split);
+  return split.output_dir;
+}
+
 TEST(Ranks, AStageFailureOnARankFailsExactlyTheAffectedRequestsNamingStagePieceRankAndHost) {
   test::TempDir dir;
   const std::string plan = gather_plan(dir.str());
@@ -202,6 +222,85 @@ TEST(Ranks, AStageFailureOnARankFailsExactlyTheAffectedRequestsNamingStagePieceR
   });
 }
 
+// Placements with stages next to each other on ranks other than 0: the value between them goes straight from one
+// rank to the other, so that rank 0 sends only model inputs and values it holds and receives only model outputs.
+struct DirectCase {
+  std::vector<int> ranks;
+  // Value bytes rank 0 sends to / receives from each rank, as multiples of the bytes of x (all values have x's shape).
+  std::vector<int> sent_per_x;
+  std::vector<int> received_per_x;
+};
+
+class RanksDirect : public ::testing::TestWithParam<DirectCase> {};
+
+TEST_P(RanksDirect, ValuesBetweenStagesOnOtherRanksGoStraightThereBitwiseEqualAndInOrder) {
+  const DirectCase& c = GetParam();
+  test::TempDir dir;
+  const std::string plan = sequence_plan(dir.str());
+  PipelineOptions options = three_ranks();
+  options.ranks = c.ranks;
+  options.max_inflight = 3;
+  std::vector<TensorMap> requests;
+  int64_t x_bytes = 0;
+  for (int i = 0; i < 10; ++i) {
+    requests.push_back({{"x", random_floats({1, 1 + (i * 5) % 11, 4}, 200 + i)}});
+    x_bytes += static_cast<int64_t>(requests.back().at("x").data.size());
+  }
+  const detail::Traffic before = detail::current_transport()->traffic();
+  on_ranks(plan, options, [&](Pipeline& pipeline) {
+    const std::vector<TensorMap> got = pipeline.run(requests);
+    const detail::Traffic after = detail::current_transport()->traffic();
+    for (int r = 1; r < 3; ++r) {
+      EXPECT_EQ(after.sent[r] - before.sent[r], c.sent_per_x[r] * x_bytes) << "value bytes rank 0 sent to rank " << r;
+      EXPECT_EQ(after.received[r] - before.received[r], c.received_per_x[r] * x_bytes)
+          << "value bytes rank 0 received from rank " << r;
+    }
+    Pipeline local(plan, in_one_process());
+    const std::vector<TensorMap> want = local.run(requests);
+    for (size_t i = 0; i < requests.size(); ++i) expect_bitwise_equal(got[i], want[i], "request " + std::to_string(i));
+    for (const StageRecord& r : pipeline.timings().records()) {
+      if (c.ranks[r.stage] != 0) {
+        EXPECT_GT(r.hop_bytes, 0) << "stage " << r.stage << " request " << r.request;
+      }
+    }
+  });
+}
+
+// Stage 0 makes a (a model output), stage 1 b = Sigmoid(a), stage 2 y = b + x. On ranks 0, 1, 2: rank 0 sends a to
+// rank 1 and x to rank 2, b goes from rank 1 to rank 2, y comes back. On ranks 1, 2, 1: rank 0 sends x to rank 1
+// twice (stages 0 and 2) and gets a and y back from it; a goes from rank 1 to 2 and b back, rank 2 never talks to 0.
+INSTANTIATE_TEST_SUITE_P(Placements, RanksDirect,
+                         ::testing::Values(DirectCase{{0, 1, 2}, {0, 1, 1}, {0, 0, 1}},
+                                           DirectCase{{1, 2, 1}, {0, 2, 0}, {0, 2, 0}}));
+
+// A stage failing on a rank whose next stage's rank is not 0: the failed requests leave nothing behind there.
+TEST(Ranks, AFailureBeforeAStraightHopFailsExactlyThoseRequests) {
+  test::TempDir dir;
+  PipelineOptions options = three_ranks();
+  options.ranks = {1, 2, 1};
+  on_ranks(gather_plan_for_direct(dir.str()), options, [&](Pipeline& pipeline) {
+    std::vector<Ticket> tickets;
+    for (int i = 0; i < 10; ++i) {
+      Tensor idx = make_tensor(DType::INT64, {1});
+      idx.as<int64_t>()[0] = i % 3 == 1 ? 7 : 1;
+      tickets.push_back(pipeline.submit({{"x", random_floats({2, 4}, i)}, {"idx", std::move(idx)}}));
+    }
+    for (int i = 0; i < 10; ++i) {
+      if (i % 3 != 1) {
+        EXPECT_NO_THROW(tickets[i].get()) << "request " << i;
+        continue;
+      }
+      try {
+        tickets[i].get();
+        ADD_FAILURE() << "request " << i << " should have failed";
+      } catch (const Error& e) {
+        ASSERT_TRUE(e.stage().has_value());
+        EXPECT_EQ(e.stage()->index, 1) << e.what();
+      }
+    }
+  });
+}
+
 // The seed's exported models, 3 stages on 3 ranks, against the same plan in one process.
 class RanksModels : public ::testing::TestWithParam<std::string> {};
 
@@ -227,6 +326,34 @@ TEST_P(RanksModels, OutputsEqualTheSingleProcessPipelineBitwise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seed, RanksModels, ::testing::Values("mobilenet_v2", "resnet18"));
+
+// gpt2 in 3 pieces on 3 ranks, its sequence length changing from request to request (its own CTest: the split and
+// the sessions take a while).
+TEST(RanksGpt2, OutputsEqualTheSingleProcessPipelineBitwiseAsSequenceLengthsChange) {
+  const fs::path model = test::models_dir() / "gpt2.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " absent (make models)";
+  test::TempDir dir;
+  SplitOptions split;
+  split.parts = 3;
+  split.balance = Balance::BYTES;
+  split.dims = {{"batch", 1}, {"seq", 8}};
+  split.output_dir = dir.file("plan");
+  split_model(model.string(), split);
+  on_ranks(split.output_dir, three_ranks(), [&](Pipeline& pipeline) {
+    std::vector<TensorMap> requests;
+    for (int64_t seq : {5, 12, 1, 8}) {
+      VerifyOptions random;
+      random.dims = {{"batch", 1}, {"seq", seq}};
+      random.int_high = 50000;  // token ids
+      random.seed = static_cast<uint64_t>(seq);
+      requests.push_back(make_inputs(pipeline.inputs(), random));
+    }
+    const std::vector<TensorMap> got = pipeline.run(requests);
+    Pipeline local(split.output_dir, in_one_process());
+    const std::vector<TensorMap> want = local.run(requests);
+    for (size_t i = 0; i < requests.size(); ++i) expect_bitwise_equal(got[i], want[i], "request " + std::to_string(i));
+  });
+}
 
 // Run alone, under `mpirun --enable-recovery` (else mpirun kills the job when a rank dies): rank 2 is killed while
 // requests flow; every request is answered (the late ones with an error naming rank 2), nothing hangs, and the rank
