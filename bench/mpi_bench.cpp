@@ -1,9 +1,12 @@
 // MPI benchmark (prints figures, asserts nothing), issue 12. Run with two ranks on this machine (loopback):
-//   mpirun --oversubscribe --bind-to none -np 2 build/bench/mpi_bench [--models DIR] [--requests N]
+//   mpirun --oversubscribe --bind-to none -np 2 build/bench/mpi_bench [--models DIR] [--requests N] [--rounds R]
 //   1. the hop latency of a two-stage Identity pipeline over MPI, for values of 4 B to 16 MiB: the round trip less
 //      the run on the other rank (header + data there, outputs back), against the same two stages in one process;
 //   2. resnet18 in 2 stages (--balance flops) on cpu:1@0 + cpu:1@1: the stages on ranks 0 and 1 against the same two
-//      stages in one process (throughput ratio, goal >= 0.95), and the hop's share of stage 1's time (goal < 5%).
+//      stages in one process, R rounds of both, interleaved (the order swapped every round) so that both see the
+//      same load: throughput ratio per round (goal >= 0.95), and the hop's transfer time (each data message from
+//      its receive posted to its last byte, there and back) against stage 1's run (goal < 5%). Load averages at the
+//      start and the end.
 // Every rank runs the same steps (each splits the models into its own directory); rank 0 prints.
 #include <algorithm>
 #include <chrono>
@@ -108,8 +111,27 @@ void hop_latency(const std::string& dir, int requests) {
   }
 }
 
-// 2. resnet18 in 2 stages: ranks against one process.
-void resnet(const fs::path& models, const std::string& dir, int requests) {
+std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  char text[64] = {};
+  if (f) {
+    if (!std::fgets(text, sizeof text, f)) text[0] = 0;
+    std::fclose(f);
+  }
+  std::string s = text;
+  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
+}
+
+struct RankedRound {
+  double ratio = 0;
+  double hop_p50_ms = 0;
+  double run_ms = 0;  // stage 1's run there, mean
+  double share = 0;   // hop p50 / (hop p50 + run mean)
+  double bytes = 0;   // per request, there and back
+};
+
+// 2. resnet18 in 2 stages: ranks against one process, `rounds` times interleaved.
+void resnet(const fs::path& models, const std::string& dir, int requests, int rounds) {
   const fs::path model = models / "resnet18.onnx";
   if (!fs::exists(model)) {
     print_row("resnet18", "skipped: no " + model.string() + " (make models)", 0, "");
@@ -122,31 +144,53 @@ void resnet(const fs::path& models, const std::string& dir, int requests) {
   split_model(model.string(), split);
   VerifyOptions random;
   const TensorMap inputs = make_inputs(Plan::load(split.output_dir).model_inputs, random);
-  double local = 0, remote = 0;
-  std::vector<StageSummary> local_stages;
-  if (auto one = throughput(split.output_dir, false, inputs, requests, &local)) local_stages = one->timings().summary();
-  const std::unique_ptr<Pipeline> ranked = throughput(split.output_dir, true, inputs, requests, &remote);
-  if (g_ranks->rank() != 0) return;
-  print_row("resnet18", "1 process, 2 stages: throughput", local, "rps");
-  print_row("resnet18", "2 ranks, 2 stages: throughput", remote, "rps");
-  print_row("resnet18", "throughput ratio 2 ranks / 1 process", remote / local, "x", "goal >= 0.95");
-  for (const StageSummary& s : ranked->timings().summary()) {
-    if (s.stage == 0) continue;
-    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": bytes per request", s.hop_bytes, "B");
-    std::vector<double> hops;
-    for (const StageRecord& r : ranked->timings().records()) {
-      if (r.stage == s.stage) hops.push_back(r.hop_us);
+  std::vector<RankedRound> results;
+  for (int round = 0; round < rounds; ++round) {
+    double local = 0, remote = 0;
+    std::unique_ptr<Pipeline> ranked;
+    for (bool first_ranked : {round % 2 == 1, round % 2 == 0}) {
+      if (first_ranked) {
+        ranked = throughput(split.output_dir, true, inputs, requests, &remote);
+      } else {
+        throughput(split.output_dir, false, inputs, requests, &local);
+      }
     }
-    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, mean", s.hop / 1e3, "ms");
-    print_row("resnet18", "hop to stage " + std::to_string(s.stage) + ": transfer time, p50",
-              detail::median(hops) / 1e3, "ms");
-    print_row("resnet18",
-              "stage " + std::to_string(s.stage) + " run time there (1 process: " +
-                  std::to_string(local_stages.size() > 1 ? local_stages[1].run / 1e3 : 0).substr(0, 5) + " ms)",
-              s.run / 1e3, "ms");
-    print_row("resnet18", "hop share of the stage's time (hop / (hop + run))", s.hop / (s.hop + s.run), "",
-              "goal < 0.05");
+    if (g_ranks->rank() != 0) continue;
+    RankedRound r;
+    r.ratio = remote / local;
+    std::vector<double> hops;
+    for (const StageRecord& record : ranked->timings().records()) {
+      if (record.stage == 1) hops.push_back(record.hop_us);
+    }
+    for (const StageSummary& s : ranked->timings().summary()) {
+      if (s.stage != 1) continue;
+      r.run_ms = s.run / 1e3;
+      r.bytes = s.hop_bytes;
+    }
+    r.hop_p50_ms = detail::median(hops) / 1e3;
+    r.share = r.hop_p50_ms / (r.hop_p50_ms + r.run_ms);
+    results.push_back(r);
+    print_row("resnet18", "round " + std::to_string(round) + ": 1 process / 2 ranks throughput", local, "rps",
+              std::to_string(remote).substr(0, 6) + " rps, ratio " + std::to_string(r.ratio).substr(0, 5));
+    print_row(
+        "resnet18",
+        "round " + std::to_string(round) + ": hop p50 (" + std::to_string(r.run_ms).substr(0, 5) + " ms run), share",
+        r.hop_p50_ms, "ms", "share " + std::to_string(r.share).substr(0, 6) + ", load " + load_average());
   }
+  if (g_ranks->rank() != 0 || results.empty()) return;
+  const auto range = [&](double RankedRound::*field) {
+    std::vector<double> v;
+    for (const RankedRound& r : results) v.push_back(r.*field);
+    std::sort(v.begin(), v.end());
+    return std::to_string(v.front()).substr(0, 6) + " .. " + std::to_string(v.back()).substr(0, 6) + " (median " +
+           std::to_string(detail::median(v)).substr(0, 6) + ")";
+  };
+  print_row("resnet18", "throughput ratio 2 ranks / 1 process over the rounds", 0, "x",
+            range(&RankedRound::ratio) + ", goal >= 0.95");
+  print_row("resnet18", "hop p50 over the rounds", 0, "ms", range(&RankedRound::hop_p50_ms));
+  print_row("resnet18", "hop share of stage 1 (hop / (hop + run)) over the rounds", 0, "",
+            range(&RankedRound::share) + ", goal < 0.05");
+  print_row("resnet18", "hop bytes per request (there and back)", results.back().bytes, "B");
 }
 
 }  // namespace
@@ -154,9 +198,11 @@ void resnet(const fs::path& models, const std::string& dir, int requests) {
 int main(int argc, char** argv) {
   fs::path models;
   int requests = 100;
+  int rounds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--models")) models = argv[i + 1];
     if (!std::strcmp(argv[i], "--requests")) requests = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
   }
   if (models.empty()) {
     const char* env = std::getenv("ONNXPIPE_MODELS");
@@ -174,8 +220,10 @@ int main(int argc, char** argv) {
                   ranks.cuda_aware() ? "yes" : "no", ranks.cuda_support().c_str());
     }
     detail::TempDir dir("mpi_bench");
+    if (ranks.rank() == 0) std::printf("load average at the start: %s\n", load_average().c_str());
     hop_latency(dir.str(), requests);
-    resnet(models, dir.str(), requests);
+    resnet(models, dir.str(), requests, rounds);
+    if (ranks.rank() == 0) std::printf("load average at the end: %s\n", load_average().c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mpi_bench: %s\n", e.what());
     return 1;
