@@ -14,6 +14,7 @@
 
 #include "analysis.h"
 #include "balance.h"
+#include "cancel.h"
 #include "cost.h"
 #include "enum_names.h"
 #include "graph.h"
@@ -503,8 +504,10 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
 }  // namespace
 }  // namespace detail
 
-Plan split_model(const std::string& model_path, const SplitOptions& options) {
+Plan split_model(const std::string& model_path, const SplitOptions& given) {
   using namespace detail;
+  SplitOptions options = given;
+  if (given.cancelled) options.progress = cancellable(given.progress, given.cancelled, "split");
   if (options.parts < 1)
     throw Error(ErrorCode::USAGE, "the number of pieces must be >= 1, got " + std::to_string(options.parts));
   if (options.output_dir.empty()) throw Error(ErrorCode::USAGE, "no output directory given");
@@ -588,6 +591,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& options) {
   plan.save(staging.path().string());
   save_costs(analysis->costs, graph, analysis->dims, analysis->types.measured, analysis->memory,
              staging.path() / "costs.json");
+  check_cancelled(options.cancelled, "split");
   staging.commit(options.force);
   return plan;
 }

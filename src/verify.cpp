@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "cancel.h"
 #include "divergence.h"
 #include "error_stats.h"
 #include "measure.h"
@@ -189,12 +190,17 @@ std::map<std::string, detail::Value> feeds(const std::map<std::string, Tensor>& 
   return values;
 }
 
-// Runs the pieces on `feeds`: the pool then holds the model inputs and every value a piece made.
+// Runs the pieces on `feeds`: the pool then holds the model inputs and every value a piece made. `cancelled` is asked
+// before each piece.
 std::map<std::string, detail::Value> piece_pool(const Plan& plan, const std::string& plan_dir,
-                                                std::map<std::string, detail::Value> pool) {
+                                                std::map<std::string, detail::Value> pool,
+                                                const std::function<bool()>& cancelled = nullptr) {
   detail::SessionConfig config;
   config.device = "cpu";
-  detail::run_piece_chain(plan_dir, plan.pieces, config, pool);
+  for (const PieceDesc& piece : plan.pieces) {
+    detail::check_cancelled(cancelled, "verify");
+    detail::run_piece_chain(plan_dir, {piece}, config, pool);
+  }
   return pool;
 }
 
@@ -293,8 +299,10 @@ std::map<std::string, Tensor> run_pieces(const Plan& plan, const std::string& pl
 }
 
 VerifyReport verify_split(const std::string& model_path, const std::string& plan_dir, const VerifyOptions& options) {
+  const auto check_cancelled = [&options] { detail::check_cancelled(options.cancelled, "verify"); };
   const Plan plan = Plan::load(plan_dir);
   const detail::Model model = detail::Model::load(model_path);
+  check_cancelled();
   if (detail::sha256_model(model.graph()) != plan.source_sha256)
     throw Error(ErrorCode::USAGE, plan_dir + " was split from " + plan.source_path + " (sha256 " +
                                       plan.source_sha256.substr(0, 12) + "...), not from " + model_path);
@@ -328,8 +336,10 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
   config.device = "cpu";
   std::map<std::string, Tensor> inputs;
   std::vector<ValueDesc> outputs;
+  check_cancelled();
   {  // the whole model's session is gone before the pieces load: peak memory is one copy of the weights
     const detail::Session full(model_path, config);
+    check_cancelled();
     inputs = make_inputs(full.inputs(), given);  // names first: an unknown one is a USAGE error
     check_sequences(full.sequence_values(), given);
     outputs = full.outputs();
@@ -343,12 +353,14 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
                     outputs.end());
     }
   }
-  const std::map<std::string, detail::Value> pool = piece_pool(plan, plan_dir, feeds(inputs, given.sequences));
+  const std::map<std::string, detail::Value> pool =
+      piece_pool(plan, plan_dir, feeds(inputs, given.sequences), options.cancelled);
 
   std::map<std::string, const ValueDesc*> declared;
   for (const ValueDesc& output : plan.model_outputs) declared[output.name] = &output;
   const Tolerance& tolerance = report.tolerance;
   for (const auto& output : outputs) {
+    check_cancelled();
     const Comparable made = comparable(model_output(pool, output.name));
     const Comparable& reference = expected.at(output.name);
     OutputCheck check;
@@ -366,9 +378,11 @@ VerifyReport verify_split(const std::string& model_path, const std::string& plan
     if (const auto found = declared.find(output.name); found != declared.end()) check.declared = *found->second;
     report.outputs.push_back(std::move(check));
   }
-  if (!report.pass() && options.locate_divergence && plan.pieces.size() > 1)
+  if (!report.pass() && options.locate_divergence && plan.pieces.size() > 1) {
+    check_cancelled();
     report.divergence =
         detail::locate_divergence(model, plan, feeds(inputs, given.sequences), pool, tolerance, options.check_stat);
+  }
   return report;
 }
 

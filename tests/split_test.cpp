@@ -283,6 +283,51 @@ TEST(Split, ExistingOutputIsNotOverwrittenWithoutForce) {
   EXPECT_TRUE(fs::exists(dir / "out" / "keep.txt"));
 }
 
+// Asked at every step, a split stops at whichever one first says yes: CANCELLED, and the output directory (which the
+// split was to replace) as it was.
+TEST(Split, CancelledAtAnyStepLeavesWhatWasThere) {
+  const test::TempDir temp;
+  const fs::path& dir = temp.path();
+  const std::string model = test::skip_connections(dir.string());
+  fs::create_directories(dir / "out");
+  std::ofstream(dir / "out" / "keep.txt") << "mine";
+  SplitOptions options;
+  options.parts = 3;
+  options.balance = Balance::TIME;  // timing rounds and pieces timed: the costly steps
+  options.profile_runs = 3;
+  options.dims = {{"batch", 3}};
+  options.output_dir = (dir / "out").string();
+  options.force = true;
+  int questions = 0;
+  std::vector<std::string> steps;
+  options.progress = [&steps](const std::string& what, int64_t, int64_t) { steps.push_back(what); };
+  options.cancelled = [&questions] { return ++questions < 0; };
+  const auto before = listing(dir);
+  {
+    const test::TempDir scratch;  // a split run to the end, elsewhere: how many times it asks
+    SplitOptions counted = options;
+    counted.output_dir = (scratch.path() / "out").string();
+    split_model(model, counted);
+  }
+  const int asked = questions;
+  EXPECT_GE(asked, options.parts + 2) << "asked at each piece written, each timing round and before committing";
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "measuring node times"), steps.end()) << "progress still reported";
+  for (int stop = 1; stop <= asked; ++stop) {
+    questions = 0;
+    options.cancelled = [&questions, stop] { return ++questions >= stop; };
+    try {
+      split_model(model, options);
+      ADD_FAILURE() << "not cancelled at question " << stop;
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::CANCELLED) << error.what();
+      EXPECT_EQ(questions, stop) << "stopped at once";
+    }
+    EXPECT_EQ(listing(dir), before) << "cancelled at question " << stop;
+  }
+  std::ifstream kept(dir / "out" / "keep.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "mine");
+}
+
 struct BadInput {
   std::string name;
   ErrorCode code;

@@ -123,6 +123,34 @@ TEST(Verify, Float16SplitPassesWithFloat16TolerancesAndReportsUlps) {
       << strict.divergence->message;
 }
 
+// Asked between its costly steps, verify stops at whichever one first says yes.
+TEST(Verify, CancelledAtAnyStepStopsThere) {
+  test::TempDir dir;
+  const std::string model = test::half_mlp(dir.path().string());
+  const std::string pieces = (dir.path() / "pieces").string();
+  split(model, pieces, 3);
+  VerifyOptions options;
+  options.dims = {{"batch", 4}};
+  options.rtol = 1e-5;  // a mismatch: the divergence is located too
+  options.atol = 1e-6;
+  int questions = 0;
+  options.cancelled = [&questions] { return ++questions < 0; };
+  EXPECT_FALSE(verify_split(model, pieces, options).pass());
+  const int asked = questions;
+  EXPECT_GE(asked, 3 + 2) << "asked before each piece runs, the model's run and the divergence's";
+  for (int stop = 1; stop <= asked; ++stop) {
+    questions = 0;
+    options.cancelled = [&questions, stop] { return ++questions >= stop; };
+    try {
+      verify_split(model, pieces, options);
+      ADD_FAILURE() << "not cancelled at question " << stop;
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::CANCELLED) << error.what();
+      EXPECT_EQ(questions, stop) << "stopped at once";
+    }
+  }
+}
+
 TEST(Verify, Float16SplitWithABrokenPieceFailsAndNamesThatPiece) {
   test::TempDir dir;
   const std::string model = test::half_mlp(dir.path().string());

@@ -47,6 +47,10 @@ struct SplitOptions {
   // LINK on a source without external data, or where the link cannot be made: Error, nothing written.
   WeightStorage weights = WeightStorage::AUTO;
   ProgressFn progress;
+  // Asked wherever progress is reported (each sizing and timing round, each piece written) and before the output is
+  // committed: once it says true, the split stops with Error(CANCELLED), leaving nothing behind (an existing
+  // output_dir stays as it was).
+  std::function<bool()> cancelled;
   // Devices with capacities (placement.h): the fastest partition whose every piece fits its device; on none, an
   // Error and nothing written. No devices: the fastest partition.
   PlacementOptions placement;

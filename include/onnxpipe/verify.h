@@ -2,6 +2,7 @@
 // Proof that a split reproduces its model: run both on the same inputs, compare every output in the statistics of
 // the precision the graph computes in, and name the first crossing value that diverges.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ struct VerifyOptions {
   int64_t int_low = 0;            // random integers in [int_low, int_high)
   int64_t int_high = 10;
   uint64_t seed = 0;
+  // Asked between the costly steps (loading and hashing the model, its run, each piece's run, each output compared):
+  // once it says true, verify stops with Error(CANCELLED).
+  std::function<bool()> cancelled;
 };
 
 // The error of one output against its reference.

@@ -111,7 +111,8 @@ def split(model, n, balance="auto", cuts=None, dims=None, device=None, out_dir=N
     balance: "auto" (time on CPU when the model runs there, else flops), "bytes", "flops" or "time" (measured on
     `device`, default "cpu"). cuts: tensor names to cut right after, in order. dims: symbolic dimension values
     ({"batch": 8}; unset ones are 1). out_dir None: a new temporary directory (left for the caller). force: replace an
-    existing out_dir. Nothing is left behind on failure.
+    existing out_dir. Nothing is left behind on failure. Ctrl-C stops the split at its next step (a timing round, a
+    piece written) and raises KeyboardInterrupt once it has stopped: nothing written, an existing out_dir as it was.
     """
     if out_dir is None:
         out_dir = os.path.join(tempfile.mkdtemp(prefix="onnxpipe_"), "plan")
@@ -152,7 +153,8 @@ class Report:
 def verify(model, plan_dir, inputs=None, rtol=None, atol=None, dims=None, seed=None):
     """Runs MODEL and the chained pieces of PLAN_DIR (a path or a Plan) with ONNX Runtime on CPU on the same inputs
     (`inputs`: {name: array}; the others random) and compares every output within atol + rtol * |expected|
-    (defaults 1e-6, 1e-5). Returns a Report; mismatches are rows with ok False, not exceptions."""
+    (defaults 1e-6, 1e-5). Returns a Report; mismatches are rows with ok False, not exceptions. Ctrl-C stops it at
+    its next step (a run of the model or of a piece, an output compared) and then raises KeyboardInterrupt."""
     options = dict(inputs=inputs, rtol=rtol, atol=atol, dims=dims, seed=seed)
     return Report(_onnxpipe.verify(os.fspath(model), os.fspath(plan_dir), options))
 

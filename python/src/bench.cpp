@@ -70,21 +70,23 @@ py::tuple bench(const std::string& source, const py::dict& options) {
     std::vector<cli::Row> rows;
     detail::BenchSummary summary;
   };
-  // Interrupted, the abandoned bench stops after the measurement in progress.
-  const auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  // Interrupted, the bench stops after the measurement in progress (or at the next step of its split).
+  const CancelFlag cancel;
+  detail::BenchOptions parsed = bench_options(options);
+  parsed.split.cancelled = cancel.question();
   const Table result = call_interruptibly(
-      [source, parsed = bench_options(options), cancelled]() mutable {
+      [source, parsed = std::move(parsed), cancelled = cancel.question()]() mutable {
         Table table;
         detail::Bench bench(source, std::move(parsed));
         const std::vector<cli::BenchColumn> columns = cli::bench_columns(bench);
         table.fields = cli::fields_of(columns);
         table.summary = bench.run([&](const detail::Measurement& m) {
-          if (*cancelled) throw Error(ErrorCode::CANCELLED, "bench interrupted");
+          if (cancelled()) throw Error(ErrorCode::CANCELLED, "bench interrupted");
           table.rows.push_back(cli::row_of(columns, m));
         });
         return table;
       },
-      cancelled);
+      &cancel);
   const auto& [fields, rows, summary] = result;
   py::list names;
   for (const cli::Field& field : fields) names.append(field.name);

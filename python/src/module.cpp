@@ -28,7 +28,9 @@ std::string split(const std::string& model, const py::dict& options) {
   if (auto v = option(options, "device")) split.device = v.cast<std::string>();
   if (auto v = option(options, "profile_runs")) split.profile_runs = v.cast<int>();
   if (auto v = option(options, "costs_file")) split.costs_file = v.cast<std::string>();
-  return call_interruptibly([model, split] { return split_model(model, split).to_json(); });
+  const CancelFlag cancel;  // Ctrl-C: the split stops at its next step, leaving nothing behind
+  split.cancelled = cancel.question();
+  return call_interruptibly([model, split] { return split_model(model, split).to_json(); }, &cancel);
 }
 
 std::string load_plan(const std::string& dir) {
@@ -75,8 +77,10 @@ py::list verify(const std::string& model, const std::string& plan_dir, const py:
   if (auto v = option(options, "rtol")) verify.rtol = v.cast<double>();
   if (auto v = option(options, "atol")) verify.atol = v.cast<double>();
   if (auto v = option(options, "seed")) verify.seed = v.cast<uint64_t>();
+  const CancelFlag cancel;  // Ctrl-C: verify stops at its next step
+  verify.cancelled = cancel.question();
   const VerifyReport report = call_interruptibly(
-      [model, plan_dir, verify = std::move(verify)] { return verify_split(model, plan_dir, verify); });
+      [model, plan_dir, verify = std::move(verify)] { return verify_split(model, plan_dir, verify); }, &cancel);
   py::list rows;
   for (const OutputCheck& check : report.outputs) {
     py::dict row;

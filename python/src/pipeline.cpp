@@ -101,86 +101,120 @@ PipelineOptions pipeline_options(const py::dict& options) {
   return result;
 }
 
-PyPipeline::PyPipeline(const std::string& source, const py::dict& options) {
+// A submitted request: its answer and its concurrent.futures.Future (a strong reference, released under the GIL).
+struct Pending {
+  int64_t id = -1;
+  std::future<TensorMap> result;
+  PyObject* future = nullptr;
+  bool answered() const { return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+};
+
+struct PyPipeline::Answers : StageObserver {
+  std::mutex mutex;
+  std::condition_variable wake;  // the completion thread's
+  std::deque<Pending> pending;   // in submission order
+  // Requests that may hold a permit of the pipeline's admission gate besides `pending`: those being submitted, and
+  // those of a run() in progress.
+  size_t admitting = 0;
+  size_t running = 0;
+  size_t submitting = 0;    // threads in submit(): the last one out completes what is answered, or hands it on
+  bool completing = false;  // a thread is completing futures; the others leave them to it, so that they stay in order
+  bool wanted = false;      // an answer came while no submit() was in progress: the completion thread's turn
+  bool closing = false;
+  // Requests answered while a submit() was in progress, their futures not completed yet. An answer is announced just
+  // before its future is set, so the last submit() out may not see it answered: it hands these to the completion
+  // thread.
+  std::vector<int64_t> unseen;
+
+  void on_request_done(const RequestRecord& record) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (submitting > 0) {
+      unseen.push_back(record.id);
+    } else if (!pending.empty()) {
+      wanted = true;
+      wake.notify_one();
+    }
+  }
+
+  // The head, once answered, off the queue (with `mutex` held); false when there is none.
+  bool take_answered(Pending& next) {
+    if (pending.empty() || !pending.front().answered()) return false;
+    next = std::move(pending.front());
+    pending.pop_front();
+    unseen.erase(std::remove(unseen.begin(), unseen.end(), next.id), unseen.end());
+    return true;
+  }
+};
+
+// A thread in submit() (GIL held). leave() completes what is answered on the way out; without it (an exception on the
+// way) what is answered goes to the completion thread.
+class PyPipeline::Submitting {
+ public:
+  explicit Submitting(PyPipeline& owner) : owner_(owner), answers_(*owner.answers_) {
+    std::lock_guard<std::mutex> lock(answers_.mutex);
+    ++answers_.submitting;
+  }
+  ~Submitting() {
+    if (left_) return;
+    std::lock_guard<std::mutex> lock(answers_.mutex);
+    exit();
+  }
+  Submitting(const Submitting&) = delete;
+  Submitting& operator=(const Submitting&) = delete;
+
+  void leave() {
+    for (;;) {
+      owner_.complete_answered();
+      std::lock_guard<std::mutex> lock(answers_.mutex);
+      // Answered while this thread completed the others, with nobody left to see it: once more.
+      if (answers_.submitting == 1 && !answers_.completing && !answers_.pending.empty() &&
+          answers_.pending.front().answered())
+        continue;
+      left_ = true;
+      exit();
+      return;
+    }
+  }
+
+ private:
+  void exit() {  // with the mutex held
+    if (--answers_.submitting > 0) return;
+    if (!answers_.unseen.empty() && !answers_.pending.empty()) {
+      answers_.wanted = true;
+      answers_.wake.notify_one();
+    }
+    answers_.unseen.clear();
+  }
+
+  PyPipeline& owner_;
+  Answers& answers_;
+  bool left_ = false;
+};
+
+PyPipeline::PyPipeline(const std::string& source, const py::dict& options) : answers_(std::make_shared<Answers>()) {
   PipelineOptions parsed = pipeline_options(options);
   micro_batch_ = parsed.micro_batch;
   max_inflight_ = static_cast<size_t>(std::max(parsed.max_inflight, 1));
+  parsed.observers.push_back(answers_);
+  const CancelFlag cancel;  // Ctrl-C: a split made on the fly stops at its next step; loading the sessions ends first
+  parsed.split.cancelled = cancel.question();
   pipeline_ = call_interruptibly(
-      [source, parsed = std::move(parsed)]() mutable { return std::make_shared<Pipeline>(source, std::move(parsed)); });
+      [source, parsed = std::move(parsed)]() mutable { return std::make_shared<Pipeline>(source, std::move(parsed)); },
+      &cancel);
   completer_ = std::thread([this] { complete_loop(); });
 }
 
 PyPipeline::~PyPipeline() { close(); }
 
 std::shared_ptr<Pipeline> PyPipeline::shared() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(answers_->mutex);
   if (!pipeline_) throw Error(ErrorCode::USAGE, "the pipeline is closed");
   return pipeline_;
 }
 
 bool PyPipeline::closed() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(answers_->mutex);
   return !pipeline_;
-}
-
-int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
-  TensorMap inputs = to_tensor_map(feeds);
-  std::shared_ptr<Pipeline> pipeline = shared();
-  bool surely_admitted = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    surely_admitted = admitting_ + running_ + pending_.size() < max_inflight_;
-  }
-  Counted admitting(mutex_, admitting_, 1);
-  // With a permit surely free, submit cannot block and keeps the GIL: dropping it would hand it to the completion
-  // thread, a thread switch per request, where now the completion thread takes it once for a run of answers.
-  Ticket ticket = surely_admitted ? pipeline->submit(std::move(inputs)) : admit(*pipeline, std::move(inputs));
-  future.attr("request_id") = ticket.id;  // before the completion thread can see the future
-  Pending pending{std::move(ticket.result), future.release().ptr()};
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!closing_) {
-      pending_.push_back(std::move(pending));
-      ready_.notify_one();
-      return ticket.id;
-    }
-  }
-  // Closed while this request was being admitted: the completion thread is gone; answer here once the pipeline is
-  // down (its last holder is this call: dropping it cancels the request).
-  {
-    py::gil_scoped_release release;
-    pipeline.reset();
-    pending.result.wait();
-  }
-  complete(pending);
-  return ticket.id;
-}
-
-void PyPipeline::complete_loop() {
-  for (;;) {
-    // The oldest request, and with it every later one already answered: their futures complete under one GIL
-    // acquisition (a submitting thread holds the GIL most of the time; each hand-over costs a switch interval).
-    std::vector<Pending> batch;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      ready_.wait(lock, [this] { return closing_ || !pending_.empty(); });
-      if (pending_.empty()) return;
-      batch.push_back(std::move(pending_.front()));
-      pending_.pop_front();
-    }
-    batch.front().result.wait();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      while (!pending_.empty() &&
-             pending_.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-        batch.push_back(std::move(pending_.front()));
-        pending_.pop_front();
-      }
-    }
-    py::gil_scoped_acquire gil;
-    for (Pending& next : batch) complete(next);
-    release_arrays();
-  }
 }
 
 namespace {
@@ -202,9 +236,8 @@ void set_outcome(const py::object& future, const py::object& result, const py::o
   }
 }
 
-}  // namespace
-
-void PyPipeline::complete(Pending& pending) {
+// Completes a request's future with its answer (GIL held).
+void complete(Pending& pending) {
   const auto future = py::reinterpret_steal<py::object>(pending.future);
   try {
     try {
@@ -220,6 +253,114 @@ void PyPipeline::complete(Pending& pending) {
   }
 }
 
+}  // namespace
+
+int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
+  TensorMap inputs = to_tensor_map(feeds);
+  Answers& answers = *answers_;
+  Submitting submitting(*this);
+  // What is answered leaves the queue first, so that the estimate below counts only what may hold a permit. Before
+  // the pipeline is held here: a done-callback may close it.
+  complete_answered();
+  std::shared_ptr<Pipeline> pipeline = shared();
+  Pending pending;
+  {
+    bool surely_admitted = false;
+    {
+      std::lock_guard<std::mutex> lock(answers.mutex);
+      surely_admitted = answers.admitting + answers.running + answers.pending.size() < max_inflight_;
+    }
+    const Counted admitting(answers.mutex, answers.admitting, 1);
+    // With a permit surely free, submit cannot block and keeps the GIL: dropping it could hand it to another thread.
+    Ticket ticket = surely_admitted ? pipeline->submit(std::move(inputs)) : admit(*pipeline, std::move(inputs));
+    future.attr("request_id") = ticket.id;  // before another thread can complete the future
+    pending = Pending{ticket.id, std::move(ticket.result), future.release().ptr()};
+    std::lock_guard<std::mutex> lock(answers.mutex);
+    if (!answers.closing) {
+      answers.pending.push_back(std::move(pending));
+      pending.future = nullptr;
+    }
+  }
+  if (!pending.future) {
+    pipeline.reset();  // a done-callback run on the way out may close the pipeline
+    submitting.leave();
+    return pending.id;
+  }
+  // Closed while this request was being admitted: the completion thread is gone; answer here once the pipeline is
+  // down (its last holder is this call: dropping it cancels the request).
+  {
+    py::gil_scoped_release release;
+    pipeline.reset();
+    pending.result.wait();
+  }
+  complete(pending);
+  return pending.id;
+}
+
+void PyPipeline::complete_answered(bool claimed) {
+  Answers& answers = *answers_;
+  if (!claimed) {
+    std::lock_guard<std::mutex> lock(answers.mutex);
+    if (answers.completing) return;
+    answers.completing = true;
+  }
+  for (;;) {
+    Pending next;
+    {
+      std::lock_guard<std::mutex> lock(answers.mutex);
+      if (!answers.take_answered(next)) {
+        answers.completing = false;
+        if (answers.wanted) answers.wake.notify_one();
+        break;
+      }
+    }
+    complete(next);
+  }
+  release_arrays();
+}
+
+void PyPipeline::complete_loop() {
+  Answers& answers = *answers_;
+  std::unique_lock<std::mutex> lock(answers.mutex);
+  for (;;) {
+    answers.wake.wait(
+        lock, [&] { return answers.closing || (answers.wanted && answers.submitting == 0 && !answers.completing); });
+    if (answers.closing) break;
+    answers.wanted = false;
+    if (answers.pending.empty()) continue;
+    answers.completing = true;  // the head is this thread's to wait for: nobody takes it off the queue meanwhile
+    const Pending& head = answers.pending.front();
+    lock.unlock();
+    head.result.wait();
+    lock.lock();
+    if (answers.submitting > 0 && !answers.closing) {  // the last submit() out completes it, without a thread switch
+      answers.completing = false;
+      continue;
+    }
+    lock.unlock();
+    {
+      py::gil_scoped_acquire gil;
+      complete_answered(true);
+    }
+    lock.lock();
+  }
+  // Closing: the pipeline is down or going, so every request gets its answer; complete them all (a thread that was
+  // completing when a done-callback closed the pipeline completes no more than the future it is at).
+  for (;;) {
+    if (answers.pending.empty()) return;
+    Pending next = std::move(answers.pending.front());
+    answers.pending.pop_front();
+    lock.unlock();
+    next.result.wait();
+    {
+      py::gil_scoped_acquire gil;
+      complete(next);
+      release_arrays();
+    }
+    lock.lock();
+  }
+}
+
 py::list PyPipeline::run(const py::list& feeds_list) {
   std::vector<TensorMap> requests;
   for (const py::handle feeds : feeds_list) requests.push_back(to_tensor_map(feeds));
@@ -230,7 +371,7 @@ py::list PyPipeline::run(const py::list& feeds_list) {
 
 std::vector<TensorMap> PyPipeline::run_all(std::vector<TensorMap> requests) {
   const std::shared_ptr<Pipeline> pipeline = shared();
-  const Counted running(mutex_, running_, requests.size());
+  const Counted running(answers_->mutex, answers_->running, requests.size());
   std::vector<std::future<TensorMap>> futures;
   bool interrupted = false;
   {
@@ -290,13 +431,14 @@ py::dict PyPipeline::run_batch(const py::handle& batch, int micro_batch) {
 }
 
 void PyPipeline::close() {
+  Answers& answers = *answers_;
   std::shared_ptr<Pipeline> pipeline;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(answers.mutex);
     pipeline = std::move(pipeline_);
-    closing_ = true;
+    answers.closing = true;
   }
-  ready_.notify_all();
+  answers.wake.notify_all();
   py::gil_scoped_release release;  // the workers and the completion thread may need the GIL to finish
   pipeline.reset();                // cancels what is queued, stops the runs, joins (unless submit still holds it)
   if (completer_.joinable()) {
@@ -373,6 +515,21 @@ py::dict stage_info_dict(const StageInfo& s) {
   return d;
 }
 
+// The loop of `onnxpipe run` (tools/cmd_run.cpp) on this pipeline, for the benchmarks' C++ path: `count` copies of
+// `feeds` (owned, as the CLI's inputs read from files are) submitted, then each answer waited for, the GIL released
+// throughout (not interruptible). Returns the seconds it took.
+double run_native(const PyPipeline& owner, const py::handle& feeds, int count) {
+  TensorMap inputs = to_tensor_map(feeds);
+  for (auto& entry : inputs) entry.second.own();
+  const std::shared_ptr<Pipeline> pipeline = owner.shared();
+  py::gil_scoped_release release;
+  const double start = pipeline->now_us();
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < count; ++i) tickets.push_back(pipeline->submit(inputs));
+  for (Ticket& ticket : tickets) ticket.get();
+  return (pipeline->now_us() - start) / 1e6;
+}
+
 template <typename T, typename F>
 py::list dict_list(const std::vector<T>& items, F to_dict_fn) {
   py::list list;
@@ -396,6 +553,7 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("stage_count", [](const PyPipeline& p) { return p.shared()->stage_count(); })
       .def_property_readonly("lane_count", [](const PyPipeline& p) { return p.shared()->lane_count(); })
       .def("now_us", [](const PyPipeline& p) { return p.shared()->now_us(); })
+      .def("run_native", &run_native)
       .def("stages", [](const PyPipeline& p) { return dict_list(p.shared()->stages(), stage_info_dict); })
       .def("records", [](const PyPipeline& p) { return dict_list(p.shared()->timings().records(), stage_record_dict); })
       .def("requests", [](const PyPipeline& p) { return dict_list(p.shared()->timings().requests(), request_dict); })

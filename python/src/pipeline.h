@@ -1,7 +1,12 @@
 #pragma once
 // onnxpipe.Pipeline's native half. Thread contract: every method is called from Python with the GIL held and
-// releases it while the library works (loading, submitting, waiting, closing). A completion thread waits on the
-// requests submitted with submit() in order and completes their concurrent.futures.Future under the GIL.
+// releases it while the library works (loading, submitting, waiting, closing).
+//
+// The futures of submit() complete in submission order, each in whichever thread gets there without a thread switch:
+// a thread in submit() holds the GIL already, so it completes what is answered before it returns (the answer that
+// frees its permit under back-pressure, among others). A completion thread takes over only while no submit() is in
+// progress, woken by the pipeline's request observer: handing the GIL to it for every answer would cost two thread
+// switches per request.
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -24,9 +29,9 @@ class PyPipeline {
   PyPipeline(const std::string& source, const py::dict& options);
   ~PyPipeline();  // close()
 
-  // Converts the feeds, submits them (blocking under back-pressure, GIL released) and hands `future` to the
-  // completion thread; returns the request id. Ctrl-C while back-pressure holds the request raises KeyboardInterrupt
-  // with nothing enqueued (the pipeline stays open).
+  // Converts the feeds, submits them (blocking under back-pressure, GIL released) and queues `future`, completing
+  // the futures answered meanwhile; returns the request id. Ctrl-C while back-pressure holds the request raises
+  // KeyboardInterrupt with nothing enqueued (the pipeline stays open).
   int64_t submit(const py::handle& feeds, py::object future);
   // Submits every request and waits for all, checking for Ctrl-C every few milliseconds: then the pipeline is closed
   // (what is in flight is cancelled) and KeyboardInterrupt raised. Rethrows the first failure once all are done.
@@ -40,25 +45,18 @@ class PyPipeline {
   std::shared_ptr<Pipeline> shared() const;  // Error(USAGE) once closed
 
  private:
-  struct Pending {
-    std::future<TensorMap> result;
-    PyObject* future;  // a strong reference, released under the GIL
-  };
+  struct Answers;  // the futures in flight, shared with the pipeline's observer
+  class Submitting;
   std::vector<TensorMap> run_all(std::vector<TensorMap> requests);  // run()'s work, with the GIL held
   void complete_loop();
-  void complete(Pending& pending);  // with the GIL held
+  // Completes the answered futures at the head of the queue, in order (GIL held); nothing when another thread is
+  // completing (`claimed`: this thread holds that claim already).
+  void complete_answered(bool claimed = false);
 
   int micro_batch_;  // the pipeline's default
   size_t max_inflight_;
-  mutable std::mutex mutex_;
-  // Requests that may hold a permit of the pipeline's admission gate: those being submitted, those of a run() in
-  // progress, and pending_ (until their futures complete, which is after their permits went back).
-  size_t admitting_ = 0;
-  size_t running_ = 0;
-  std::shared_ptr<Pipeline> pipeline_;
-  std::condition_variable ready_;
-  std::deque<Pending> pending_;
-  bool closing_ = false;
+  std::shared_ptr<Answers> answers_;
+  std::shared_ptr<Pipeline> pipeline_;  // guarded by answers_->mutex
   std::thread completer_;
 };
 

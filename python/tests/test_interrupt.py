@@ -1,5 +1,6 @@
 """Ctrl-C during every blocking call: SIGINT sent to a subprocess by itself while the call blocks; the call raises
-KeyboardInterrupt and the process then exits cleanly (nothing hangs)."""
+KeyboardInterrupt and the process then exits cleanly (nothing hangs). split and verify stop rather than go on in the
+background, and an interrupted split leaves nothing behind."""
 import os
 import subprocess
 import sys
@@ -17,16 +18,20 @@ SCRIPT = textwrap.dedent("""
     model, plan_dir = sys.argv[1], sys.argv[2]
     slow = np.ones((2048, 384), np.float32)  # several hundred milliseconds per request
 
-    def interrupted(name, call):
+    def interrupted(name, call, after=lambda: True):
         timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()
         try:
             call()
         except KeyboardInterrupt:
-            print(name, "ok", flush=True)
+            timer.join()
+            print(name, "ok" if after() else "interrupted, but it goes on", flush=True)
         else:
+            timer.join()
             print(name, "finished without an interrupt", flush=True)
-        timer.join()
+
+    def threads():  # native ones too: a call left running keeps its thread and its sessions' threads
+        return len(os.listdir("/proc/self/task"))
 
     with onnxpipe.Pipeline(model, devices=["cpu:1"], mode="sequence", max_inflight=1) as pipe:
         pipe.submit({"x": slow})
@@ -37,12 +42,24 @@ SCRIPT = textwrap.dedent("""
     with onnxpipe.Pipeline(model, devices=["cpu:1"], mode="sequence") as pipe:
         interrupted("run_batch", lambda: pipe.run_batch(batch, 2048))
         assert pipe.closed
-    interrupted("verify", lambda: onnxpipe.verify(model, plan_dir, dims={"batch": 8192}))
+    # split and verify stop (their threads gone when KeyboardInterrupt comes), split leaving what it was to replace.
+    root = os.path.dirname(plan_dir)
+    out = os.path.join(root, "kept")
+    os.makedirs(out)
+    with open(os.path.join(out, "mine.txt"), "w") as mine:
+        mine.write("mine")
+    listing, before = sorted(os.listdir(root)), threads()
+    unchanged = lambda: (sorted(os.listdir(root)) == listing and os.listdir(out) == ["mine.txt"]
+                         and threads() == before)
+    interrupted("split", lambda: onnxpipe.split(model, 2, balance="time", dims={"batch": 512}, profile_runs=10,
+                                                out_dir=out, force=True), unchanged)
+    interrupted("verify", lambda: onnxpipe.verify(model, plan_dir, dims={"batch": 8192}),
+                lambda: threads() == before)
     interrupted("bench", lambda: onnxpipe.bench(model, ["cpu:1"], modes="sequence", images=range(1, 400),
                                                  repeat=20, warmup=0, alone_runs=1, dims={"batch": 16}))
     print("exit", flush=True)
 """)
-SCENARIOS = ["submit", "result", "run_batch", "verify", "bench"]
+SCENARIOS = ["submit", "result", "run_batch", "split", "verify", "bench"]
 
 
 @pytest.fixture(scope="module")
