@@ -2,6 +2,7 @@
 // What split learns of a source model before it partitions it (split.cpp makes it), shared with placement, which
 // partitions the same analysis under the devices' memory.
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "model_io.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/split.h"
+#include "partition.h"
 #include "robust_times.h"
 
 namespace onnxpipe::detail {
@@ -64,6 +66,9 @@ struct Analysis {
   std::vector<int64_t> crossing_bytes;  // per boundary 0..n
   std::vector<double> transfer_cost;    // per boundary 0..n
   MemoryConstants memory;               // from costs.json, or measured when placement first needs them
+  // Per position: what dry runs of the pieces measured over the static activation estimate of the last dry-run
+  // piece that held it (placement.h: correct_activations); empty: not measured, 1.
+  std::vector<double> activation_scale;
 };
 
 // Loads the model, types its values and costs its nodes as `options` say (dims, device, costs_file, progress).
@@ -71,6 +76,14 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
 
 // The nodes, weights, inputs and outputs of the piece made of positions [begin, end), as split writes it.
 PieceSpec piece_spec(const Analysis& analysis, int begin, int end);
+
+// Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source whose
+// files are not linked, piece_K.data) and describes them for the plan. `links`: the source's data files linked into
+// dir (link_data_files). *duplicated_nodes: recomputed nodes run by more than one piece, counted once per piece
+// beyond the first.
+std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& partition,
+                                    const std::filesystem::path& dir, const SplitOptions& options,
+                                    const std::map<std::string, std::string>& links, int64_t* duplicated_nodes);
 
 // Bytes of every concretely typed value (-1 when its size is unknown).
 std::unordered_map<std::string, int64_t> known_bytes(const ValueTypes& types);

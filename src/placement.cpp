@@ -5,12 +5,17 @@
 #include <algorithm>
 
 #include "analysis.h"
+#include "log.h"
 #include "memory_probe.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/split.h"
+#include "onnxpipe/verify.h"
 #include "partition.h"
 #include "placement.h"
 #include "runtime_cuda.h"
+#include "runtime_memory.h"
+#include "staging.h"
+#include "weight_links.h"
 
 namespace onnxpipe {
 
@@ -31,8 +36,8 @@ int64_t overhead_of(const DeviceSpec& device, const PlacementOptions& options,
 
 // The memory terms of the analysis: weights by id as ORT holds them (times the factor measured for the op types that
 // read them), and per position the bytes crossing into it plus what its node makes (the most a node's run can hold
-// live that the plan's dims tell).
-detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOptions& options) {
+// live that the plan's dims tell), scaled by what dry runs measured unless `estimate`.
+detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOptions& options, bool estimate = false) {
   const detail::Graph& graph = analysis.graph;
   const auto& bytes = analysis.sizes.bytes;  // unknown sizes estimated, as the partition counts them
   const auto& factors = analysis.memory.weight_factor;
@@ -55,6 +60,8 @@ detail::MemoryTerms memory_terms(const Analysis& analysis, const PlacementOption
       const auto found = bytes.find(name);
       if (found != bytes.end()) live += found->second;
     }
+    if (!estimate && !analysis.activation_scale.empty())
+      live = static_cast<int64_t>(double(live) * analysis.activation_scale[position]);
     terms.live.push_back(live);
   }
   terms.weight_bytes.resize(factor.size());
@@ -157,6 +164,7 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
     throw Error(ErrorCode::DOES_NOT_FIT, message);
   }
 
+  const MemoryTerms estimate = memory_terms(analysis, options, true);
   Placed result;
   result.partition = placed.partition;
   for (int s = 0; s < plain.parts; ++s) {
@@ -171,6 +179,8 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
     stage.cost = placed.partition.piece_cost[s];
     stage.weights = memory.weights;
     stage.activations = memory.activations;
+    if (!analysis.activation_scale.empty())
+      stage.activations_estimate = piece_memory(estimate, analysis.crossing_bytes, a, b, s).activations;
     stage.in_flight = memory.in_flight;
     stage.overhead = memory.overhead;
     stage.total = memory.total();
@@ -179,6 +189,65 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
   }
   check_host(result.stages, options.devices, host_memory_available());
   return result;
+}
+
+namespace {
+
+// Scales the estimate of every position of piece k of `partition` so that the piece predicts measured[k] (-1: not
+// measured, left as it is).
+void correct_activations(Analysis& analysis, const PlacementOptions& options, const Partition& partition,
+                         const std::vector<int64_t>& measured) {
+  const MemoryTerms terms = memory_terms(analysis, options);
+  analysis.activation_scale.resize(analysis.graph.size(), 1.0);
+  for (size_t k = 0; k < measured.size(); ++k) {
+    const int a = partition.starts[k], b = partition.starts[k + 1];
+    const int64_t predicted = piece_memory(terms, analysis.crossing_bytes, a, b, int(k)).activations;
+    if (measured[k] < 0 || predicted <= 0) continue;
+    for (int position = a; position < b; ++position)
+      analysis.activation_scale[position] *= double(measured[k]) / double(predicted);
+  }
+}
+
+std::string mib_list(const std::vector<int64_t>& bytes) {
+  std::string text;
+  for (int64_t b : bytes) text += (text.empty() ? "" : " / ") + (b < 0 ? std::string("?") : bytes_text(b));
+  return text;
+}
+
+}  // namespace
+
+Placed measured_placement(Analysis& analysis, const PartitionProblem& problem, const PlacementOptions& options,
+                          const std::map<std::string, Tensor>& inputs, const std::string& dir, Partition partition,
+                          std::vector<PieceDesc>& pieces, const PieceWriter& write) {
+  std::vector<SessionConfig> configs;
+  for (const DeviceSpec& device : options.devices) {
+    SessionConfig config;
+    config.device = device.is_cuda() ? without_capacity(device) : "cpu:1";  // one thread: the arena is the same
+    configs.push_back(std::move(config));
+  }
+  VerifyOptions random;
+  random.dims = analysis.dims;
+  random.inputs = inputs;
+  const std::map<std::string, Tensor> values = make_inputs(analysis.graph.desc().inputs, random);
+  for (int pass = 1;; ++pass) {
+    const std::vector<RunMemory> runs = measure_piece_memory(dir, pieces, configs, values);
+    std::vector<int64_t> measured, estimated;
+    const MemoryTerms terms = memory_terms(analysis, options);
+    for (size_t k = 0; k < runs.size(); ++k) {
+      measured.push_back(runs[k].activations(!options.devices[k].is_cuda()));
+      estimated.push_back(
+          piece_memory(terms, analysis.crossing_bytes, partition.starts[k], partition.starts[k + 1], int(k))
+              .activations);
+    }
+    log(LogLevel::INFO, "dry run " + std::to_string(pass) + ": activations " + mib_list(measured) + " (predicted " +
+                            mib_list(estimated) + ")");
+    correct_activations(analysis, options, partition, measured);
+    Placed placed = place(analysis, problem, options);
+    const bool moved = placed.partition.starts != partition.starts;
+    if (moved) pieces = write(placed.partition);
+    if (!moved || pass == kDryRunPasses) return placed;
+    partition = placed.partition;
+  }
 }
 
 void predict_piece_memory(const Analysis& analysis, const Partition& partition, std::vector<PieceDesc>& pieces) {
@@ -218,6 +287,19 @@ PlacementReport plan_placement(const std::string& model_path, const SplitOptions
   detail::measure_memory(*analysis, options);
   if (split.progress) split.progress("placing", 0, 0);
   detail::Placed placed = detail::place(*analysis, problem, options);
+  if (options.measure_memory) {
+    // Pieces to dry-run, pointing into links of the source's data files where it has them: nothing big is copied.
+    const detail::TempDir dir("plan");
+    const auto links = detail::link_data_files(graph.desc(), WeightStorage::AUTO, dir.path());
+    int64_t duplicated = 0;
+    const detail::PieceWriter write = [&](const detail::Partition& cut) {
+      return detail::write_pieces(*analysis, cut, dir.path(), split, links, &duplicated);
+    };
+    std::vector<PieceDesc> pieces = write(placed.partition);
+    if (split.progress) split.progress("dry runs", 0, 0);
+    placed = detail::measured_placement(*analysis, problem, options, split.inputs, dir.str(), placed.partition, pieces,
+                                        write);
+  }
 
   PlacementReport report;
   report.balance = analysis->costs.balance;

@@ -1,6 +1,7 @@
 #pragma once
 // The placement of an analysed model (analysis.h) over devices with capacities: what split calls instead of the plain
 // partition when it is given devices, and what plan_placement reports.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct Placed {
   std::vector<StageMemory> stages;
 };
 
+// Writes the pieces of a partition into the dry run's directory and describes them (write_pieces).
+using PieceWriter = std::function<std::vector<PieceDesc>(const Partition&)>;
+
 // The fastest partition of `problem` (its costs, transfers, crossing bytes and forced cuts; parts = the devices)
 // whose every piece fits its device. Throws Error(DOES_NOT_FIT) naming the smallest shortfall when none does, or when
 // the CPU stages together need more than the machine has available.
@@ -31,6 +35,17 @@ inline Partition place_partition(const Analysis& analysis, const PartitionProble
                                  const PlacementOptions& options) {
   return place(analysis, problem, options).partition;
 }
+
+// Dry runs of the pieces of `partition` (written as `pieces` in `dir`, each run on its stage's device kind with the
+// analysis's dims and `inputs`, random where not given: runtime_memory.h) replace their static activation estimates:
+// every position's estimate is scaled so that the piece holding it predicts what was measured
+// (analysis.activation_scale), then the model is placed again. When the cut moves, the new pieces are written and
+// measured in turn, up to kDryRunPasses. Returns the final placement, whose pieces `pieces` holds; throws
+// Error(DOES_NOT_FIT) as place() when the measured figures fit no partition.
+constexpr int kDryRunPasses = 3;
+Placed measured_placement(Analysis& analysis, const PartitionProblem& problem, const PlacementOptions& options,
+                          const std::map<std::string, Tensor>& inputs, const std::string& dir, Partition partition,
+                          std::vector<PieceDesc>& pieces, const PieceWriter& write);
 
 // The gpu_mem_limit of a CUDA stage's own arena from what the plan predicts the stage allocates while it runs:
 // its activations and the values queued for it, plus half of that again and 64 MiB for what the prediction does not

@@ -121,14 +121,17 @@ std::string serialize_model(const Model::Impl& model, const std::vector<std::str
     w.nodes.push_back(&n);
     for (const auto& output : n.output()) {
       if (output.empty() || !shaped.count(output)) continue;
-      onnx::NodeProto& shape = shape_nodes.emplace_back();
+      onnx::NodeProto& shape = shape_nodes.emplace_front();
       shape.set_name("onnxpipe_shape/" + output);
       shape.set_op_type("Shape");
       shape.add_input(output);
       shape.add_output(shape_output_name(output));
-      w.nodes.push_back(&shape);
     }
   }
+  // The Shape nodes are leaves, which that walk starts from last node first: last, and the first value's last of
+  // all, each runs right after its value's producer instead of after the whole graph (where every shaped value would
+  // still be alive).
+  for (const auto& shape : shape_nodes) w.nodes.push_back(&shape);
   for (const auto& s : sg.sparse_initializer()) w.sparse_initializers.push_back(&s);
 
   const size_t size = w.byte_size();

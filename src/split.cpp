@@ -441,10 +441,8 @@ ValueDesc model_value(const ValueDesc& declared, const ValueTypes& types) {
   return desc;
 }
 
-// Writes the pieces of `partition` into `dir` (piece_K.onnx and, for big pieces or an external-data source whose
-// files are not linked, piece_K.data) and describes them for the plan. `links`: the source's data files linked into
-// dir (link_data_files). *duplicated_nodes: recomputed nodes run by more than one piece, counted once per piece
-// beyond the first.
+}  // namespace
+
 std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& partition, const fs::path& dir,
                                     const SplitOptions& options, const std::map<std::string, std::string>& links,
                                     int64_t* duplicated_nodes) {
@@ -501,7 +499,6 @@ std::vector<PieceDesc> write_pieces(const Analysis& analysis, const Partition& p
   return pieces;
 }
 
-}  // namespace
 }  // namespace detail
 
 Plan split_model(const std::string& model_path, const SplitOptions& given) {
@@ -563,6 +560,17 @@ Plan split_model(const std::string& model_path, const SplitOptions& given) {
                         [&](const Partition& cut) {
                           return write_pieces(*analysis, cut, staging.path(), options, links, &plan.duplicated_nodes);
                         });
+  }
+  if (!options.placement.devices.empty() && options.placement.measure_memory) {
+    // The placement with the activations its pieces hold when they run (placement.h).
+    report(options.progress, "dry runs", 0, 0);
+    partition = measured_placement(*analysis, problem, options.placement, options.inputs, staging.path().string(),
+                                   std::move(partition), plan.pieces,
+                                   [&](const Partition& cut) {
+                                     return write_pieces(*analysis, cut, staging.path(), options, links,
+                                                         &plan.duplicated_nodes);
+                                   })
+                    .partition;
   }
   predict_piece_memory(*analysis, partition, plan.pieces);
   plan.source_sha256 = sha256.get();

@@ -195,6 +195,32 @@ TEST(Placement, MeasuredMemoryConstantsAreRecordedInCostsAndThePlanCarriesItsPre
   EXPECT_EQ(check_plan_fits(plan, devices_only)[0].weights, plan.pieces[0].resident_weight_bytes);
 }
 
+TEST(Placement, DryRunsReplaceTheActivationEstimateInThePlanAndInThePlacementReport) {
+  test::TempDir dir;
+  test::ModelBuilder builder;  // x[1,65536] -> Relu -> Sigmoid -> Tanh: 256 KiB values
+  builder.input("x", DType::FLOAT, {1, 65536});
+  builder.node("Relu", {"x"}, {"a"});
+  builder.node("Sigmoid", {"a"}, {"b"});
+  builder.node("Tanh", {"b"}, {"y"});
+  builder.output("y", DType::FLOAT, {1, 65536});
+  const std::string model = builder.save(dir.file("chain.onnx"));
+  SplitOptions options = split_options(dir, "cpu:1,cpu:1");
+  options.placement.measure_memory = true;
+  const Plan plan = split_model(model, options);
+  const PlacementReport report = plan_placement(model, options, options.placement);
+  ASSERT_EQ(report.stages.size(), 2u);
+  for (const StageMemory& stage : report.stages) {
+    EXPECT_GE(stage.activations_estimate, 0) << "stage " << stage.index << ": not dry-run";
+    // Its input (held by the caller) and its output (in its arena) at the least; the same run in both.
+    EXPECT_GE(stage.activations, 2 * 65536 * 4) << "stage " << stage.index;
+    EXPECT_EQ(stage.activations, plan.pieces[stage.index].activation_bytes) << "stage " << stage.index;
+  }
+  // Without measuring, the estimate it is.
+  options.placement.measure_memory = false;
+  for (const StageMemory& stage : plan_placement(model, options, options.placement).stages)
+    EXPECT_EQ(stage.activations_estimate, -1);
+}
+
 TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {
   EXPECT_EQ(device_capacities(devices("cpu:1=1GiB,cpu:1,cpu=512MB")),
             (std::vector<int64_t>{int64_t(1) << 30, -1, 512000000}));

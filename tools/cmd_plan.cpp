@@ -42,9 +42,9 @@ void run_plan(const CliContext& context, const PlanArgs& args) {
   std::vector<Row> rows;
   for (const StageMemory& stage : report.stages) {
     rows.push_back({stage.index, stage.device, stage.node_count, stage.first_node, stage.last_node, stage.cost,
-                    megabytes(stage.weights), megabytes(stage.activations), megabytes(stage.in_flight),
-                    megabytes(stage.overhead), megabytes(stage.total), mb_or_null(stage.capacity),
-                    mb_or_null(stage.headroom())});
+                    megabytes(stage.weights), megabytes(stage.activations), mb_or_null(stage.activations_estimate),
+                    megabytes(stage.in_flight), megabytes(stage.overhead), megabytes(stage.total),
+                    mb_or_null(stage.capacity), mb_or_null(stage.headroom())});
   }
   printer->table("stages",
                  {{"stage", FieldType::INT},
@@ -55,6 +55,7 @@ void run_plan(const CliContext& context, const PlanArgs& args) {
                   {"cost", FieldType::FLOAT},
                   {"weights_mb", FieldType::FLOAT, 1},
                   {"activations_mb", FieldType::FLOAT, 1},
+                  {"activations_estimate_mb", FieldType::FLOAT, 1, false},
                   {"in_flight_mb", FieldType::FLOAT, 1},
                   {"overhead_mb", FieldType::FLOAT, 1},
                   {"total_mb", FieldType::FLOAT, 1},

@@ -1,5 +1,6 @@
 // onnxpipe run PLAN_DIR|MODEL --devices D1,D2: runs N requests through a pipeline (or the unsplit model, or replicas)
 // and prints throughput, latency percentiles, and what every stage spent its time on.
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
 #include "onnxpipe/pipeline.h"
+#include "onnxpipe/plan.h"
 #include "onnxpipe/ranks.h"
 #include "onnxpipe/verify.h"
 #include "options.h"
@@ -195,12 +197,27 @@ void print_summary(Printer& printer, const RunArgs& args, const Pipeline& pipeli
                   detail::percentile(latencies, 0.9), detail::percentile(latencies, 0.99)});
 }
 
-// Per stage: the seed's timings (means per request, ms), copies by path, memory.
-void print_stages(Printer& printer, const Pipeline& pipeline) {
+// What plan.json predicts of each piece's memory, by piece file (a plan directory as the source; else empty).
+std::map<std::string, PieceDesc> planned_pieces(const std::string& source) {
+  std::map<std::string, PieceDesc> pieces;
+  if (!std::filesystem::is_directory(source)) return pieces;
+  for (const PieceDesc& piece : Plan::load(source).pieces) pieces.emplace(piece.file, piece);
+  return pieces;
+}
+
+Cell mb_or_null(int64_t bytes) { return bytes < 0 ? Cell() : Cell(megabytes(bytes)); }
+
+// Per stage: the seed's timings (means per request, ms), copies by path, memory: what plan.json predicts beside
+// what the stage's arena held after loading (`loaded`: stages() read then) and after the run.
+void print_stages(Printer& printer, const Pipeline& pipeline, const std::vector<StageInfo>& loaded,
+                  const std::map<std::string, PieceDesc>& planned) {
   const std::vector<StageInfo> stages = pipeline.stages();
-  std::map<int, const StageInfo*> info;
+  std::map<int, const StageInfo*> info, at_load;
   for (const StageInfo& s : stages) {
     if (!info.count(s.stage)) info[s.stage] = &s;
+  }
+  for (const StageInfo& s : loaded) {
+    if (!at_load.count(s.stage)) at_load[s.stage] = &s;
   }
   const std::vector<Field> stage_fields = {{"stage", FieldType::INT},
                                            {"piece", FieldType::STRING},
@@ -218,6 +235,11 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
                                            {"d2h_bytes", FieldType::INT, -1, false},
                                            {"host_copy_bytes", FieldType::INT, -1, false},
                                            {"copies", FieldType::STRING},
+                                           {"pred_weights_mb", FieldType::FLOAT, 2, false},
+                                           {"pred_act_mb", FieldType::FLOAT, 2},
+                                           {"pred_mb", FieldType::FLOAT, 2},
+                                           {"loaded_mb", FieldType::FLOAT, 2},
+                                           {"act_mb", FieldType::FLOAT, 2},
                                            {"mem_in_use_mb", FieldType::FLOAT, 2, false},
                                            {"mem_peak_mb", FieldType::FLOAT, 2},
                                            {"rank", FieldType::INT, -1, false},
@@ -239,11 +261,36 @@ void print_stages(Printer& printer, const Pipeline& pipeline) {
     }
     const int64_t in_use = stage ? stat(stage->memory, "InUse") : -1;
     const int64_t peak = stage ? stat(stage->memory, "MaxInUse") : -1;
-    stage_rows.push_back({s.stage, stage ? Cell(stage->piece) : Cell(), s.device, s.requests, s.wait0 / 1e3,
-                          s.wait / 1e3, s.copy1 / 1e3, s.run / 1e3, s.run_median / 1e3, s.copy2 / 1e3, s.ttime / 1e3,
-                          bytes(CopyPath::H2D), bytes(CopyPath::D2D), bytes(CopyPath::D2H), bytes(CopyPath::HOST),
-                          copies.empty() ? "none" : copies, in_use >= 0 ? Cell(megabytes(in_use)) : Cell(),
-                          peak >= 0 ? Cell(megabytes(peak)) : Cell()});
+    const int64_t at_loading = at_load.count(s.stage) ? stat(at_load[s.stage]->memory, "InUse") : -1;
+    // The activations measured: how far the runs took the arena above what loading left in it.
+    const int64_t activations = peak >= 0 && at_loading >= 0 ? std::max<int64_t>(0, peak - at_loading) : -1;
+    const auto piece = stage ? planned.find(stage->piece) : planned.end();
+    const bool predicted = piece != planned.end() && piece->second.activation_bytes >= 0;
+    const int64_t pred_weights = predicted ? piece->second.resident_weight_bytes : -1;
+    const int64_t pred_act = predicted ? piece->second.activation_bytes : -1;
+    stage_rows.push_back({s.stage,
+                          stage ? Cell(stage->piece) : Cell(),
+                          s.device,
+                          s.requests,
+                          s.wait0 / 1e3,
+                          s.wait / 1e3,
+                          s.copy1 / 1e3,
+                          s.run / 1e3,
+                          s.run_median / 1e3,
+                          s.copy2 / 1e3,
+                          s.ttime / 1e3,
+                          bytes(CopyPath::H2D),
+                          bytes(CopyPath::D2D),
+                          bytes(CopyPath::D2H),
+                          bytes(CopyPath::HOST),
+                          copies.empty() ? "none" : copies,
+                          mb_or_null(pred_weights),
+                          mb_or_null(pred_act),
+                          predicted ? Cell(megabytes(pred_weights + pred_act)) : Cell(),
+                          mb_or_null(at_loading),
+                          mb_or_null(activations),
+                          mb_or_null(in_use),
+                          mb_or_null(peak)});
     // Stages on other ranks: where, and their hop (share: of the hop and the run together).
     stage_rows.back().insert(stage_rows.back().end(),
                              {s.rank, stage ? Cell(stage->host) : Cell(), static_cast<int64_t>(s.hop_bytes),
@@ -288,6 +335,7 @@ void run_run(const CliContext& context, const RunArgs& args) {
     return;
   }
   progress->clear();
+  const std::vector<StageInfo> loaded = pipeline.stages();  // the arenas before any run
   std::vector<DeviceSpec> stage_devices;
   for (const StageInfo& stage : pipeline.stages()) stage_devices.push_back(parse_device(stage.device));
   const std::string contention = contention_warning(stage_devices);
@@ -307,7 +355,7 @@ void run_run(const CliContext& context, const RunArgs& args) {
 
   auto printer = context.printer();
   print_summary(*printer, args, pipeline, result);
-  print_stages(*printer, pipeline);
+  print_stages(*printer, pipeline, loaded, planned_pieces(args.source));
   printer->finish();
 
   if (!args.trace_file.empty()) {

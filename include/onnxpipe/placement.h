@@ -4,9 +4,12 @@
 // against the devices before any session loads.
 //
 // The memory a stage needs, per piece: its weights (each weight it reads once, duplicates included), the activation
-// peak (the largest bytes live while one of its nodes runs: the values crossing into that node's position plus what
-// the node makes, for the planned dims), the values queued for it (queue_depth x the bytes crossing into it), and a
-// fixed overhead per device kind (session, arena chunks; on CUDA the context and library handles).
+// peak, the values queued for it (queue_depth x the bytes crossing into it), and a fixed overhead per device kind
+// (session, arena chunks; on CUDA the context and library handles). The activation peak is measured when memory is
+// measured (PlacementOptions::measure_memory): a dry run of each placed piece with the planned dims, the session
+// arena's peak in use plus its inputs; the model is placed again with the measured figures. Otherwise (and for
+// partitions not dry-run, scaled by what the dry runs found) it is the static liveness estimate: the largest bytes
+// live while one of its nodes runs, the values crossing into that node's position plus what the node makes.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,7 +28,8 @@ struct PlacementOptions {
   int64_t cpu_overhead = 16 << 20;    // per CPU session: ORT's session state and the arena's first chunks
   int64_t cuda_overhead = 400 << 20;  // per CUDA session: context, cuBLAS/cuDNN handles and workspace
   // Measure on this machine's CPU what ORT holds per weight byte of each op type and per session, unless the
-  // costs file has it; false: weights count once and a CPU session cpu_overhead.
+  // costs file has it, and dry-run the placed pieces for their activations; false: weights count once, a CPU
+  // session cpu_overhead, activations the static estimate.
   bool measure_memory = true;
 };
 
@@ -40,6 +44,8 @@ struct StageMemory {
   std::string first_node, last_node;
   double cost = 0;  // in the cost unit, transfers in included
   int64_t weights = 0, activations = 0, in_flight = 0, overhead = 0, total = 0;
+  // Where a dry run measured the activations: the static liveness estimate they replace; else -1.
+  int64_t activations_estimate = -1;
   int64_t capacity = -1;  // -1: unbounded
   int64_t headroom() const { return capacity < 0 ? -1 : capacity - total; }
 };
