@@ -172,20 +172,28 @@ class Request(concurrent.futures.Future):
     Already running when returned: cancel() returns False (closing the pipeline cancels what is queued)."""
 
     request_id = -1
+    # A Future's state, until the request is answered.
+    _state = "RUNNING"
+    _result = None
+    _exception = None
 
-    # A Future's Condition costs more to make than the rest of a request's Python work, and most futures of a busy
-    # pipeline are answered before anyone waits on them: the Condition is made on first use, and the completion
-    # thread (atomically, under the GIL, in C++) sets the result of a future nobody has touched without one.
-    def __init__(self):
-        self._state = "RUNNING"
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
+    # Making a Future's Condition and lists costs more than the rest of a request's Python work, and most futures of
+    # a busy pipeline are answered before anyone looks at them: they are made on first use. A future nobody has
+    # touched has no Condition; its outcome is set directly (atomically, under the GIL, in C++), and the pipeline
+    # leaves it to the next submit() (which holds the GIL already) rather than wake a thread for it. Whoever first
+    # waits on it, asks done() or adds a callback makes the Condition, which tells the pipeline to complete it at
+    # once.
+    def __init__(self, pipeline=None):
+        self._pipeline = pipeline  # the native pipeline, told when the future is first waited on
 
     def __getattr__(self, name):
         if name == "_condition":  # setdefault: two threads asking at once get the same Condition
-            return self.__dict__.setdefault("_condition", threading.Condition())
+            condition = self.__dict__.setdefault("_condition", threading.Condition())
+            if self._pipeline is not None:
+                self._pipeline.awaited()
+            return condition
+        if name in ("_waiters", "_done_callbacks"):
+            return self.__dict__.setdefault(name, [])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def result(self, timeout=None):
@@ -225,7 +233,7 @@ class Pipeline:
         then raises KeyboardInterrupt, nothing enqueued); raises UsageError at once for inputs that do not match the
         model. A C-contiguous array is read in place: leave it unchanged until the request is done. Thread-safe;
         answers come in submission order."""
-        future = Request()
+        future = Request(self._native)
         self._native.submit(feeds, future)
         return future
 

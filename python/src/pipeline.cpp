@@ -119,7 +119,10 @@ struct PyPipeline::Answers : StageObserver {
   size_t running = 0;
   size_t submitting = 0;    // threads in submit(): the last one out completes what is answered, or hands it on
   bool completing = false;  // a thread is completing futures; the others leave them to it, so that they stay in order
-  bool wanted = false;      // an answer came while no submit() was in progress: the completion thread's turn
+  // Someone waits on a future in the queue (it made its Condition): answers are completed as they come. Unawaited
+  // ones wait for the next submit() or close(): nobody would see them sooner, and waking a thread costs.
+  bool awaited = false;
+  bool wanted = false;  // an answer came while no submit() was in progress: the completion thread's turn
   bool closing = false;
   // Requests answered while a submit() was in progress, their futures not completed yet. An answer is announced just
   // before its future is set, so the last submit() out may not see it answered: it hands these to the completion
@@ -130,10 +133,21 @@ struct PyPipeline::Answers : StageObserver {
     std::lock_guard<std::mutex> lock(mutex);
     if (submitting > 0) {
       unseen.push_back(record.id);
-    } else if (!pending.empty()) {
-      wanted = true;
-      wake.notify_one();
+    } else if (awaited && !pending.empty()) {
+      want();
     }
+  }
+
+  // A future in the queue is waited on (GIL held): complete what is answered now, and the rest as it comes.
+  void await() {
+    std::lock_guard<std::mutex> lock(mutex);
+    awaited = true;
+    if (submitting == 0 && !pending.empty()) want();
+  }
+
+  void want() {  // with `mutex` held
+    wanted = true;
+    wake.notify_one();
   }
 
   // The head, once answered, off the queue (with `mutex` held); false when there is none.
@@ -142,6 +156,7 @@ struct PyPipeline::Answers : StageObserver {
     next = std::move(pending.front());
     pending.pop_front();
     unseen.erase(std::remove(unseen.begin(), unseen.end(), next.id), unseen.end());
+    if (pending.empty()) awaited = false;
     return true;
   }
 };
@@ -179,10 +194,7 @@ class PyPipeline::Submitting {
  private:
   void exit() {  // with the mutex held
     if (--answers_.submitting > 0) return;
-    if (!answers_.unseen.empty() && !answers_.pending.empty()) {
-      answers_.wanted = true;
-      answers_.wake.notify_one();
-    }
+    if (answers_.awaited && !answers_.unseen.empty() && !answers_.pending.empty()) answers_.want();
     answers_.unseen.clear();
   }
 
@@ -296,6 +308,8 @@ int64_t PyPipeline::submit(const py::handle& feeds, py::object future) {
   complete(pending);
   return pending.id;
 }
+
+void PyPipeline::awaited() { answers_->await(); }
 
 void PyPipeline::complete_answered(bool claimed) {
   Answers& answers = *answers_;
@@ -554,6 +568,7 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("lane_count", [](const PyPipeline& p) { return p.shared()->lane_count(); })
       .def("now_us", [](const PyPipeline& p) { return p.shared()->now_us(); })
       .def("run_native", &run_native)
+      .def("awaited", &PyPipeline::awaited)
       .def("stages", [](const PyPipeline& p) { return dict_list(p.shared()->stages(), stage_info_dict); })
       .def("records", [](const PyPipeline& p) { return dict_list(p.shared()->timings().records(), stage_record_dict); })
       .def("requests", [](const PyPipeline& p) { return dict_list(p.shared()->timings().requests(), request_dict); })

@@ -5,8 +5,8 @@
 // The futures of submit() complete in submission order, each in whichever thread gets there without a thread switch:
 // a thread in submit() holds the GIL already, so it completes what is answered before it returns (the answer that
 // frees its permit under back-pressure, among others). A completion thread takes over only while no submit() is in
-// progress, woken by the pipeline's request observer: handing the GIL to it for every answer would cost two thread
-// switches per request.
+// progress and someone waits on a future (its Condition made), woken by the pipeline's request observer: handing the
+// GIL to it for every answer would cost two thread switches per request.
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -41,6 +41,9 @@ class PyPipeline {
   // Cancels what is queued (its futures fail with CancelledError), stops the runs, joins. Idempotent.
   void close();
   bool closed() const;
+  // A future of submit() is waited on (its Condition was made): the completion thread then completes the answered
+  // ones as they come, else they wait for the next submit() or close().
+  void awaited();
 
   std::shared_ptr<Pipeline> shared() const;  // Error(USAGE) once closed
 
