@@ -74,6 +74,7 @@ RunOutcome run_once(Pipeline& pipeline, const std::vector<TensorMap>& images, in
 struct StageSums {
   double wait0 = 0, wait = 0, copy1 = 0, copy2 = 0, run = 0, ttime = 0;
   double copied_bytes = 0;
+  double hop_bytes = 0, hop_us = 0;
   int64_t requests = 0;
 };
 
@@ -99,6 +100,8 @@ void add_stage_sums(const RunOutcome& run, std::vector<StageSums>& sums) {
       s.run += r.run;
       s.ttime += std::max(0.0, r.t_end - from);
       s.copied_bytes += static_cast<double>(r.copy_in.bytes);
+      s.hop_bytes += static_cast<double>(r.hop_bytes);
+      s.hop_us += r.hop_us;
       ++s.requests;
     }
   }
@@ -199,6 +202,17 @@ struct Bench::Impl {
     return options.devices;
   }
 
+  // The same on every rank: a pipeline on ranks is built by each from the same options.
+  PipelineOptions pipeline_options(PipelineMode mode) const {
+    PipelineOptions po;
+    po.mode = mode;
+    po.devices = devices_of(mode);
+    po.max_inflight = options.max_inflight;
+    po.micro_batch = options.micro_batch;
+    if (mode == PipelineMode::PIPELINE) po.ranks = options.ranks;
+    return po;
+  }
+
   // The repetitions of one (mode, N): run, then aggregate, each run's outputs compared as it comes.
   Measurement measure(Pipeline& pipeline, PipelineMode mode, int n, const std::vector<TensorMap>& images,
                       std::vector<TensorMap>& baseline, BenchSummary& summary,
@@ -227,6 +241,9 @@ Bench::Bench(const std::string& source, BenchOptions options) : impl_(std::make_
   if (o.max_inflight < 1) throw Error(ErrorCode::USAGE, "--max-inflight must be >= 1");
   for (const std::string& device : o.devices) parse_device(device);
 
+  if (!o.ranks.empty() && !fs::is_directory(source)) {
+    throw Error(ErrorCode::USAGE, source + ": stages on ranks need a plan directory (every rank loads its pieces)");
+  }
   if (fs::is_directory(source)) {
     impl.plan = Plan::load(source);
     impl.plan_dir = source;
@@ -386,15 +403,27 @@ Measurement Bench::Impl::aggregate(const Tally& t, const Pipeline& pipeline, Pip
     st.ttime = s.ttime / reps / 1e6;
     st.wtime = std::max(0.0, st.ttime - st.copy1 - st.run - st.copy2);
     st.busy = (st.copy1 + st.run + st.copy2) / m.time;
+    st.hop_bytes = s.hop_bytes / std::max<int64_t>(1, s.requests);
+    st.hop_s = s.hop_us / reps / 1e6;
     m.stages.push_back(st);
     if (k > 0) {
       const double requests = std::max<int64_t>(1, s.requests);
       m.cuts.push_back({cut_bytes[k - 1], s.copied_bytes / requests, s.copy1 / requests / 1e6});
     }
   }
+  const std::vector<StageInfo> infos = pipeline.stages();
+  if (!options.ranks.empty()) {
+    std::vector<std::string> ranks, hosts;
+    for (const StageInfo& info : infos) {
+      ranks.push_back(std::to_string(info.rank));
+      hosts.push_back(info.host);
+    }
+    m.ranks = join(ranks);
+    m.hosts = join(hosts);
+  }
   // Each session under the entry of options.devices it was placed on (the entries of devices_of(mode), in order).
   m.peak_memory.assign(options.devices.size(), -1);
-  for (const StageInfo& info : pipeline.stages()) {
+  for (const StageInfo& info : infos) {
     const auto it = info.memory.find("MaxInUse");
     const size_t entry = static_cast<size_t>(mode == PipelineMode::PIPELINE ? info.stage : info.lane);
     if (it == info.memory.end() || entry >= m.peak_memory.size()) continue;
@@ -441,11 +470,7 @@ void Bench::Impl::run_mode(PipelineMode mode, Sweep& sweep,
   const BenchOptions& o = options;
   const std::string mode_name = pipeline_mode_name(mode);
   const int max_n = static_cast<int>(sweep.images.size());
-  PipelineOptions po;
-  po.mode = mode;
-  po.devices = impl.devices_of(mode);
-  po.max_inflight = o.max_inflight;
-  po.micro_batch = o.micro_batch;
+  const PipelineOptions po = impl.pipeline_options(mode);
   if (o.progress) o.progress("bench: loading " + mode_name, sweep.done, sweep.total);
   const double bound = impl.measure_bound(mode, sweep.images);
   Pipeline pipeline(impl.plan_dir, po);
@@ -490,6 +515,12 @@ BenchSummary Bench::run(const std::function<void(const Measurement&)>& on_row) {
   sweep.total = static_cast<int64_t>(o.modes.size() * o.images.counts.size()) * o.repeat;
   for (const PipelineMode mode : o.modes) impl_->run_mode(mode, sweep, on_row);
   return sweep.summary;
+}
+
+void Bench::serve() {
+  const BenchOptions& o = impl_->options;
+  if (o.ranks.empty() || std::find(o.modes.begin(), o.modes.end(), PipelineMode::PIPELINE) == o.modes.end()) return;
+  Pipeline(impl_->plan_dir, impl_->pipeline_options(PipelineMode::PIPELINE)).serve();
 }
 
 }  // namespace onnxpipe::detail

@@ -44,7 +44,11 @@ struct BenchOptions {
   int alone_runs = 100;  // requests timed back to back per session run by itself (the bound), median
   int micro_batch = 0;   // > 0: the N images go as one batch, cut into micro-batches of this many rows
   int max_inflight = 8;  // requests admitted and not yet answered
-  double atol = 1e-3;    // like the seed's assert_allclose
+  // Several ranks (onnxpipe/ranks.h, a RankSession alive; a plan directory): pipeline mode runs stage k on rank
+  // ranks[k]; sequence and replicas, and the sessions timed alone for the bounds, run on rank 0. Every rank makes
+  // the same Bench; rank 0 calls run(), the others serve().
+  std::vector<int> ranks;
+  double atol = 1e-3;  // like the seed's assert_allclose
   double rtol = 1e-7;
   uint64_t seed = 0;                    // of the random images (image i uses seed + i)
   std::map<std::string, int64_t> dims;  // symbolic dimension values of the inputs (and of the split)
@@ -70,6 +74,10 @@ struct StageTimes {
   double ttime = 0;  // from starting to wait to handing each request on
   double wtime = 0;  // ttime - copy1 - run - copy2: waiting plus hand-off
   double busy = 0;   // (copy1 + run + copy2) / wall time
+  // A stage on another rank: the bytes of its hop per request (into the stage from any rank, and its answer to
+  // rank 0), and the seconds of their transfers (each data message from its receive posted to its last byte).
+  double hop_bytes = 0;
+  double hop_s = 0;
 };
 
 // One cut between stage k and k+1, per request.
@@ -82,7 +90,9 @@ struct CutTimes {
 // One (mode, N), averaged over the repetitions.
 struct Measurement {
   PipelineMode mode = PipelineMode::PIPELINE;
-  std::string mode_devices;        // what this mode ran on
+  std::string mode_devices;  // what this mode ran on
+  std::string ranks;         // several ranks: the rank of each stage ("0,1"), and its host ("a,b")
+  std::string hosts;
   int images = 0;                  // N
   int requests = 0;                // per run: N, or the micro-batches
   int sessions = 0;                // the seed's n_threads
@@ -130,6 +140,9 @@ class Bench {
   // Measures every mode and N, calling on_row as each (mode, N) is done. Outputs that differ are listed in the
   // summary, not thrown: the caller prints the rows first, then fails (Error(VERIFY_MISMATCH)).
   BenchSummary run(const std::function<void(const Measurement&)>& on_row);
+  // On a rank other than 0 (options.ranks): serves the pipeline mode's stages placed here until rank 0's run() is
+  // done with them. Returns at once on rank 0 and in a single process.
+  void serve();
 
  private:
   struct Impl;

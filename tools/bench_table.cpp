@@ -120,6 +120,33 @@ void add_setup_columns(Table& t, const detail::Bench& bench) {
   t.add_fixed("ort_version", FieldType::STRING, bench.ort_version());
 }
 
+// Stages on several ranks: where each ran, and per stage its hop (empty for stages on rank 0 and the other modes).
+void add_rank_columns(Table& t, const detail::Bench& bench) {
+  if (bench.options().ranks.empty()) return;
+  t.add_key("ranks", FieldType::STRING, -1,
+            [](const Measurement& m) { return m.ranks.empty() ? Cell() : Cell(m.ranks); });
+  t.add_key("hosts", FieldType::STRING, -1,
+            [](const Measurement& m) { return m.hosts.empty() ? Cell() : Cell(m.hosts); });
+  using HopGetter = std::function<Cell(const StageTimes&, const Measurement&)>;
+  const auto hop = [](int i, HopGetter get) {
+    return [i, get](const Measurement& m) {
+      const bool remote = static_cast<size_t>(i) < m.stages.size() && m.stages[i].hop_bytes > 0;
+      return remote ? get(m.stages[i], m) : Cell();
+    };
+  };
+  for (int i = 0; i < bench.plan().parts(); ++i) {
+    const std::string k = std::to_string(i);
+    t.add("hop_bytes_" + k, FieldType::FLOAT,
+          hop(i, [](const StageTimes& s, const Measurement&) { return Cell(s.hop_bytes); }));
+    t.add("hop_ms_" + k, FieldType::FLOAT, hop(i, [](const StageTimes& s, const Measurement& m) {
+            return Cell(s.hop_s * 1e3 / std::max(1, m.requests));  // per request
+          }));
+    t.add_key("hop_share_" + k, FieldType::FLOAT, 3, hop(i, [](const StageTimes& s, const Measurement&) {
+                return Cell(s.hop_s / (s.hop_s + s.run));  // of the hop and the run there together
+              }));
+  }
+}
+
 }  // namespace
 
 std::vector<BenchColumn> bench_columns(const detail::Bench& bench) {
@@ -127,6 +154,7 @@ std::vector<BenchColumn> bench_columns(const detail::Bench& bench) {
   add_seed_columns(table, bench);
   add_figure_columns(table, bench);
   add_setup_columns(table, bench);
+  add_rank_columns(table, bench);
   return table.take();
 }
 

@@ -1,7 +1,10 @@
 // onnxpipe bench MODEL|PLAN_DIR --devices D1,D2: the seed's experiment (sequence vs pipeline vs replicas for N = 1, 3,
-// 5 ... images, repeated), one row per (mode, N) as it is measured, and how close each run came to its bound.
+// 5 ... images, repeated), one row per (mode, N) as it is measured, and how close each run came to its bound. Under
+// mpirun (`mpirun -np K onnxpipe bench PLAN --devices ... --ranks ...`) pipeline mode runs its stages on the ranks,
+// and the rows carry ranks, hosts and each stage's hop.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,7 +13,9 @@
 #include "commands.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
+#include "onnxpipe/ranks.h"
 #include "options.h"
+#include "rank_args.h"
 #include "sweep.h"
 
 namespace onnxpipe::cli {
@@ -35,6 +40,7 @@ struct BenchArgs {
   std::vector<std::string> dims;
   std::vector<std::string> inputs;
   std::string trace_file;
+  RankArgs ranks;
 };
 
 detail::BenchOptions bench_options(const BenchArgs& args, Progress& progress) {
@@ -129,7 +135,19 @@ class BenchRows {
 
 void run_bench(const CliContext& context, const BenchArgs& args) {
   auto progress = context.progress();
-  const detail::BenchOptions options = bench_options(args, *progress);
+  detail::BenchOptions options = bench_options(args, *progress);
+  // Under mpirun: pipeline mode with its stages on the ranks; rank 0 measures and prints, the others serve.
+  std::optional<RankSession> session;
+  if (!args.ranks.ranks.empty() || RankSession::launched()) {
+    RankOptions rank_options;
+    rank_options.timeout_s = args.ranks.timeout;
+    session.emplace(rank_options);
+    options.ranks = stage_ranks(args.ranks, args.source, session->size());
+    if (session->rank() != 0) {
+      detail::Bench(args.source, options).serve();
+      return;
+    }
+  }
   context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
               std::to_string(args.repeat) + " repetitions)");
   detail::Bench bench(args.source, options);
@@ -221,6 +239,7 @@ void add_bench_command(CLI::App& app, CliContext& context) {
   add_inputs_option(*command, args->inputs);
   command->add_option("--trace", args->trace_file,
                       "write a Chrome/Perfetto trace of one run (pipeline mode, largest N, last repetition)");
+  add_rank_options(*command, args->ranks);
   command->callback([&context, args] { run_bench(context, *args); });
 }
 

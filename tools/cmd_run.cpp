@@ -16,6 +16,7 @@
 #include "onnxpipe/ranks.h"
 #include "onnxpipe/verify.h"
 #include "options.h"
+#include "rank_args.h"
 #include "staging.h"
 #include "stats.h"
 
@@ -40,8 +41,7 @@ struct RunArgs {
   std::string output_dir;
   bool force = false;
   std::string trace_file;
-  std::string ranks;  // several machines: the rank of each stage
-  double rank_timeout = 3;
+  RankArgs ranks;  // several machines: the rank of each stage
 };
 
 std::map<std::string, std::string> parse_options(const std::vector<std::string>& specs, const std::string& option) {
@@ -94,18 +94,6 @@ PipelineOptions pipeline_options(const RunArgs& args, const TensorMap& given, Pr
   options.split.inputs = given;  // a model is split with them: sizing and timing runs need inputs without a shape
   options.split.progress = progress.callback();
   return options;
-}
-
-// Under mpirun: stage k on rank --ranks[k], by default on rank k.
-std::vector<int> stage_ranks(const RunArgs& args, const RankSession& session) {
-  std::vector<int> ranks;
-  if (!args.ranks.empty()) {
-    for (const std::string& r : split_list(args.ranks, "--ranks"))
-      ranks.push_back(static_cast<int>(parse_int(r, "--ranks")));
-  } else if (session.size() > 1 && std::filesystem::is_directory(args.source)) {
-    for (int k = 0; k < Plan::load(args.source).parts(); ++k) ranks.push_back(k);
-  }
-  return ranks;
 }
 
 // Every request carries the same inputs: what is measured is the runtime, not the data.
@@ -309,11 +297,11 @@ void run_run(const CliContext& context, const RunArgs& args) {
   auto counter = std::make_shared<ProgressObserver>(*progress);
   options.observers.push_back(counter);
   std::optional<RankSession> session;
-  if (!args.ranks.empty() || RankSession::launched()) {
+  if (!args.ranks.ranks.empty() || RankSession::launched()) {
     RankOptions rank_options;
-    rank_options.timeout_s = args.rank_timeout;
+    rank_options.timeout_s = args.ranks.timeout;
     session.emplace(rank_options);
-    options.ranks = stage_ranks(args, *session);
+    options.ranks = stage_ranks(args.ranks, args.source, session->size());
     if (session->rank() == 0) {
       context.log("run: " + std::to_string(session->size()) + " ranks; the MPI is " +
                   (session->cuda_aware() ? "" : "not ") + "CUDA-aware (" + session->cuda_support() + ")" +
@@ -417,12 +405,7 @@ void add_run_command(CLI::App& app, CliContext& context) {
                       "write the first request's outputs to this new directory as NAME.npy ('/', ':'... as '_')");
   command->add_flag("--force", args->force, "replace an existing --output-dir");
   command->add_option("--trace", args->trace_file, "write the stage timeline as a Chrome trace (JSON)");
-  command->add_option("--ranks", args->ranks,
-                      "under mpirun: the MPI rank of each stage, R0,R1,... (default: stage k on rank k; rank 0 "
-                      "submits and collects)");
-  command->add_option("--rank-timeout", args->rank_timeout, "seconds without a heartbeat after which a rank is lost")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_rank_options(*command, args->ranks);
   command->callback([&context, args] { run_run(context, *args); });
 }
 
