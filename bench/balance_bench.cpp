@@ -21,6 +21,8 @@
 #include <numeric>
 #include <set>
 
+#include "analysis.h"
+#include "balance.h"
 #include "measure.h"
 #include "onnxpipe/device.h"
 #include "onnxpipe/error.h"
@@ -83,13 +85,74 @@ std::string joined(const std::vector<double>& values) {
   return text;
 }
 
+// --nodes K: K node-time measurements as a split makes them, each afresh: the cuts each gives (the exact optimum and
+// the tie band's choice) and the nodes whose costs swing most between them, in us (what moves cuts).
+void node_swing(const fs::path& model, int parts, const std::map<std::string, int64_t>& dims, const std::string& device,
+                int measurements) {
+  SplitOptions options;
+  options.parts = parts;
+  options.balance = Balance::TIME;
+  options.device = device;
+  options.dims = dims;
+  std::vector<std::vector<double>> costs;
+  std::vector<std::string> names, ops;
+  for (int m = 0; m < measurements; ++m) {
+    auto analysis = detail::analyse(model.string(), Balance::TIME, options);
+    detail::PartitionProblem problem;
+    problem.node_cost = analysis->costs.node;
+    problem.transfer_cost = analysis->transfer_cost;
+    problem.crossing_bytes = analysis->crossing_bytes;
+    problem.parts = parts;
+    const detail::Partition exact = detail::partition_min_max(problem);
+    const detail::Partition chosen = detail::balanced_partition(*analysis, problem, options);
+    auto text = [](const detail::Partition& p) {
+      std::string t;
+      for (size_t k = 1; k + 1 < p.starts.size(); ++k) t += (t.empty() ? "" : ",") + std::to_string(p.starts[k]);
+      return t + " (" + joined(p.piece_cost) + " us, bytes " + std::to_string(p.cut_bytes) + ")";
+    };
+    std::printf("measurement %d: rounds %zu noise %.2f%%  exact %s  chosen %s  load %s\n", m + 1,
+                analysis->costs.rounds.size(), 100 * analysis->costs.noise, text(exact).c_str(), text(chosen).c_str(),
+                load_average().c_str());
+    std::fflush(stdout);
+    const std::vector<double>& node = analysis->costs.node;
+    const double total = std::accumulate(node.begin(), node.end(), 0.0);
+    costs.emplace_back();
+    for (double c : node) costs.back().push_back(c / total);
+    if (names.empty())
+      for (int position : analysis->graph.order()) {
+        names.push_back(analysis->graph.desc().nodes[position].name);
+        ops.push_back(analysis->graph.desc().nodes[position].op_type);
+      }
+  }
+  struct Swing {
+    size_t position;
+    double low, high, mid;
+  };
+  std::vector<Swing> swings;
+  for (size_t position = 0; position < names.size(); ++position) {
+    std::vector<double> values;
+    for (const auto& c : costs) values.push_back(c[position]);
+    std::sort(values.begin(), values.end());
+    swings.push_back({position, values.front(), values.back(), values[values.size() / 2]});
+  }
+  std::sort(swings.begin(), swings.end(),
+            [](const Swing& a, const Swing& b) { return a.high - a.low > b.high - b.low; });
+  std::printf("nodes whose share swings most (%% of the total: low / median / high over the measurements)\n");
+  for (size_t i = 0; i < std::min<size_t>(15, swings.size()); ++i) {
+    const Swing& s = swings[i];
+    std::printf("  %4zu %-10s %-48s %6.2f / %6.2f / %6.2f  (%+.0f%%)\n", s.position, ops[s.position].c_str(),
+                names[s.position].c_str(), 100 * s.low, 100 * s.mid, 100 * s.high,
+                100 * (s.high - s.low) / std::max(s.mid, 1e-12));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   fs::path models = std::getenv("ONNXPIPE_MODELS") ? std::getenv("ONNXPIPE_MODELS") : "models";
   int splits = 5, core = 0;
   std::string only_model;
-  int only_parts = 2;
+  int only_parts = 2, nodes = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--models") models = argv[i + 1];
@@ -97,6 +160,7 @@ int main(int argc, char** argv) {
     if (flag == "--core") core = std::atoi(argv[i + 1]);
     if (flag == "--model") only_model = argv[i + 1];
     if (flag == "--parts") only_parts = std::atoi(argv[i + 1]);
+    if (flag == "--nodes") nodes = std::atoi(argv[i + 1]);
   }
   struct Case {
     std::string model;
@@ -110,6 +174,15 @@ int main(int argc, char** argv) {
   } catch (const Error& error) {
     std::fprintf(stderr, "balance_bench: %s\n", error.what());
     return 1;
+  }
+  if (nodes > 0) {
+    for (const Case& c : cases) {
+      std::printf("%s n=%d, %d measurements on %s\n", c.model.c_str(), c.parts, nodes, device.c_str());
+      const std::map<std::string, int64_t> dims =
+          c.model.rfind("gpt2", 0) == 0 ? std::map<std::string, int64_t>{{"seq", 8}} : std::map<std::string, int64_t>{};
+      node_swing(models / (c.model + ".onnx"), c.parts, dims, device, nodes);
+    }
+    return 0;
   }
   const fs::path work = fs::temp_directory_path() / ("onnxpipe_balance_bench_" + std::to_string(::getpid()));
   std::printf("device %s, %d rounds x >= %d runs (>= 30 ms) per piece (best round), load average at start %s\n\n",

@@ -27,7 +27,7 @@ void measure_round(const Model& model, const Graph& graph, const std::map<std::s
   for (const auto& run : measure_node_runs(model, dims, options.inputs, costs.device, options.profile_runs))
     runs.push_back(time_costs(graph, run));
   costs.rounds.push_back(std::move(runs));
-  costs.node = robust_node_costs(pooled(costs.rounds));
+  costs.node = robust_node_costs(costs.rounds);
   for (size_t position = 0; position < costs.scale.size(); ++position) costs.node[position] *= costs.scale[position];
   report(options.progress, "measuring node times", round + 1, round + 1);
 }
@@ -42,7 +42,7 @@ Partition balanced_partition(Analysis& analysis, PartitionProblem& problem, cons
   if (costs.rounds.empty()) return solve(PartitionProblem().tie_tolerance);
   for (;;) {
     const Partition exact = solve(PartitionProblem().tie_tolerance);
-    costs.noise = std::max(piece_noise(pooled(costs.rounds), exact.starts), round_noise(costs.rounds, exact.starts));
+    costs.noise = round_noise(costs.rounds, exact.starts);
     const auto solved = [&](double tolerance) {
       const Partition partition = solve(tolerance);
       return Solved{partition.starts, partition.max_cost};

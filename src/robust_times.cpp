@@ -12,6 +12,9 @@ namespace {
 // 1.4826: MAD to sigma for normal data; 1.2533 (sqrt(pi / 2)): the standard error of a median over that of a mean.
 constexpr double kMadToSigma = 1.4826, kMedianError = 1.2533;
 
+// Preemption and interrupts only ever add time: a node's low quantile over a round's runs is its time unhindered.
+constexpr double kLowQuantile = 0.2;
+
 double sum(const std::vector<double>& values) { return std::accumulate(values.begin(), values.end(), 0.0); }
 
 }  // namespace
@@ -24,19 +27,34 @@ double robust_sigma(const std::vector<double>& values) {
   return kMadToSigma * median(std::move(deviations));
 }
 
-std::vector<double> robust_node_costs(const RunTimes& runs) {
+std::vector<double> round_node_costs(const RunTimes& runs) {
   if (runs.empty()) return {};
-  const size_t n = runs.front().size();
-  std::vector<double> totals;
-  for (const auto& run : runs) totals.push_back(sum(run));
-  const double total = median(totals);
-  std::vector<double> costs(n, 0.0);
-  for (size_t position = 0; position < n; ++position) {
-    std::vector<double> shares;
-    for (size_t r = 0; r < runs.size(); ++r) shares.push_back(totals[r] > 0 ? runs[r][position] / totals[r] : 0.0);
-    costs[position] = median(std::move(shares)) * total;
+  std::vector<double> costs(runs.front().size(), 0.0);
+  for (size_t position = 0; position < costs.size(); ++position) {
+    std::vector<double> times;
+    for (const auto& run : runs) times.push_back(run[position]);
+    costs[position] = percentile(std::move(times), kLowQuantile);
   }
   return costs;
+}
+
+std::vector<double> robust_node_costs(const std::vector<RunTimes>& rounds) {
+  std::vector<std::vector<double>> costs;
+  std::vector<double> totals;
+  for (const RunTimes& round : rounds) {
+    if (round.empty()) continue;
+    costs.push_back(round_node_costs(round));
+    totals.push_back(sum(costs.back()));
+  }
+  if (costs.empty()) return {};
+  const double total = median(totals);
+  std::vector<double> result(costs.front().size(), 0.0);
+  for (size_t position = 0; position < result.size(); ++position) {
+    std::vector<double> shares;
+    for (size_t r = 0; r < costs.size(); ++r) shares.push_back(totals[r] > 0 ? costs[r][position] / totals[r] : 0.0);
+    result[position] = median(std::move(shares)) * total;
+  }
+  return result;
 }
 
 double piece_noise(const RunTimes& runs, const std::vector<int>& starts) {
@@ -67,7 +85,7 @@ double round_noise(const std::vector<RunTimes>& rounds, const std::vector<int>& 
   if (rounds.size() < 2 || starts.size() < 2) return 0;
   std::vector<std::vector<double>> shares(starts.size() - 1);  // per piece, per round
   for (const RunTimes& round : rounds) {
-    const std::vector<double> costs = robust_node_costs(round);
+    const std::vector<double> costs = round_node_costs(round);
     const double total = sum(costs);
     for (size_t k = 0; k + 1 < starts.size(); ++k) {
       const double piece = std::accumulate(costs.begin() + starts[k], costs.begin() + starts[k + 1], 0.0);

@@ -14,8 +14,11 @@ using RunTimes = std::vector<std::vector<double>>;
 // The spread of `values` as a normal sigma: 1.4826 x the median absolute deviation (0 for fewer than 2 values).
 double robust_sigma(const std::vector<double>& values);
 
-// Per position: the median over runs of the node's share of its run, times the median run total.
-std::vector<double> robust_node_costs(const RunTimes& runs);
+// Per position, over one round's runs: the node's low quantile.
+std::vector<double> round_node_costs(const RunTimes& runs);
+// Per position: the median over rounds of the node's share of its round (round_node_costs), times the median round
+// total.
+std::vector<double> robust_node_costs(const std::vector<RunTimes>& rounds);
 
 // The relative standard error of the pieces' predicted costs, pieces [starts[k], starts[k+1]): per run each piece's
 // share of the run; the error of its median (1.2533 sigma / sqrt(runs)) over that median; the largest over the

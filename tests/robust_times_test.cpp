@@ -22,7 +22,7 @@ TEST(RobustTimes, NodeCostsCancelSpeedChangesAndIgnoreAPreemptedRun) {
   RunTimes runs;
   for (double speed : {1.0, 1.15, 0.85}) runs.push_back({base[0] * speed, base[1] * speed, base[2] * speed});
   runs.push_back({10, 120, 30});  // node 1 preempted in this run
-  const std::vector<double> costs = robust_node_costs(runs);
+  const std::vector<double> costs = robust_node_costs({runs});
   ASSERT_EQ(costs.size(), 3u);
   EXPECT_NEAR(costs[1] / costs[0], 2.0, 1e-12);
   EXPECT_NEAR(costs[2] / costs[0], 3.0, 1e-12);
@@ -106,7 +106,7 @@ TEST(RobustTimes, TieBandKeepsTheSameCutsAcrossNoisyMeasurements) {
         run.push_back((i % 2 == 0 ? 100 : 1) * s * jitter(random) * (r == 3 && i == 4 ? 5 : 1));
       runs.push_back(std::move(run));
     }
-    problem.node_cost = robust_node_costs(runs);
+    problem.node_cost = robust_node_costs({runs});
     problem.tie_tolerance = PartitionProblem().tie_tolerance;
     const Partition best = partition_min_max(problem);
     exact.push_back(best.starts);
