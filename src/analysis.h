@@ -63,6 +63,7 @@ struct Analysis {
   ValueSizes sizes;                     // what each value weighs when it crosses, estimates marked
   std::vector<int64_t> crossing_bytes;  // per boundary 0..n
   std::vector<double> transfer_cost;    // per boundary 0..n
+  std::vector<char> fused;              // per boundary 0..n: 1 inside what ORT fuses (fusion_guard.h); may be empty
   MemoryConstants memory;               // from costs.json, or measured when placement first needs them
 };
 
