@@ -8,7 +8,12 @@ tanh GELU, and the LM head tied to the token embedding, stored transposed as tor
 build() also computes the logits of one input with numpy over a memory map of the data file: an implementation
 independent of ONNX Runtime, to compare the graph with (export_models.py saves it as NAME.output.npy). Peak memory is
 about the largest tensor three times (the embedding, its transposed copy, and the write: ~1 GB for GPT-2-XL).
+
+Run alone it writes a model of any size, e.g. a tiny one to reproduce a split's behaviour in seconds:
+    scripts/gpt2_graph.py OUT.onnx --blocks 4 --d-model 64 --heads 4 --vocab 500 --context 64
+(OUT.onnx.data beside it, and OUT.input.npy / OUT.output.npy: the input and numpy's logits).
 """
+import argparse
 import math
 import os
 
@@ -186,3 +191,26 @@ def reference(data_path, stored, input_ids, n_layers, n_heads):
         g = np.float32(0.5) * m * (1 + np.tanh(np.float32(math.sqrt(2 / math.pi)) * (m + np.float32(0.044715) * m ** 3)))
         x = x + linear(g, f"{p}.mlp.2")
     return (layer_norm(x, "ln_f") @ w("lm_head.weight")).astype(np.float32)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Write a GPT-2-shaped ONNX model with seeded random weights.")
+    parser.add_argument("out", help="the .onnx path; its weights go to OUT.data beside it")
+    parser.add_argument("--blocks", type=int, default=48)
+    parser.add_argument("--d-model", type=int, default=1600)
+    parser.add_argument("--heads", type=int, default=25)
+    parser.add_argument("--vocab", type=int, default=50257)
+    parser.add_argument("--context", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    input_ids, logits, params = build(args.out, os.path.basename(args.out) + ".data", args.seed, vocab=args.vocab,
+                                      context=args.context, d_model=args.d_model, n_heads=args.heads,
+                                      n_layers=args.blocks)
+    stem = args.out[:-len(".onnx")] if args.out.endswith(".onnx") else args.out
+    np.save(stem + ".input.npy", input_ids)
+    np.save(stem + ".output.npy", logits)
+    print(f"{args.out}: {params} parameters")
+
+
+if __name__ == "__main__":
+    main()

@@ -65,6 +65,7 @@ struct Analysis {
   ValueSizes sizes;                     // what each value weighs when it crosses, estimates marked
   std::vector<int64_t> crossing_bytes;  // per boundary 0..n
   std::vector<double> transfer_cost;    // per boundary 0..n
+  std::vector<char> fused;              // per boundary 0..n: 1 inside what ORT fuses (fusion_guard.h); may be empty
   MemoryConstants memory;               // from costs.json, or measured when placement first needs them
   // Per position: what dry runs of the pieces measured over the static activation estimate of the last dry-run
   // piece that held it (placement.h: correct_activations); empty: not measured, 1.

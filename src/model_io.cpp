@@ -310,8 +310,9 @@ std::map<std::string, ValueDesc> Model::infer_shapes(const std::map<std::string,
 }
 
 std::string Model::serialize(const std::vector<std::string>& extra_outputs, Weights weights,
-                             const std::vector<std::string>& shape_outputs) const {
-  return serialize_model(*impl_, extra_outputs, weights, shape_outputs);
+                             const std::vector<std::string>& shape_outputs,
+                             const std::map<std::string, DType>& typed) const {
+  return serialize_model(*impl_, extra_outputs, weights, shape_outputs, typed);
 }
 
 std::string shape_output_name(const std::string& value) { return "onnxpipe_shape/" + value; }

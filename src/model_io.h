@@ -101,8 +101,11 @@ class Model {
   // with the model's folder as external data folder.
   // `shape_outputs`: values whose shape (an int64 tensor made by a Shape node right after their producer, output
   // shape_output_name(value)) is exposed instead of the value, so that ORT frees the value after its last reader.
+  // `typed`: intermediate values declared (value_info) by dtype alone, where the model declares nothing: that
+  // constrains nothing, but ORT then writes the shapes it inferred for them into an optimized model it saves.
   std::string serialize(const std::vector<std::string>& extra_outputs = {}, Weights weights = Weights::REAL,
-                        const std::vector<std::string>& shape_outputs = {}) const;
+                        const std::vector<std::string>& shape_outputs = {},
+                        const std::map<std::string, DType>& typed = {}) const;
 
   // Writes one piece to `onnx_path` (same IR version, opset imports, functions and metadata as the source). Weights
   // are streamed: external source data is copied chunk by chunk, never loaded whole. Returns weight bytes written.

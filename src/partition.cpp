@@ -14,8 +14,26 @@ namespace onnxpipe::detail {
 
 namespace {
 
+// Per boundary 0..n: whether a piece may end there. Blocked ones may not unless forced; they all yield when fewer than
+// parts - 1 inner boundaries would stay open (a split that rounds differently beats none).
+std::vector<char> open_boundaries(const std::vector<char>& blocked, const std::vector<int>& forced, int n, int parts) {
+  std::vector<char> open(static_cast<size_t>(n) + 1, 1);
+  if (blocked.empty()) return open;
+  int inner = 0;
+  for (int b = 1; b < n; ++b) inner += (open[b] = !blocked[b]);
+  for (int cut : forced) {
+    inner += !open[cut];
+    open[cut] = 1;
+  }
+  if (inner < parts - 1) std::fill(open.begin(), open.end(), 1);
+  return open;
+}
+
 void validate(const PartitionProblem& problem) {
   const int n = static_cast<int>(problem.node_cost.size());
+  if (!problem.blocked.empty() && problem.blocked.size() != problem.node_cost.size() + 1)
+    throw Error(ErrorCode::INTERNAL, "partition: " + std::to_string(n) + " node costs need " + std::to_string(n + 1) +
+                                         " blocked flags, got " + std::to_string(problem.blocked.size()));
   if (problem.transfer_cost.size() != problem.node_cost.size() + 1 ||
       problem.crossing_bytes.size() != problem.node_cost.size() + 1)
     throw Error(ErrorCode::INTERNAL, "partition: " + std::to_string(n) + " node costs need " + std::to_string(n + 1) +
@@ -61,7 +79,8 @@ class Solver {
         parts_(problem.parts),
         width_(n_ - parts_ + 1),
         prefix_(n_ + 1, 0),
-        next_forced_(n_, n_) {
+        next_forced_(n_, n_),
+        open_(open_boundaries(problem.blocked, problem.forced, n_, parts_)) {
     for (int i = 0; i < n_; ++i) prefix_[i + 1] = prefix_[i] + problem.node_cost[i];
     int next = n_;
     size_t f = problem.forced.size();
@@ -111,7 +130,7 @@ class Solver {
         int a = b - 1;  // in layer j - 1's range, since b is in layer j's
         if (previous[a - (j - 1)].first != NONE) starts.emplace(previous[a - (j - 1)], a);
         while (!starts.empty() && limit[starts.top().second] < b) starts.pop();
-        if (starts.empty()) {
+        if (starts.empty() || !open_[b]) {
           best[b - j] = {NONE, 0.0};
           continue;
         }
@@ -201,7 +220,7 @@ class Solver {
       int running = 0;
       for (int offset = 0; offset < width_; ++offset) {
         running += delta[offset];
-        next[offset] = running > 0;
+        next[offset] = running > 0 && open_[offset + j];
       }
       std::swap(reachable, next);
     }
@@ -225,6 +244,7 @@ class Solver {
   int width_;  // boundaries a layer can reach: n - parts + 1
   std::vector<double> prefix_;
   std::vector<int> next_forced_;  // per start a: the first forced cut after a, or n
+  std::vector<char> open_;        // per boundary: whether a piece may end there (open_boundaries)
 };
 
 // Every piece [a, b) the forced cuts allow, on every stage, with its memory: for each start a, the pieces are grown
@@ -236,6 +256,7 @@ void for_each_piece(const PlacementProblem& problem, Visit visit) {
   const int n = static_cast<int>(problem.transfer_cost.size()) - 1;
   const int stages = static_cast<int>(problem.node_cost.size());
   std::vector<int> stamp(terms.weight_bytes.size(), -1);
+  const std::vector<char> open = open_boundaries(problem.blocked, problem.forced, n, stages);
   size_t next_forced = 0;
   for (int a = 0; a < n; ++a) {
     while (next_forced < problem.forced.size() && problem.forced[next_forced] <= a) ++next_forced;
@@ -249,6 +270,7 @@ void for_each_piece(const PlacementProblem& problem, Visit visit) {
         memory.weights += terms.weight_bytes[weight];
       }
       memory.activations = std::max(memory.activations, terms.live[b - 1]);
+      if (!open[b]) continue;
       for (int stage = 0; stage < stages; ++stage) {
         memory.overhead = terms.overhead[stage];
         visit(stage, a, b, memory);
@@ -265,6 +287,7 @@ void validate_placement(const PlacementProblem& problem) {
   first.transfer_cost = problem.transfer_cost;
   first.crossing_bytes = problem.crossing_bytes;
   first.forced = problem.forced;
+  first.blocked = problem.blocked;
   first.parts = static_cast<int>(stages);
   validate(first);
   const MemoryTerms& terms = problem.memory;

@@ -12,6 +12,7 @@ struct PartitionProblem {
       transfer_cost;  // per boundary, n+1 entries: cost for a piece starting there to receive its inputs
   std::vector<int64_t> crossing_bytes;  // per boundary, n+1 entries: tie-break, fewer is better
   std::vector<int> forced;              // boundaries in (0, n) that must be cuts, ascending
+  std::vector<char> blocked;            // per boundary, n+1 entries or empty: 1 = no cut unless forced (fusion_guard.h)
   int parts = 1;
   // Bottlenecks within this (relative) of the optimum are ties, broken on fewer crossing bytes: measured costs pass
   // their noise here, so that of near-equal cuts the same one wins from one measurement to the next.
@@ -50,6 +51,7 @@ struct PlacementProblem {
   std::vector<double> transfer_cost;           // per boundary, n+1 entries
   std::vector<int64_t> crossing_bytes;         // per boundary, n+1 entries: tie-break, fewer is better
   std::vector<int> forced;                     // boundaries in (0, n) that must be cuts, ascending
+  std::vector<char> blocked;                   // as PartitionProblem's
   MemoryTerms memory;
   std::vector<int64_t> capacity;  // per stage: bytes piece s may need at most; -1 unbounded
   double tie_tolerance = 1e-9;    // as PartitionProblem's

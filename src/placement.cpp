@@ -145,6 +145,7 @@ Placed place(const Analysis& analysis, const PartitionProblem& plain, const Plac
   problem.transfer_cost = plain.transfer_cost;
   problem.crossing_bytes = plain.crossing_bytes;
   problem.forced = plain.forced;
+  problem.blocked = plain.blocked;
   problem.memory = memory_terms(analysis, options);
   problem.capacity = device_capacities(options);
   const PlacedPartition placed = partition_under_caps(problem);
@@ -276,6 +277,7 @@ PlacementReport plan_placement(const std::string& model_path, const SplitOptions
   problem.node_cost = analysis->costs.node;
   problem.transfer_cost = analysis->transfer_cost;
   problem.crossing_bytes = analysis->crossing_bytes;
+  problem.blocked = analysis->fused;
   problem.parts = split.parts;
   for (const auto& tensor : split.cuts) {
     const int boundary = graph.boundary_after(tensor);

@@ -74,7 +74,7 @@ void add_zeros_maker(const onnx::TensorProto& weight, std::deque<onnx::NodeProto
 // not an input. ONNX Runtime accepts graph outputs declared by name only: it takes their type from the producer.
 void declare_values(const onnx::GraphProto& sg, const std::unordered_set<std::string>& zeroed,
                     std::vector<std::string> extra_outputs, const std::vector<std::string>& shape_outputs,
-                    onnx::GraphProto* graph) {
+                    const std::map<std::string, DType>& typed, onnx::GraphProto* graph) {
   for (const auto& name : shape_outputs) extra_outputs.push_back(shape_output_name(name));
   for (const auto& input : sg.input())
     if (!zeroed.count(input.name())) *graph->add_input() = input;
@@ -85,12 +85,22 @@ void declare_values(const onnx::GraphProto& sg, const std::unordered_set<std::st
   for (const auto& o : sg.output()) outputs.insert(o.name());
   for (const auto& name : extra_outputs)
     if (outputs.insert(name).second) graph->add_output()->set_name(name);
+  std::unordered_set<std::string> declared(outputs);
+  for (const auto& v : sg.value_info()) declared.insert(v.name());
+  for (const auto& v : sg.input()) declared.insert(v.name());
+  for (const auto& [name, dtype] : typed) {
+    if (declared.count(name) || dtype == DType::UNDEFINED) continue;
+    onnx::ValueInfoProto* info = graph->add_value_info();
+    info->set_name(name);
+    info->mutable_type()->mutable_tensor_type()->set_elem_type(static_cast<int32_t>(dtype));
+  }
 }
 
 }  // namespace
 
 std::string serialize_model(const Model::Impl& model, const std::vector<std::string>& extra_outputs,
-                            Model::Weights weights, const std::vector<std::string>& shape_outputs) {
+                            Model::Weights weights, const std::vector<std::string>& shape_outputs,
+                            const std::map<std::string, DType>& typed) {
   const auto& sg = model.model.graph();
   ModelWriter w;
   w.header = model_header(model.model);
@@ -98,7 +108,7 @@ std::string serialize_model(const Model::Impl& model, const std::vector<std::str
   if (sg.has_doc_string()) w.graph.set_doc_string(sg.doc_string());
   const std::unordered_set<std::string> zeroed =
       weights == Model::Weights::ZEROS ? zeroed_weights(model) : std::unordered_set<std::string>();
-  declare_values(sg, zeroed, extra_outputs, shape_outputs, &w.graph);
+  declare_values(sg, zeroed, extra_outputs, shape_outputs, typed, &w.graph);
 
   model.check_unchanged();
   std::deque<onnx::NodeProto> zeros_makers;

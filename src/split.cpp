@@ -17,6 +17,7 @@
 #include "cancel.h"
 #include "cost.h"
 #include "enum_names.h"
+#include "fusion_guard.h"
 #include "graph.h"
 #include "log.h"
 #include "measure.h"
@@ -345,6 +346,11 @@ std::unique_ptr<Analysis> analyse(const std::string& model_path, Balance balance
   analysis->crossing_bytes = graph.crossing_bytes(analysis->sizes.bytes);
   double per_byte = transfer_cost_per_byte(analysis->costs.unit);
   for (int64_t bytes : analysis->crossing_bytes) analysis->transfer_cost.push_back(per_byte * double(bytes));
+  // Pieces declare what crosses as ORT types it in the model: with more shape than that, ORT could fuse in a piece
+  // what it does not fuse in the model.
+  FusionGuard guard = guard_fusions(analysis->model, graph, analysis->types.concrete, options.device);
+  analysis->fused = std::move(guard.blocked);
+  for (auto& [name, desc] : guard.types) analysis->types.declared[name] = std::move(desc);
   return analysis;
 }
 
@@ -520,6 +526,7 @@ Plan split_model(const std::string& model_path, const SplitOptions& given) {
   problem.node_cost = analysis->costs.node;
   problem.transfer_cost = analysis->transfer_cost;
   problem.crossing_bytes = analysis->crossing_bytes;
+  problem.blocked = analysis->fused;
   problem.parts = options.parts;
   for (const auto& tensor : options.cuts) {
     auto bad_cut = [&tensor](const std::string& reason) {
@@ -529,6 +536,10 @@ Plan split_model(const std::string& model_path, const SplitOptions& given) {
     if (!problem.forced.empty() && boundary <= problem.forced.back())
       throw bad_cut("not after the previous cut in execution order");
     if (boundary >= graph.size()) throw bad_cut("made by the last node: nothing would follow the cut");
+    if (!problem.blocked.empty() && problem.blocked[boundary])
+      warn("cut '" + tensor +
+           "' splits nodes ONNX Runtime fuses into one: the pieces may differ from the model in "
+           "the last bits");
     problem.forced.push_back(boundary);
   }
   report(options.progress, "partitioning", 0, 0);
