@@ -317,7 +317,12 @@ TEST(Split, CancelledAtAnyStepLeavesWhatWasThere) {
     options.cancelled = [&questions, stop] { return ++questions >= stop; };
     try {
       split_model(model, options);
-      ADD_FAILURE() << "not cancelled at question " << stop;
+      // Time balance takes extra rounds only when a cut is close, so a run may ask fewer questions than the count.
+      EXPECT_LT(questions, stop) << "not cancelled at question " << stop;
+      fs::remove_all(dir / "out");
+      fs::create_directories(dir / "out");
+      std::ofstream(dir / "out" / "keep.txt") << "mine";
+      continue;
     } catch (const Error& error) {
       EXPECT_EQ(error.code(), ErrorCode::CANCELLED) << error.what();
       EXPECT_EQ(questions, stop) << "stopped at once";
