@@ -138,15 +138,10 @@ void run_bench(const CliContext& context, const BenchArgs& args) {
   detail::BenchOptions options = bench_options(args, *progress);
   // Under mpirun: pipeline mode with its stages on the ranks; rank 0 measures and prints, the others serve.
   std::optional<RankSession> session;
-  if (!args.ranks.ranks.empty() || RankSession::launched()) {
-    RankOptions rank_options;
-    rank_options.timeout_s = args.ranks.timeout;
-    session.emplace(rank_options);
-    options.ranks = stage_ranks(args.ranks, args.source, session->size());
-    if (session->rank() != 0) {
-      detail::Bench(args.source, options).serve();
-      return;
-    }
+  options.ranks = join_ranks(args.ranks, args.source, session);
+  if (session && session->rank() != 0) {
+    detail::Bench(args.source, options).serve();
+    return;
   }
   context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
               std::to_string(args.repeat) + " repetitions)");

@@ -297,16 +297,11 @@ void run_run(const CliContext& context, const RunArgs& args) {
   auto counter = std::make_shared<ProgressObserver>(*progress);
   options.observers.push_back(counter);
   std::optional<RankSession> session;
-  if (!args.ranks.ranks.empty() || RankSession::launched()) {
-    RankOptions rank_options;
-    rank_options.timeout_s = args.ranks.timeout;
-    session.emplace(rank_options);
-    options.ranks = stage_ranks(args.ranks, args.source, session->size());
-    if (session->rank() == 0) {
-      context.log("run: " + std::to_string(session->size()) + " ranks; the MPI is " +
-                  (session->cuda_aware() ? "" : "not ") + "CUDA-aware (" + session->cuda_support() + ")" +
-                  (session->cuda_aware() ? "" : ": values cross through host memory"));
-    }
+  options.ranks = join_ranks(args.ranks, args.source, session);
+  if (session && session->rank() == 0) {
+    context.log("run: " + std::to_string(session->size()) + " ranks; the MPI is " +
+                (session->cuda_aware() ? "" : "not ") + "CUDA-aware (" + session->cuda_support() + ")" +
+                (session->cuda_aware() ? "" : ": values cross through host memory"));
   }
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
   Pipeline pipeline = [&] {

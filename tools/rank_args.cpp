@@ -16,8 +16,13 @@ void add_rank_options(CLI::App& command, RankArgs& args) {
       ->capture_default_str();
 }
 
-std::vector<int> stage_ranks(const RankArgs& args, const std::string& source, int job_size) {
+std::vector<int> join_ranks(const RankArgs& args, const std::string& source, std::optional<RankSession>& session) {
   std::vector<int> ranks;
+  if (args.ranks.empty() && !RankSession::launched()) return ranks;
+  RankOptions options;
+  options.timeout_s = args.timeout;
+  session.emplace(options);
+  const int job_size = session->size();
   if (!args.ranks.empty()) {
     for (const std::string& r : split_list(args.ranks, "--ranks"))
       ranks.push_back(static_cast<int>(parse_int(r, "--ranks")));

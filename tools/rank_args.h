@@ -1,8 +1,11 @@
 #pragma once
 // The options of a command whose stages may run on the ranks of an MPI job (run, bench): --ranks and --rank-timeout.
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "onnxpipe/ranks.h"
 
 namespace onnxpipe::cli {
 
@@ -13,8 +16,9 @@ struct RankArgs {
 
 void add_rank_options(CLI::App& command, RankArgs& args);
 
-// Under mpirun: stage k on rank ranks[k] (--ranks), by default on rank k when the job has several ranks and `source`
-// is a plan directory; empty: every stage in this process.
-std::vector<int> stage_ranks(const RankArgs& args, const std::string& source, int job_size);
+// Under mpirun (or with --ranks): joins this process to the MPI job as `session` and returns each stage's rank
+// (--ranks, by default stage k on rank k when the job has several ranks and `source` is a plan directory). Empty, and
+// no session, outside an MPI job: every stage in this process.
+std::vector<int> join_ranks(const RankArgs& args, const std::string& source, std::optional<RankSession>& session);
 
 }  // namespace onnxpipe::cli

@@ -79,10 +79,12 @@ void expect_bitwise_equal(const TensorMap& got, const TensorMap& want, const std
 // x [1, seq, 4] -> a = Relu(x) -> b = Sigmoid(a) -> y = b + x (x skips to the last stage); a is an output too.
 // Cut after a and b: three stages, the sequence length changes from request to request.
 // The model in three pieces, cut after the values "a" and "b"; returns the plan directory.
-std::string split_at_a_and_b(ModelBuilder& b, const std::string& dir) {
+// Three pieces, cut after the values named `first` and `second`.
+std::string split_after(ModelBuilder& b, const std::string& dir, const std::string& first = "a",
+                        const std::string& second = "b") {
   SplitOptions split;
   split.parts = 3;
-  split.cuts = {"a", "b"};
+  split.cuts = {first, second};
   split.balance = Balance::BYTES;
   split.output_dir = dir + "/plan";
   split_model(b.save(dir + "/model.onnx"), split);
@@ -97,7 +99,7 @@ std::string sequence_plan(const std::string& dir) {
   b.node("Add", {"b", "x"}, {"y"}, {}, "", "add");
   b.output("y", DType::FLOAT, {1, "seq", 4});
   b.output("a", DType::FLOAT, {1, "seq", 4});
-  return split_at_a_and_b(b, dir);
+  return split_after(b, dir);
 }
 
 TEST(Ranks, OutputsEqualTheSingleProcessPipelineBitwiseAsSequenceLengthsChange) {
@@ -158,8 +160,8 @@ TEST(Ranks, AnswersStayInOrderUnderEightConcurrentSubmitters) {
   });
 }
 
-// x -> Relu -> Neg -> Gather(axis 1, idx) -> + b: an index out of range fails stage 2 (on rank 2) only.
-std::string gather_plan(const std::string& dir) {
+// x -> Relu -> Neg -> Gather(axis 1, idx) -> + b: an index out of range fails the piece holding the Gather.
+ModelBuilder gather_model() {
   ModelBuilder b;
   b.input("x", DType::FLOAT, {"batch", 4});
   b.input("idx", DType::INT64, {1});
@@ -168,26 +170,19 @@ std::string gather_plan(const std::string& dir) {
   b.node("Gather", {"b", "idx"}, {"g"}, {test::attr_i("axis", 1)}, "", "gather");
   b.node("Add", {"b", "g"}, {"y"}, {}, "", "add");
   b.output("y", DType::FLOAT, {"batch", 4});
-  return split_at_a_and_b(b, dir);
+  return b;
 }
 
-// The same, cut after a and g: the Gather fails in stage 1.
+// Cut after a and b: the Gather fails stage 2 (on rank 2) only.
+std::string gather_plan(const std::string& dir) {
+  ModelBuilder b = gather_model();
+  return split_after(b, dir);
+}
+
+// Cut after a and g: the Gather fails in stage 1.
 std::string gather_plan_for_direct(const std::string& dir) {
-  ModelBuilder b;
-  b.input("x", DType::FLOAT, {"batch", 4});
-  b.input("idx", DType::INT64, {1});
-  b.node("Relu", {"x"}, {"a"}, {}, "", "relu");
-  b.node("Neg", {"a"}, {"b"}, {}, "", "neg");
-  b.node("Gather", {"b", "idx"}, {"g"}, {test::attr_i("axis", 1)}, "", "gather");
-  b.node("Add", {"b", "g"}, {"y"}, {}, "", "add");
-  b.output("y", DType::FLOAT, {"batch", 4});
-  SplitOptions split;
-  split.parts = 3;
-  split.cuts = {"a", "g"};
-  split.balance = Balance::BYTES;
-  split.output_dir = dir + "/plan";
-  split_model(b.save(dir + "/model.onnx"), split);
-  return split.output_dir;
+  ModelBuilder b = gather_model();
+  return split_after(b, dir, "a", "g");
 }
 
 TEST(Ranks, AStageFailureOnARankFailsExactlyTheAffectedRequestsNamingStagePieceRankAndHost) {
