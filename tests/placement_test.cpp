@@ -221,6 +221,41 @@ TEST(Placement, DryRunsReplaceTheActivationEstimateInThePlanAndInThePlacementRep
     EXPECT_EQ(stage.activations_estimate, -1);
 }
 
+// A cap between what the static estimate and the dry run predict: the dry run's figure decides, both ways.
+TEST(Placement, ACapBetweenTheEstimateAndTheDryRunIsJudgedByTheDryRun) {
+  test::TempDir dir;
+  test::ModelBuilder builder;  // x[1,65536] -> Relu -> Sigmoid -> Tanh -> Exp: four 256 KiB values
+  builder.input("x", DType::FLOAT, {1, 65536});
+  builder.node("Relu", {"x"}, {"a"});
+  builder.node("Sigmoid", {"a"}, {"b"});
+  builder.node("Tanh", {"b"}, {"c"});
+  builder.node("Exp", {"c"}, {"y"});
+  builder.output("y", DType::FLOAT, {1, 65536});
+  const std::string model = builder.save(dir.file("chain.onnx"));
+  const auto placed = [&](const std::string& device, bool measured) {
+    SplitOptions options = split_options(dir, device);
+    options.placement.measure_memory = measured;
+    return plan_placement(model, options, options.placement).stages.at(0);
+  };
+  const StageMemory estimated = placed("cpu:1", false), dry_run = placed("cpu:1", true);
+  ASSERT_EQ(dry_run.activations_estimate, estimated.activations);
+  ASSERT_NE(dry_run.total, estimated.total) << "the two predictions agree: no cap lies between them";
+  const int64_t cap = (dry_run.total + estimated.total) / 2;
+  const std::string capped = "cpu:1=" + std::to_string(cap);
+  const bool dry_run_fits = dry_run.total <= cap;
+  const auto fits = [&](bool measured) {
+    try {
+      placed(capped, measured);
+      return true;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::DOES_NOT_FIT) << e.what();
+      return false;
+    }
+  };
+  EXPECT_EQ(fits(true), dry_run_fits) << "cap " << cap << ", dry run " << dry_run.total;
+  EXPECT_EQ(fits(false), !dry_run_fits) << "cap " << cap << ", estimate " << estimated.total;
+}
+
 TEST(Placement, CapacitiesAreTheGivenOnesAndACpuWithoutOneIsUnbounded) {
   EXPECT_EQ(device_capacities(devices("cpu:1=1GiB,cpu:1,cpu=512MB")),
             (std::vector<int64_t>{int64_t(1) << 30, -1, 512000000}));
