@@ -101,23 +101,25 @@ const std::string kBench = kDevices + " --images 2 --repeat 1 --warmup 0 --alone
 TEST_F(RankCli, BenchRowCarriesRanksHostsAndEachHopsPlannedBytes) {
   const Plan plan = Plan::load(plan_);
   ASSERT_EQ(plan.parts(), kStages);
-  const test::CommandResult json = mpi_cli("bench " + shell_quote(plan_) + kBench + kRankTimeout +
-                                           " --ranks 0,2,1 --format json");
+  const test::CommandResult json =
+      mpi_cli("bench " + shell_quote(plan_) + kBench + kRankTimeout + " --ranks 0,2,1 --format json");
   ASSERT_EQ(json.status, 0) << json.err;
   EXPECT_NE(json.err.find("bench: 3 ranks; the MPI is "), std::string::npos) << json.err;
   const ordered_json rows = ordered_json::parse(json.out);
   ASSERT_EQ(rows.size(), 1u) << json.out;
   const ordered_json& row = rows[0];
-  EXPECT_EQ(row["ranks"], "0,2,1");
+  EXPECT_EQ(row.at("ranks"), "0,2,1");
   const std::string host = host_name();
-  EXPECT_EQ(row["hosts"], host + "," + host + "," + host);
-  EXPECT_TRUE(row["hop_bytes_0"].is_null() && row["hop_ms_0"].is_null() && row["hop_share_0"].is_null()) << row;
+  EXPECT_EQ(row.at("hosts"), host + "," + host + "," + host);
+  EXPECT_TRUE(row.at("hop_bytes_0").is_null() && row.at("hop_ms_0").is_null() && row.at("hop_share_0").is_null())
+      << row;
   for (int k = 1; k < kStages; ++k) {
     const std::string i = std::to_string(k);
-    EXPECT_EQ(row["hop_bytes_" + i].get<double>(), static_cast<double>(expected_hop_bytes(plan, k))) << "stage " << i;
-    EXPECT_GT(row["hop_ms_" + i].get<double>(), 0) << "stage " << i;
-    EXPECT_GT(row["hop_share_" + i].get<double>(), 0) << "stage " << i;
-    EXPECT_LE(row["hop_share_" + i].get<double>(), 1) << "stage " << i;
+    EXPECT_EQ(row.at("hop_bytes_" + i).get<double>(), static_cast<double>(expected_hop_bytes(plan, k)))
+        << "stage " << i;
+    EXPECT_GT(row.at("hop_ms_" + i).get<double>(), 0) << "stage " << i;
+    EXPECT_GT(row.at("hop_share_" + i).get<double>(), 0) << "stage " << i;
+    EXPECT_LE(row.at("hop_share_" + i).get<double>(), 1) << "stage " << i;
   }
 
   // The single-process bench's columns, in its order, then the multi-rank ones; csv as json.
@@ -157,8 +159,8 @@ TEST_F(RankCli, BadRanksExitTwoWithOneClearErrorAndNoOutput) {
 
 TEST_F(RankCli, RunReportsEachHopsPlannedBytesTimeAndShare) {
   const Plan plan = Plan::load(plan_);
-  const test::CommandResult r = mpi_cli("run " + shell_quote(plan_) + kDevices + kRankTimeout +
-                                        " --count 4 --warmup 0 --format json");
+  const test::CommandResult r =
+      mpi_cli("run " + shell_quote(plan_) + kDevices + kRankTimeout + " --count 4 --warmup 0 --format json");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("run: 3 ranks; the MPI is "), std::string::npos) << r.err;
   const ordered_json doc = ordered_json::parse(r.out);
@@ -167,18 +169,18 @@ TEST_F(RankCli, RunReportsEachHopsPlannedBytesTimeAndShare) {
   const std::string host = host_name();
   for (int k = 0; k < kStages; ++k) {
     const ordered_json& s = stages[k];
-    EXPECT_EQ(s["stage"], k);
-    EXPECT_EQ(s["rank"], k);  // the default placement
-    EXPECT_EQ(s["host"], host);
+    EXPECT_EQ(s.at("stage"), k);
+    EXPECT_EQ(s.at("rank"), k);  // the default placement
+    EXPECT_EQ(s.at("host"), host);
     if (k == 0) {
-      EXPECT_EQ(s["hop_bytes"], 0);
-      EXPECT_TRUE(s["hop_share"].is_null()) << s;
+      EXPECT_EQ(s.at("hop_bytes"), 0);
+      EXPECT_TRUE(s.at("hop_share").is_null()) << s;
       continue;
     }
-    EXPECT_EQ(s["hop_bytes"], expected_hop_bytes(plan, k)) << "stage " << k;
-    EXPECT_GT(s["hop_ms"].get<double>(), 0) << "stage " << k;
-    EXPECT_GT(s["hop_share"].get<double>(), 0) << "stage " << k;
-    EXPECT_LE(s["hop_share"].get<double>(), 1) << "stage " << k;
+    EXPECT_EQ(s.at("hop_bytes"), expected_hop_bytes(plan, k)) << "stage " << k;
+    EXPECT_GT(s.at("hop_ms").get<double>(), 0) << "stage " << k;
+    EXPECT_GT(s.at("hop_share").get<double>(), 0) << "stage " << k;
+    EXPECT_LE(s.at("hop_share").get<double>(), 1) << "stage " << k;
   }
 }
 
