@@ -1,8 +1,6 @@
 // The onnxpipe binary as a user runs it: exit statuses, one-line errors on stderr, results on stdout in each format.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +9,7 @@
 
 #include "onnxpipe/tensor.h"
 #include "support/model_builder.h"
+#include "support/shell.h"
 #include "support/tamper.h"
 #include "support/temp_dir.h"
 
@@ -20,17 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using Result = test::CommandResult;
 
-std::string quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
+std::string quote(const std::string& text) { return test::shell_quote(text); }
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> result;
@@ -46,25 +37,7 @@ class Cli : public ::testing::Test {
   }
 
   // Runs `onnxpipe ARGS` (ARGS already shell-quoted where needed).
-  Result run(const std::string& args) {
-    std::string err_file = dir_ + "/stderr.txt";
-    std::string command = quote(binary_) + " " + args + " 2>" + quote(err_file);
-    Result result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe) {
-      ADD_FAILURE() << "popen failed: " << command;
-      return result;
-    }
-    char buffer[4096];
-    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.out.append(buffer, n);
-    int status = pclose(pipe);
-    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream err(err_file);
-    std::ostringstream text;
-    text << err.rdbuf();
-    result.err = text.str();
-    return result;
-  }
+  Result run(const std::string& args) { return test::run_command(quote(binary_) + " " + args, dir_ + "/stderr.txt"); }
 
   // x[batch, 4] -> MatMul w1 -> Relu -> MatMul w2 -> y[batch, 4]
   std::string small_model() {

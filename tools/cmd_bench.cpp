@@ -133,16 +133,17 @@ class BenchRows {
   std::map<std::string, detail::Measurement> last_;  // per mode, at the largest N so far
 };
 
-void run_bench(const CliContext& context, const BenchArgs& args) {
+void run_bench(CliContext& context, const BenchArgs& args) {
   auto progress = context.progress();
   detail::BenchOptions options = bench_options(args, *progress);
   // Under mpirun: pipeline mode with its stages on the ranks; rank 0 measures and prints, the others serve.
   std::optional<RankSession> session;
-  options.ranks = join_ranks(args.ranks, args.source, session);
+  options.ranks = join_ranks(args.ranks, args.source, session, context);
   if (session && session->rank() != 0) {
     detail::Bench(args.source, options).serve();
     return;
   }
+  if (session) context.log("bench: " + describe_job(*session));
   context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
               std::to_string(args.repeat) + " repetitions)");
   detail::Bench bench(args.source, options);

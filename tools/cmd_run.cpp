@@ -287,7 +287,7 @@ void print_stages(Printer& printer, const Pipeline& pipeline, const std::vector<
   printer.table("stages", stage_fields, stage_rows);
 }
 
-void run_run(const CliContext& context, const RunArgs& args) {
+void run_run(CliContext& context, const RunArgs& args) {
   if (!args.output_dir.empty() && std::filesystem::exists(args.output_dir) && !args.force) {
     throw Error(ErrorCode::USAGE, args.output_dir + " exists (use --force to replace it)");
   }
@@ -297,11 +297,9 @@ void run_run(const CliContext& context, const RunArgs& args) {
   auto counter = std::make_shared<ProgressObserver>(*progress);
   options.observers.push_back(counter);
   std::optional<RankSession> session;
-  options.ranks = join_ranks(args.ranks, args.source, session);
+  options.ranks = join_ranks(args.ranks, args.source, session, context);
   if (session && session->rank() == 0) {
-    context.log("run: " + std::to_string(session->size()) + " ranks; the MPI is " +
-                (session->cuda_aware() ? "" : "not ") + "CUDA-aware (" + session->cuda_support() + ")" +
-                (session->cuda_aware() ? "" : ": values cross through host memory"));
+    context.log("run: " + describe_job(*session));
   }
   context.log("run: loading " + args.source + " (" + args.mode + " on " + args.devices + ")");
   Pipeline pipeline = [&] {

@@ -19,6 +19,9 @@ struct CliContext {
   Format format = Format::MD;  // --format: stdout
   int verbosity = 0;           // -v, repeatable
   bool quiet = false;          // -q: no logs, no progress
+  // main reports an error and exits with its status; false on the ranks of an MPI job but rank 0 when every rank met
+  // the error alike (its arguments): rank 0 alone reports it.
+  bool report_errors = true;
 
   std::unique_ptr<Printer> printer() const { return make_printer(format, std::cout); }
   // A line on stderr, unless -q.

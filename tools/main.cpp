@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << message << " (see onnxpipe --help)\n";
     return onnxpipe::cli::exit_status(onnxpipe::ErrorCode::USAGE);
   } catch (const onnxpipe::Error& e) {
+    // mpirun ends the job as soon as a process exits non-zero: a rank that leaves the report to rank 0 exits 0, so
+    // that rank 0 gets to say why (and gives the job its status).
+    if (!context.report_errors) return 0;
     std::cerr << "error: " << one_line(error_message(e)) << "\n";
     return onnxpipe::cli::exit_status(e.code());
   } catch (const std::exception& e) {
