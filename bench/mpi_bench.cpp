@@ -178,18 +178,18 @@ void resnet(const fs::path& models, const std::string& dir, int requests, int ro
         r.hop_p50_ms, "ms", "share " + std::to_string(r.share).substr(0, 6) + ", load " + load_average());
   }
   if (g_ranks->rank() != 0 || results.empty()) return;
-  const auto range = [&](double RankedRound::*field) {
+  // Each figure over the rounds: the median as the value, the range beside it.
+  const auto over_rounds = [&](const std::string& what, double RankedRound::*field, const std::string& unit,
+                               const std::string& goal) {
     std::vector<double> v;
     for (const RankedRound& r : results) v.push_back(r.*field);
     std::sort(v.begin(), v.end());
-    return std::to_string(v.front()).substr(0, 6) + " .. " + std::to_string(v.back()).substr(0, 6) + " (median " +
-           std::to_string(detail::median(v)).substr(0, 6) + ")";
+    print_row("resnet18", what + ", rounds' median", detail::median(v), unit,
+              std::to_string(v.front()).substr(0, 6) + " .. " + std::to_string(v.back()).substr(0, 6) + goal);
   };
-  print_row("resnet18", "throughput ratio 2 ranks / 1 process over the rounds", 0, "x",
-            range(&RankedRound::ratio) + ", goal >= 0.95");
-  print_row("resnet18", "hop p50 over the rounds", 0, "ms", range(&RankedRound::hop_p50_ms));
-  print_row("resnet18", "hop share of stage 1 (hop / (hop + run)) over the rounds", 0, "",
-            range(&RankedRound::share) + ", goal < 0.05");
+  over_rounds("throughput ratio 2 ranks / 1 process", &RankedRound::ratio, "x", ", goal >= 0.95");
+  over_rounds("hop p50", &RankedRound::hop_p50_ms, "ms", "");
+  over_rounds("stage 1 hop share (hop / (hop + run))", &RankedRound::share, "", ", goal < 0.05");
   print_row("resnet18", "hop bytes per request (there and back)", results.back().bytes, "B");
 }
 
