@@ -133,15 +133,13 @@ class BenchRows {
   std::map<std::string, detail::Measurement> last_;  // per mode, at the largest N so far
 };
 
-void run_bench(CliContext& context, const BenchArgs& args) {
-  auto progress = context.progress();
-  detail::BenchOptions options = bench_options(args, *progress);
-  // Under mpirun: pipeline mode with its stages on the ranks; rank 0 measures and prints, the others serve.
-  std::optional<RankSession> session;
-  options.ranks = join_ranks(args.ranks, args.source, session, context);
+// Rank 0 (or the only process) measures and prints; the other ranks serve pipeline mode's stages (a summary of
+// nothing).
+detail::BenchSummary bench_on_rank(CliContext& context, const BenchArgs& args, Progress& progress,
+                                   const detail::BenchOptions& options, const std::optional<RankSession>& session) {
   if (session && session->rank() != 0) {
     detail::Bench(args.source, options).serve();
-    return;
+    return {};
   }
   if (session) context.log("bench: " + describe_job(*session));
   context.log("bench: " + args.source + " on " + args.devices + " (" + args.modes + ", N " + args.images + ", " +
@@ -151,7 +149,7 @@ void run_bench(CliContext& context, const BenchArgs& args) {
     throw Error(ErrorCode::USAGE, "--parts " + std::to_string(args.parts) + ": the plan " + args.source + " has " +
                                       std::to_string(bench.plan().parts()) + " pieces");
   }
-  progress->clear();
+  progress.clear();
   // The pipeline and replicas modes use every device at once.
   std::vector<DeviceSpec> devices;
   for (const std::string& device : bench.options().devices) devices.push_back(parse_device(device));
@@ -162,12 +160,26 @@ void run_bench(CliContext& context, const BenchArgs& args) {
   auto printer = context.printer();
   BenchRows rows(bench, *printer, context.format == Format::MD);
   const detail::BenchSummary summary = bench.run([&](const detail::Measurement& m) {
-    progress->clear();
+    progress.clear();
     rows.add(m);
   });
   rows.finish(summary);
-
   if (!args.trace_file.empty()) context.log("bench: trace of one run written to " + args.trace_file);
+  return summary;
+}
+
+void run_bench(CliContext& context, const BenchArgs& args) {
+  auto progress = context.progress();
+  detail::BenchOptions options = bench_options(args, *progress);
+  // Under mpirun: pipeline mode with its stages on the ranks; rank 0 measures and prints, the others serve.
+  std::optional<RankSession> session;
+  options.ranks = join_ranks(args.ranks, args.source, session, context);
+  const detail::BenchSummary summary = bench_on_rank(context, args, *progress, options, session);
+  // Every rank is done: the job ends normally (a throw with the session open would abort it), and a mismatch then
+  // exits with its own status, as in one process.
+  const bool client = !session || session->rank() == 0;
+  session.reset();
+  if (!client) return;
   if (!summary.verified()) {
     std::string list;
     for (const std::string& m : summary.mismatches) list += (list.empty() ? "" : "; ") + m;

@@ -11,6 +11,7 @@
 #include "onnxpipe/split.h"
 #include "support/model_builder.h"
 #include "support/shell.h"
+#include "support/tamper.h"
 #include "support/temp_dir.h"
 
 namespace onnxpipe {
@@ -134,6 +135,18 @@ TEST_F(RankCli, BenchRowCarriesRanksHostsAndEachHopsPlannedBytes) {
   const test::CommandResult csv = mpi_cli("bench " + shell_quote(plan_) + kBench + kRankTimeout + " --format csv");
   ASSERT_EQ(csv.status, 0) << csv.err;
   EXPECT_EQ(columns_of_csv(csv.out), expected);
+}
+
+// The modes disagree (a weight of a piece shifted): the rows are printed, then the job ends normally and the
+// mismatch has its own status, as in one process.
+TEST_F(RankCli, AMismatchPrintsTheRowsThenExitsThree) {
+  test::shift_a_weight(plan_);
+  const std::string sweep = kDevices + " --images 2 --repeat 1 --warmup 0 --alone-runs 2 --modes sequence,pipeline";
+  const test::CommandResult r = mpi_cli("bench " + shell_quote(plan_) + sweep + kRankTimeout + " --format json");
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_EQ(ordered_json::parse(r.out).size(), 2u) << r.out;
+  EXPECT_NE(r.err.find("error: bench: the modes returned different outputs"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("MPI_ABORT"), std::string::npos) << r.err;
 }
 
 // Every rank meets the error; the job ends without MPI_Abort, and only rank 0 reports it.
