@@ -25,7 +25,7 @@ step $B split $M -n 4 --balance flops --dim batch=2 --dim seq=7 --weights link -
 step $B split $M -n 4 --balance flops --dim batch=1 --dim seq=128 --weights link -o $O/xl4_flops_seq128 -q
 step $B split $M --devices $CAPS --balance flops --dim batch=1 --dim seq=128 --weights link -o $O/xl4_seq128 -q
 rm -rf $O/xl4_flops $O/xl4_flops_seq128 $O/xl4_seq128
-mkdir -p $O/expected && ln -sf $PWD/$D/gpt2_xl.output.npy $O/expected/logits.npy
+mkdir -p $O/expected && ln -sf "$(realpath $D)"/gpt2_xl.output.npy $O/expected/logits.npy
 step $B verify $M $P --input $I --expected $O/expected --format csv -q
 step $B verify $M $P --input $I --format csv -q
 step $B run $P --devices $DEV --count 4 --input $I -o $O/run_out -q
