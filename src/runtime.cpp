@@ -1,10 +1,12 @@
 #include "runtime.h"
 
 #include <onnxruntime_cxx_api.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -365,6 +367,8 @@ struct Session::Impl {
   std::string label;
   DeviceSpec device;
   bool profiling = false;
+  std::shared_ptr<void> zero_pages;  // config.zero_initializers: declared before the session, which outlives neither
+  std::vector<Ort::Value> zeros;
   Ort::Session session{nullptr};
   std::vector<std::string> input_names;
   std::vector<std::string> output_names;
@@ -385,8 +389,12 @@ struct Session::Impl {
     stage = config.stage;
     label = stage ? stage->label() : model_label + " (" + device.to_string() + ")";
     profiling = config.profiling;
+    if (device.is_cuda() && !config.zero_initializers.empty())
+      throw attributed(Error(ErrorCode::USAGE, "zero initializers are for CPU sessions only"));
     try {
-      session = create(make_options(config, device));
+      Ort::SessionOptions options = make_options(config, device);
+      add_zero_initializers(config.zero_initializers, options);
+      session = create(options);
       Ort::AllocatorWithDefaultOptions allocator;
       for (size_t i = 0; i < session.GetInputCount(); ++i) {
         input_names.push_back(session.GetInputNameAllocated(i, allocator).get());
@@ -412,6 +420,25 @@ struct Session::Impl {
     if (device.is_cuda() && log_enabled(LogLevel::WARN)) {
       const std::string warning = placement_warning(label, placement);
       if (!warning.empty()) log(LogLevel::WARN, warning);
+    }
+  }
+
+  // Shared initializers over one anonymous mapping that nothing writes (ORT never writes to initializers): reading
+  // it maps the kernel's zero page, which counts in no process's resident memory.
+  void add_zero_initializers(const std::vector<ValueDesc>& weights, Ort::SessionOptions& options) {
+    if (weights.empty()) return;
+    size_t largest = 1;
+    for (const ValueDesc& weight : weights) largest = std::max(largest, static_cast<size_t>(weight.bytes));
+    void* pages = mmap(nullptr, largest, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (pages == MAP_FAILED)
+      throw Error(ErrorCode::RUNTIME,
+                  "mapping " + std::to_string(largest) + " bytes of zeros: " + std::strerror(errno));
+    zero_pages = std::shared_ptr<void>(pages, [largest](void* p) { munmap(p, largest); });
+    for (const ValueDesc& weight : weights) {
+      const std::vector<int64_t> shape = weight.concrete_shape();
+      zeros.push_back(Ort::Value::CreateTensor(host_memory(), pages, static_cast<size_t>(weight.bytes), shape.data(),
+                                               shape.size(), ort_type(weight.dtype)));
+      options.AddInitializer(weight.name.c_str(), zeros.back());
     }
   }
 

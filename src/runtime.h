@@ -30,6 +30,10 @@ struct SessionConfig {
   std::map<std::string, std::string> session_options;
   // Passed through to the execution provider, over onnxpipe's defaults (cuda_provider_options).
   std::map<std::string, std::string> provider_options;
+  // Initializers of the model (name, dtype, concrete shape) that read as zeros instead, from one mapping of pages never
+  // written: they add no resident memory. For dry runs, whose activation peak does not depend on the weights' values.
+  // CPU sessions only (Error(USAGE) otherwise): ORT uses such shared initializers where they lie.
+  std::vector<ValueDesc> zero_initializers;
   // A pipeline stage's session: its errors carry the stage (Error::stage()) and are named by its label.
   std::optional<StageContext> stage;
 };

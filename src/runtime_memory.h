@@ -22,11 +22,11 @@ struct RunMemory {
 };
 
 // Runs the pieces of `dir` one after the other as the pipeline chains them, one session at a time (piece k with
-// configs[k]; the first on
-// `inputs`, by name; each later one on what earlier ones made), each twice: the second run is the one that uses ORT's
-// memory pattern, as every later run of a stage does. Weights are kept out of the arena for the dry run
-// (session.use_device_allocator_for_initializers), so that what loading leaves in it cannot hide the run's peak.
-// Errors name the piece.
+// configs[k]; the first on `inputs`, by name; each later one on what earlier ones made), each twice: the second run is
+// the one that uses ORT's memory pattern, as every later run of a stage does. Weights are kept out of the arena for
+// the dry run (session.use_device_allocator_for_initializers), so that what loading leaves in it cannot hide the
+// run's peak; on CPU the large ones read as zeros that take no memory (SessionConfig::zero_initializers), unpacked, so
+// that the dry runs hold no piece's weights. Errors name the piece.
 std::vector<RunMemory> measure_piece_memory(const std::string& dir, const std::vector<PieceDesc>& pieces,
                                             const std::vector<SessionConfig>& configs,
                                             const std::map<std::string, Tensor>& inputs);

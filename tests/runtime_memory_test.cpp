@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "onnxpipe/split.h"
 #include "support/expect_error.h"
 #include "support/model_builder.h"
@@ -41,6 +43,33 @@ TEST(RuntimeMemory, EachPieceHoldsAtLeastItsInputAndOutputAndRunsOnWhatTheFirstM
   // One config per piece, or nothing runs.
   EXPECT_EQ(test::error_code_of([&] { measure_piece_memory(options.output_dir, plan.pieces, {config}, {}); }),
             ErrorCode::INTERNAL);
+}
+
+TEST(RuntimeMemory, ZeroInitializersReplaceTheWeightsValuesOnCpuOnly) {
+  test::TempDir dir;
+  test::ModelBuilder builder;  // y = x @ w, w of 1 MiB with values in [-0.5, 0.5)
+  builder.input("x", DType::FLOAT, {1, 256});
+  builder.initializer(test::random_tensor("w", {256, 1024}));
+  builder.node("MatMul", {"x", "w"}, {"y"});
+  builder.output("y", DType::FLOAT, {1, 1024});
+  const std::string path = builder.save(dir.file("matmul.onnx"));
+  Tensor x = make_tensor(DType::FLOAT, {1, 256});
+  for (int64_t i = 0; i < 256; ++i) x.as<float>()[i] = 1.0f;
+  SessionConfig config;
+  config.device = "cpu:1";
+  const auto sum_of = [&](const SessionConfig& with) {
+    const Tensor y = Session(path, with).run({{"x", x}}).at("y");
+    double sum = 0;
+    for (int64_t i = 0; i < y.element_count(); ++i) sum += std::abs(y.as<float>()[i]);
+    return sum;
+  };
+  EXPECT_GT(sum_of(config), 0.0);
+  config.zero_initializers = {ValueDesc::of_shape("w", DType::FLOAT, {256, 1024})};
+  EXPECT_EQ(sum_of(config), 0.0);
+  config.session_options.emplace("session.disable_prepacking", "1");
+  EXPECT_EQ(sum_of(config), 0.0);
+  config.device = "cuda:0";
+  EXPECT_EQ(test::error_code_of([&] { Session(path, config); }), ErrorCode::USAGE);
 }
 
 }  // namespace
