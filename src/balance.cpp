@@ -89,12 +89,12 @@ Partition timed_partition(Analysis& analysis, PartitionProblem& problem, const S
     }
     problem.node_cost = costs.node;
     Partition next = balanced_partition(analysis, problem, options);
-    // The cut timed stays while the corrected costs keep it within the tie band of their optimum: a re-cut on every
-    // noisy piece time would pick among the band's cuts by noise (GPT-2 n=3 flipped between splits so).
+    // The cut timed stays while the corrected costs keep it within the widest tie band of their optimum: a re-cut on
+    // every noisy piece time picks among near-equal cuts by noise (GPT-2 n=3 and mobilenet_v2 n=4 flipped so).
     PartitionProblem exact = problem;
     exact.tie_tolerance = PartitionProblem().tie_tolerance;
     const Partition kept = costed_partition(problem, partition.starts);
-    if (kept.max_cost <= partition_min_max(exact).max_cost * (1 + costs.tie_band)) next = kept;
+    if (kept.max_cost <= partition_min_max(exact).max_cost * (1 + kMaxTieTolerance)) next = kept;
     if (ratio < best_ratio) {
       best_ratio = ratio;
       best = next.starts == partition.starts ? next : partition;
