@@ -38,6 +38,7 @@ struct Costs {
   std::vector<RunTimes> rounds;  // time: the profiled runs behind `node`, per position (empty otherwise)
   std::vector<double> scale;     // time: per position, what timing candidate pieces corrected (piece_scale); empty: 1
   double noise = 0;              // relative standard error of the predicted piece costs; 0 when not measured
+  double tie_band = 0;           // the tie tolerance the cut was chosen with (tie_tolerance(noise)); 0: exact
   // Placement devices of another kind or speed than `device`: their node costs in the same unit, by device_cost_key.
   std::map<std::string, std::vector<double>> by_device;
   const std::vector<double>& on(const DeviceSpec& other) const {

@@ -405,6 +405,20 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
   return result;
 }
 
+Partition costed_partition(const PartitionProblem& problem, const std::vector<int>& starts) {
+  Partition partition;
+  partition.starts = starts;
+  for (size_t j = 0; j + 1 < starts.size(); ++j) {
+    const int a = starts[j], b = starts[j + 1];
+    double cost = problem.transfer_cost[a];
+    for (int position = a; position < b; ++position) cost += problem.node_cost[position];
+    partition.piece_cost.push_back(cost);
+    partition.max_cost = std::max(partition.max_cost, cost);
+    if (j > 0) partition.cut_bytes += problem.crossing_bytes[a];
+  }
+  return partition;
+}
+
 Partition partition_min_max(const PartitionProblem& problem) {
   validate(problem);
   Solver solver(problem);

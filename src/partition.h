@@ -31,6 +31,9 @@ struct Partition {
 // crossing bytes. Throws Error(USAGE) when parts < 1, parts > n, or the forced cuts cannot be met.
 Partition partition_min_max(const PartitionProblem& problem);
 
+// The partition at `starts` (parts+1 entries, 0 ... n) with its costs and crossing bytes under `problem`.
+Partition costed_partition(const PartitionProblem& problem, const std::vector<int>& starts);
+
 // What a piece [a, b) holds on stage s: the weights its nodes read (each once), the largest activation footprint of
 // its nodes, the values queued for it (in_flight_depth x the bytes crossing into it), and the stage's fixed overhead.
 struct MemoryTerms {

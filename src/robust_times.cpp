@@ -9,8 +9,8 @@
 namespace onnxpipe::detail {
 namespace {
 
-// 1.4826: MAD to sigma for normal data; 1.2533 (sqrt(pi / 2)): the standard error of a median over that of a mean.
-constexpr double kMadToSigma = 1.4826, kMedianError = 1.2533;
+// 1.4826: MAD to sigma for normal data.
+constexpr double kMadToSigma = 1.4826;
 
 // Preemption and interrupts only ever add time: a node's low quantile over a round's runs is its time unhindered.
 constexpr double kLowQuantile = 0.2;
@@ -55,24 +55,6 @@ std::vector<double> robust_node_costs(const std::vector<RunTimes>& rounds) {
     result[position] = median(std::move(shares)) * total;
   }
   return result;
-}
-
-double piece_noise(const RunTimes& runs, const std::vector<int>& starts) {
-  if (runs.size() < 2 || starts.size() < 2) return 0;
-  double worst = 0;
-  for (size_t k = 0; k + 1 < starts.size(); ++k) {
-    std::vector<double> shares;
-    for (const auto& run : runs) {
-      const double total = sum(run);
-      const double piece = std::accumulate(run.begin() + starts[k], run.begin() + starts[k + 1], 0.0);
-      shares.push_back(total > 0 ? piece / total : 0.0);
-    }
-    const double center = median(shares);
-    if (center <= 0) continue;
-    const double error = kMedianError * robust_sigma(shares) / std::sqrt(static_cast<double>(runs.size()));
-    worst = std::max(worst, error / center);
-  }
-  return worst;
 }
 
 RunTimes pooled(const std::vector<RunTimes>& rounds) {

@@ -20,11 +20,6 @@ std::vector<double> round_node_costs(const RunTimes& runs);
 // total.
 std::vector<double> robust_node_costs(const std::vector<RunTimes>& rounds);
 
-// The relative standard error of the pieces' predicted costs, pieces [starts[k], starts[k+1]): per run each piece's
-// share of the run; the error of its median (1.2533 sigma / sqrt(runs)) over that median; the largest over the
-// pieces. 0 for fewer than 2 runs.
-double piece_noise(const RunTimes& runs, const std::vector<int>& starts);
-
 // Per position, the factor that makes each piece's node costs sum to its measured time (pieces [starts[k],
 // starts[k+1]) cut with `costs`): what the pieces themselves, timed as they will run (their own fusions, caches, and
 // on one thread CPU time that other work on the core does not inflate), say the profile got wrong.

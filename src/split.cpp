@@ -143,7 +143,8 @@ nlohmann::json nodes_json(const std::vector<double>& node, const Graph& graph) {
   return nodes;
 }
 
-// "devices": node costs on the other placement devices, by device_cost_key; "noise" and "runs": of the measured times.
+// "devices": node costs on the other placement devices, by device_cost_key; "noise", "tie_band" and "runs": of the
+// measured times and the band of near-optimal bottlenecks the cut was chosen in.
 void save_costs(const Costs& costs, const Graph& graph, const std::map<std::string, int64_t>& dims,
                 const std::map<std::string, ValueDesc>& measured, const MemoryConstants& memory, const fs::path& path) {
   nlohmann::json values = nlohmann::json::object(), devices = nlohmann::json::object();
@@ -156,6 +157,7 @@ void save_costs(const Costs& costs, const Graph& graph, const std::map<std::stri
                         {"nodes", nodes_json(costs.node, graph)},
                         {"values", values},
                         {"noise", costs.noise},
+                        {"tie_band", costs.tie_band},
                         {"runs", pooled(costs.rounds).size()},
                         {"devices", devices}};
   if (memory.measured())  // what placement measured: a later plan or split reuses it
@@ -602,6 +604,12 @@ Plan split_model(const std::string& model_path, const SplitOptions& given) {
     if (values.count(output.name)) values[output.name].graph_output = true;
   for (auto& [name, value] : values) plan.values.push_back(std::move(value));
 
+  // The partition timed_partition keeps may come from an earlier pass, costed before the last correction: cost it
+  // with the node costs the plan reports, else max / ideal mixes two scales (and was seen under 1).
+  if (time_pieces_too) {  // no placement: one cost per node for every stage
+    partition = costed_partition(problem, partition.starts);
+    for (size_t piece = 0; piece < plan.pieces.size(); ++piece) plan.pieces[piece].cost = partition.piece_cost[piece];
+  }
   plan.predicted_max_cost = partition.max_cost;
   const double total = std::accumulate(problem.node_cost.begin(), problem.node_cost.end(), 0.0);
   plan.ideal_cost = total / parts;

@@ -164,6 +164,19 @@ TEST(Partition, TieBreakPrefersFewerCrossingBytes) {
   EXPECT_EQ(partition.cut_bytes, 10);
 }
 
+TEST(Partition, CostedPartitionMatchesTheSolversCosts) {
+  std::mt19937 random(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 2 + static_cast<int>(random() % 30);
+    PartitionProblem problem = random_problem(random, n, 1 + static_cast<int>(random() % std::min(4, n)), false);
+    const Partition solved = partition_min_max(problem);
+    const Partition costed = costed_partition(problem, solved.starts);
+    expect_consistent(problem, costed);
+    EXPECT_NEAR(costed.max_cost, solved.max_cost, 1e-9 * std::max(1.0, solved.max_cost));
+    EXPECT_EQ(costed.cut_bytes, solved.cut_bytes);
+  }
+}
+
 TEST(Partition, ForcedCutsAreHonoured) {
   PartitionProblem problem = problem_of({1, 1, 1, 1, 1, 1, 1, 1}, 2);
   problem.forced = {1};

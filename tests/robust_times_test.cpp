@@ -1,5 +1,6 @@
 // Robust node times: shares per run cancel a machine that changes speed between runs, medians drop preempted runs,
-// the noise estimate shrinks with runs, and the tie band keeps the same cuts from one noisy measurement to the next.
+// the noise estimate sees what changes between rounds, and the tie band keeps the same cuts from one noisy measurement
+// to the next.
 #include "robust_times.h"
 
 #include <gtest/gtest.h>
@@ -27,24 +28,6 @@ TEST(RobustTimes, NodeCostsCancelSpeedChangesAndIgnoreAPreemptedRun) {
   EXPECT_NEAR(costs[1] / costs[0], 2.0, 1e-12);
   EXPECT_NEAR(costs[2] / costs[0], 3.0, 1e-12);
   EXPECT_TRUE(robust_node_costs({}).empty());
-}
-
-TEST(RobustTimes, PieceNoiseIsZeroForSteadyRunsAndShrinksWithMoreRuns) {
-  RunTimes steady;
-  for (double speed : {1.0, 1.15, 0.85, 1.1}) steady.push_back({10 * speed, 20 * speed, 30 * speed});
-  EXPECT_DOUBLE_EQ(piece_noise(steady, {0, 2, 3}), 0);  // a speed change alone is no noise
-
-  std::mt19937 random(7);
-  std::normal_distribution<double> jitter(1.0, 0.05);
-  auto noisy = [&](int count) {
-    RunTimes runs;
-    for (int r = 0; r < count; ++r) runs.push_back({10 * jitter(random), 20 * jitter(random), 30 * jitter(random)});
-    return runs;
-  };
-  const double few = piece_noise(noisy(10), {0, 2, 3}), many = piece_noise(noisy(160), {0, 2, 3});
-  EXPECT_GT(few, 0);
-  EXPECT_LT(many, few);
-  EXPECT_DOUBLE_EQ(piece_noise(noisy(1), {0, 2, 3}), 0);  // one run tells nothing of its noise
 }
 
 TEST(RobustTimes, RoundNoiseSeesWhatChangesBetweenRounds) {
@@ -106,11 +89,13 @@ TEST(RobustTimes, TieBandKeepsTheSameCutsAcrossNoisyMeasurements) {
         run.push_back((i % 2 == 0 ? 100 : 1) * s * jitter(random) * (r == 3 && i == 4 ? 5 : 1));
       runs.push_back(std::move(run));
     }
-    problem.node_cost = robust_node_costs({runs});
+    const std::vector<RunTimes> rounds = {RunTimes(runs.begin(), runs.begin() + 10),
+                                          RunTimes(runs.begin() + 10, runs.end())};
+    problem.node_cost = robust_node_costs(rounds);
     problem.tie_tolerance = PartitionProblem().tie_tolerance;
     const Partition best = partition_min_max(problem);
     exact.push_back(best.starts);
-    problem.tie_tolerance = tie_tolerance(piece_noise(runs, best.starts));
+    problem.tie_tolerance = tie_tolerance(round_noise(rounds, best.starts));
     const Partition chosen = partition_min_max(problem);
     EXPECT_LE(chosen.max_cost, best.max_cost * (1 + problem.tie_tolerance));
     banded.push_back(chosen.starts);
