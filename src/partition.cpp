@@ -146,14 +146,20 @@ class Solver {
     if (previous[width_ - 1].first == NONE)
       throw Error(ErrorCode::INTERNAL, "partition: the tie-break found no partition under the optimal bottleneck");
 
-    Partition partition;
-    partition.starts.assign(parts_ + 1, n_);
+    std::vector<int> starts(parts_ + 1, n_);
     for (int j = parts_, b = n_; j >= 1; --j) {
       b = parent[j][b - j];
-      partition.starts[j - 1] = b;
+      starts[j - 1] = b;
     }
-    for (int j = 0; j < parts_; ++j) {
-      int a = partition.starts[j], b = partition.starts[j + 1];
+    return costed(std::move(starts));
+  }
+
+  // The partition at `starts` with its piece costs and crossing bytes.
+  Partition costed(std::vector<int> starts) const {
+    Partition partition;
+    partition.starts = std::move(starts);
+    for (size_t j = 0; j + 1 < partition.starts.size(); ++j) {
+      const int a = partition.starts[j], b = partition.starts[j + 1];
       partition.piece_cost.push_back(cost(a, b));
       partition.max_cost = std::max(partition.max_cost, partition.piece_cost.back());
       if (j > 0) partition.cut_bytes += problem_.crossing_bytes[a];
@@ -406,17 +412,7 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
 }
 
 Partition costed_partition(const PartitionProblem& problem, const std::vector<int>& starts) {
-  Partition partition;
-  partition.starts = starts;
-  for (size_t j = 0; j + 1 < starts.size(); ++j) {
-    const int a = starts[j], b = starts[j + 1];
-    double cost = problem.transfer_cost[a];
-    for (int position = a; position < b; ++position) cost += problem.node_cost[position];
-    partition.piece_cost.push_back(cost);
-    partition.max_cost = std::max(partition.max_cost, cost);
-    if (j > 0) partition.cut_bytes += problem.crossing_bytes[a];
-  }
-  return partition;
+  return Solver(problem).costed(starts);
 }
 
 Partition partition_min_max(const PartitionProblem& problem) {
