@@ -136,7 +136,8 @@ class Solver {
         }
         const Key& so_far = starts.top().first;
         if (b < n_)
-          best[b - j] = {so_far.first + problem_.crossing_bytes[b], so_far.second + std::abs(prefix_[b] - fraction)};
+          best[b - j] = {so_far.first + comparable_bytes(problem_.crossing_bytes[b]),
+                        so_far.second + std::abs(prefix_[b] - fraction)};
         else
           best[b - j] = so_far;
         parent[j][b - j] = starts.top().second;
@@ -378,7 +379,7 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
     int64_t value;
     if (result.feasible) {
       if (!fits(problem, s, memory) || cost(s, a, b) > threshold) return;
-      value = best[s][a] + (b < n ? problem.crossing_bytes[b] : 0);
+      value = best[s][a] + (b < n ? comparable_bytes(problem.crossing_bytes[b]) : 0);
     } else {
       const int64_t overflow =
           problem.capacity[s] < 0 ? std::numeric_limits<int64_t>::min() : memory.total() - problem.capacity[s];
@@ -409,6 +410,13 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
   }
   if (!result.feasible) result.min_pieces = fewest_pieces(problem);
   return result;
+}
+
+int64_t comparable_bytes(int64_t bytes) {
+  int shift = 0;
+  while ((bytes >> shift) >= 128) ++shift;
+  const int64_t unit = int64_t{1} << shift;
+  return (bytes + unit / 2) / unit * unit;
 }
 
 Partition costed_partition(const PartitionProblem& problem, const std::vector<int>& starts) {

@@ -26,6 +26,10 @@ struct Partition {
   int64_t cut_bytes = 0;  // sum of crossing bytes over the inner cuts
 };
 
+// Crossing bytes as the tie-break compares them: rounded to 7 significant bits (under 128 bytes exact), so that a
+// 64-byte mask crossing beside a 24 KiB activation (GPT-2's residual cuts) does not outweigh the evenness of the cuts.
+int64_t comparable_bytes(int64_t bytes);
+
 // Exact min-max partition into `parts` non-empty consecutive pieces: bisection on the bottleneck with an exact
 // feasibility test over prefix sums, then a DP that breaks ties (bottlenecks within the tie tolerance) on fewer
 // crossing bytes. Throws Error(USAGE) when parts < 1, parts > n, or the forced cuts cannot be met.

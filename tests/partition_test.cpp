@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <limits>
 #include <random>
 
@@ -162,6 +163,32 @@ TEST(Partition, TieBreakPrefersFewerCrossingBytes) {
   expect_consistent(problem, partition);
   EXPECT_EQ(partition.starts, (std::vector<int>{0, 2, 4}));
   EXPECT_EQ(partition.cut_bytes, 10);
+}
+
+TEST(Partition, ComparableBytesKeepSevenSignificantBits) {
+  for (int64_t bytes : {0, 1, 64, 127}) EXPECT_EQ(comparable_bytes(bytes), bytes);
+  EXPECT_EQ(comparable_bytes(24576), 24576);
+  EXPECT_EQ(comparable_bytes(24640), 24576);  // GPT-2: a residual cut with its 64-byte mask beside one without
+  EXPECT_EQ(comparable_bytes(49152), 49152);
+  int64_t previous = 0;
+  for (int64_t bytes = 0; bytes < 100000; bytes += 37) {
+    EXPECT_GE(comparable_bytes(bytes), previous);
+    EXPECT_LE(std::abs(comparable_bytes(bytes) - bytes), std::max<int64_t>(1, bytes / 128));
+    previous = comparable_bytes(bytes);
+  }
+}
+
+TEST(Partition, TieBreakIgnoresByteDifferencesBelowTheirResolution) {
+  // All three cuts lie in the band; boundary 3 carries 64 bytes fewer than the others, less than the bytes'
+  // resolution, so the even cut at 2 wins. 20000 bytes at boundary 3 is a real difference and wins.
+  PartitionProblem problem = problem_of({2, 1, 1, 2}, 2);
+  problem.tie_tolerance = 0.34;
+  problem.crossing_bytes = {0, 24640, 24640, 24576, 0};
+  EXPECT_EQ(partition_min_max(problem).starts, (std::vector<int>{0, 2, 4}));
+  problem.crossing_bytes[3] = 20000;
+  const Partition partition = partition_min_max(problem);
+  EXPECT_EQ(partition.starts, (std::vector<int>{0, 3, 4}));
+  EXPECT_EQ(partition.cut_bytes, 20000);  // reported exactly
 }
 
 TEST(Partition, CostedPartitionMatchesTheSolversCosts) {
