@@ -137,7 +137,7 @@ class Solver {
         const Key& so_far = starts.top().first;
         if (b < n_)
           best[b - j] = {so_far.first + comparable_bytes(problem_.crossing_bytes[b]),
-                        so_far.second + std::abs(prefix_[b] - fraction)};
+                         so_far.second + std::abs(prefix_[b] - fraction)};
         else
           best[b - j] = so_far;
         parent[j][b - j] = starts.top().second;
