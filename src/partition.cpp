@@ -29,6 +29,13 @@ std::vector<char> open_boundaries(const std::vector<char>& blocked, const std::v
   return open;
 }
 
+// The crossing bytes as the tie-breaks add them up (comparable_bytes), rounded once per solve.
+std::vector<int64_t> comparable_crossing(const std::vector<int64_t>& crossing_bytes) {
+  std::vector<int64_t> comparable(crossing_bytes.size());
+  std::transform(crossing_bytes.begin(), crossing_bytes.end(), comparable.begin(), comparable_bytes);
+  return comparable;
+}
+
 void validate(const PartitionProblem& problem) {
   const int n = static_cast<int>(problem.node_cost.size());
   if (!problem.blocked.empty() && problem.blocked.size() != problem.node_cost.size() + 1)
@@ -79,6 +86,7 @@ class Solver {
         parts_(problem.parts),
         width_(n_ - parts_ + 1),
         prefix_(n_ + 1, 0),
+        comparable_crossing_(comparable_crossing(problem.crossing_bytes)),
         next_forced_(n_, n_),
         open_(open_boundaries(problem.blocked, problem.forced, n_, parts_)) {
     for (int i = 0; i < n_; ++i) prefix_[i + 1] = prefix_[i] + problem.node_cost[i];
@@ -136,8 +144,7 @@ class Solver {
         }
         const Key& so_far = starts.top().first;
         if (b < n_)
-          best[b - j] = {so_far.first + comparable_bytes(problem_.crossing_bytes[b]),
-                         so_far.second + std::abs(prefix_[b] - fraction)};
+          best[b - j] = {so_far.first + comparable_crossing_[b], so_far.second + std::abs(prefix_[b] - fraction)};
         else
           best[b - j] = so_far;
         parent[j][b - j] = starts.top().second;
@@ -250,8 +257,9 @@ class Solver {
   int parts_;
   int width_;  // boundaries a layer can reach: n - parts + 1
   std::vector<double> prefix_;
-  std::vector<int> next_forced_;  // per start a: the first forced cut after a, or n
-  std::vector<char> open_;        // per boundary: whether a piece may end there (open_boundaries)
+  std::vector<int64_t> comparable_crossing_;  // per boundary: comparable_bytes of its crossing bytes
+  std::vector<int> next_forced_;              // per start a: the first forced cut after a, or n
+  std::vector<char> open_;                    // per boundary: whether a piece may end there (open_boundaries)
 };
 
 // Every piece [a, b) the forced cuts allow, on every stage, with its memory: for each start a, the pieces are grown
@@ -373,13 +381,14 @@ PlacedPartition partition_under_caps(const PlacementProblem& problem) {
   constexpr int64_t NONE = std::numeric_limits<int64_t>::max();
   std::vector<std::vector<int64_t>> best(stages + 1, std::vector<int64_t>(n + 1, NONE));
   std::vector<std::vector<int>> parent(stages + 1, std::vector<int>(n + 1, -1));
+  const std::vector<int64_t> comparable = comparable_crossing(problem.crossing_bytes);
   best[0][0] = result.feasible ? 0 : std::numeric_limits<int64_t>::min();
   for_each_piece(problem, [&](int s, int a, int b, const PieceMemory& memory) {
     if (best[s][a] == NONE) return;
     int64_t value;
     if (result.feasible) {
       if (!fits(problem, s, memory) || cost(s, a, b) > threshold) return;
-      value = best[s][a] + (b < n ? comparable_bytes(problem.crossing_bytes[b]) : 0);
+      value = best[s][a] + (b < n ? comparable[b] : 0);
     } else {
       const int64_t overflow =
           problem.capacity[s] < 0 ? std::numeric_limits<int64_t>::min() : memory.total() - problem.capacity[s];
